@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (README, second block). On a fresh Debian machine it installs
+# what the tests need, then runs every test. Run as root (apt-get) or with the packages present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || need+=(postfix)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}"
+  # Install postfix without configuring the machine's own mail system.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+cargo test --locked --all-targets

@@ -1,0 +1,1 @@
+//! mailtrail: a delivery companion for sendmail and postfix.
