@@ -43,8 +43,14 @@ impl Figures {
 }
 
 fn main() {
-    let messages: usize = std::env::var("MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(16_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let messages: usize = std::env::var("MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(16_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         // Warm up both paths (page cache, SQLite file growth) before measuring.
         let _ = noop_milter(messages / 8).await;
@@ -81,7 +87,12 @@ async fn noop_milter(messages: usize) -> Figures {
         .on_eoh(|_| Box::pin(async { MilterStatus::Continue }))
         .on_body(|_, _| Box::pin(async { MilterStatus::Continue }))
         .on_eom(|_| Box::pin(async { MilterStatus::Continue }));
-    let server = tokio::spawn(indymilter::run(listener, callbacks, Default::default(), stopped));
+    let server = tokio::spawn(indymilter::run(
+        listener,
+        callbacks,
+        Default::default(),
+        stopped,
+    ));
     let figures = drive(&addr, messages).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
@@ -113,7 +124,9 @@ async fn mailtrail_milter(messages: usize) -> Figures {
     let figures = drive(&socket, messages).await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
-    let archived = std::fs::read_dir(dir.path().join("state/archive/new")).unwrap().count();
+    let archived = std::fs::read_dir(dir.path().join("state/archive/new"))
+        .unwrap()
+        .count();
     assert_eq!(archived, messages, "every message must be archived");
     figures
 }
@@ -122,7 +135,11 @@ async fn drive(addr: &Path, messages: usize) -> Figures {
     let addr: PathBuf = addr.to_path_buf();
     let body = Arc::new({
         let line = b"The quick brown fox jumps over the lazy dog, again and again and again.\r\n";
-        line.iter().copied().cycle().take(MESSAGE_BYTES).collect::<Vec<u8>>()
+        line.iter()
+            .copied()
+            .cycle()
+            .take(MESSAGE_BYTES)
+            .collect::<Vec<u8>>()
     });
     let start = Instant::now();
     let mut clients = Vec::new();
@@ -132,7 +149,9 @@ async fn drive(addr: &Path, messages: usize) -> Figures {
         let count = messages / CONNECTIONS + usize::from(c < messages % CONNECTIONS);
         clients.push(tokio::spawn(async move {
             let mut conn = TestConnection::configure().open_unix(&addr).await.unwrap();
-            conn.connect("client.example.org", [192, 0, 2, 1]).await.unwrap();
+            conn.connect("client.example.org", [192, 0, 2, 1])
+                .await
+                .unwrap();
             conn.helo("client.example.org").await.unwrap();
             let mut latencies = Vec::with_capacity(count);
             for n in 0..count {
@@ -140,12 +159,18 @@ async fn drive(addr: &Path, messages: usize) -> Figures {
                 conn.rcpt(["<rcpt@example.net>"]).await.unwrap();
                 conn.header("From", "sender@example.com").await.unwrap();
                 conn.header("To", "rcpt@example.net").await.unwrap();
-                conn.header("Subject", format!("benchmark {c}-{n}")).await.unwrap();
-                conn.header("Message-ID", format!("<{c}.{n}@example.com>")).await.unwrap();
+                conn.header("Subject", format!("benchmark {c}-{n}"))
+                    .await
+                    .unwrap();
+                conn.header("Message-ID", format!("<{c}.{n}@example.com>"))
+                    .await
+                    .unwrap();
                 conn.eoh().await.unwrap();
                 conn.body(body.as_slice().to_vec()).await.unwrap();
                 let qid = CString::new(format!("Q{c:02}X{n:06}")).unwrap();
-                conn.macros(MacroStage::Eom, [(CString::new("i").unwrap(), qid)]).await.unwrap();
+                conn.macros(MacroStage::Eom, [(CString::new("i").unwrap(), qid)])
+                    .await
+                    .unwrap();
                 let sent = Instant::now();
                 let (_, status) = conn.eom().await.unwrap();
                 latencies.push(sent.elapsed());

@@ -5,7 +5,8 @@ mod callbacks;
 mod session;
 
 use crate::{
-    archive::Archive, config::ConfigHandle, config::ListenAddr, counters::Counters, recorder::Recorder,
+    archive::Archive, config::ConfigHandle, config::ListenAddr, counters::Counters,
+    recorder::Recorder,
 };
 use indymilter::{EitherListener, Listener};
 use std::{
@@ -51,7 +52,9 @@ impl Listener for NoDelayListener {
 /// Binds the configured socket; a stale unix socket file from an earlier run is replaced.
 pub async fn bind(addr: &ListenAddr) -> io::Result<MilterListener> {
     match addr {
-        ListenAddr::Inet(addr) => Ok(EitherListener::Tcp(NoDelayListener(TcpListener::bind(addr).await?))),
+        ListenAddr::Inet(addr) => Ok(EitherListener::Tcp(NoDelayListener(
+            TcpListener::bind(addr).await?,
+        ))),
         ListenAddr::Unix(path) => {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 use std::os::unix::fs::FileTypeExt;
@@ -65,7 +68,11 @@ pub async fn bind(addr: &ListenAddr) -> io::Result<MilterListener> {
 }
 
 /// Serves MTA connections until `shutdown` completes; messages in flight are finished first.
-pub async fn serve(listener: impl Listener, shared: Arc<Shared>, shutdown: impl Future) -> io::Result<()> {
+pub async fn serve(
+    listener: impl Listener,
+    shared: Arc<Shared>,
+    shutdown: impl Future,
+) -> io::Result<()> {
     let max_connections = shared.config.current().milter.max_connections;
     let config = indymilter::Config {
         max_connections,

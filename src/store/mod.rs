@@ -71,14 +71,16 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
         // WAL lets readers (CLI, web) run beside the writers; FULL makes each commit durable
         // before the milter answers the MTA.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -209,7 +211,9 @@ impl Store {
         };
         message.envelope.recipients = self
             .conn
-            .prepare_cached("SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position")?
+            .prepare_cached(
+                "SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position",
+            )?
             .query_map([id], |row| {
                 let args: String = row.get(1)?;
                 Ok(Recipient {
@@ -225,7 +229,9 @@ impl Store {
     pub fn messages_by_queue_id(&self, queue_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let ids: Vec<i64> = self
             .conn
-            .prepare_cached("SELECT id FROM message WHERE queue_id = ?1 ORDER BY arrived_at DESC, id DESC")?
+            .prepare_cached(
+                "SELECT id FROM message WHERE queue_id = ?1 ORDER BY arrived_at DESC, id DESC",
+            )?
             .query_map([queue_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         ids.into_iter()
