@@ -498,7 +498,8 @@ static STAGE_RE: LazyLock<Regex> = LazyLock::new(|| {
       | (?P<rcpt>\[rcpt_to\]|did\ not\ like\ our\ rcpt|does\ not\ like\ recipient|following\ rcpt\ command|smtp:rcpt\ host)
       | (?P<eod>did\ not\ like\ our\ final\ data|failed\ after\ i\ sent\ the\ message)
       | (?P<mail>\[mail_from\]|but\ sender\ was\ rejected)
-      | (?P<connect>refused\ to\ talk\ to\ me|but\ my\ name\ was\ rejected)
+      | (?P<connect>refused\ to\ talk\ to\ me|not\ accepting\ connections)
+      | (?P<helo>but\ my\ name\ was\ rejected)
         ",
     ) {
         Ok(re) => re,
@@ -529,6 +530,7 @@ fn infer_stage(text: &str) -> Option<SmtpStage> {
         ("eod", SmtpStage::EndOfData),
         ("mail", SmtpStage::MailFrom),
         ("connect", SmtpStage::Connect),
+        ("helo", SmtpStage::Helo),
     ]
     .into_iter()
     .find(|(n, _)| caps.name(n).is_some())
@@ -864,6 +866,35 @@ mod tests {
                 "host mx.example.org[192.0.2.1] said: 550 User unknown (in reply to RCPT TO command)"
             ),
             Category::InvalidMailbox
+        );
+    }
+
+    #[test]
+    fn sender_side_refusals_are_policy_not_recipient() {
+        assert_eq!(
+            text("450 4.1.8 <a@example.org>: Sender address rejected: Domain not found"),
+            Category::PolicyRelated
+        );
+        let t = "550 5.1.2 No such domain example.net";
+        assert_eq!(
+            full("5.1.2", 550, t, Some(SmtpStage::MailFrom)),
+            Category::PolicyRelated
+        );
+        assert_eq!(
+            full("5.1.2", 550, t, Some(SmtpStage::RcptTo)),
+            Category::InvalidDomain
+        );
+    }
+
+    #[test]
+    fn greeting_refusal_is_a_ban() {
+        assert_eq!(
+            text("host mx.example.org[192.0.2.1] refused to talk to me: 554 Go away"),
+            Category::BlocklistingIssues
+        );
+        assert_eq!(
+            full("5.0.0", 550, "550 Rejected", Some(SmtpStage::Helo)),
+            Category::BlocklistingIssues
         );
     }
 
