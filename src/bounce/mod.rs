@@ -362,15 +362,17 @@ impl Classifier {
 
     pub fn classify(&self, failure: &Failure<'_>) -> Category {
         let text = bounded(failure.text);
+        let found = find_status(text);
         let dsn = failure
             .dsn
             .and_then(|d| valid_dsn(d.trim()))
-            .or_else(|| find_status(text).map(|s| s.1));
+            .or(found.map(|s| s.1));
         let code = failure
             .code
             .filter(|c| (200..600).contains(c))
             .or_else(|| parse_reply(text).0)
-            .or_else(|| find_status(text).and_then(|s| s.0));
+            .or(found.and_then(|s| s.0))
+            .or_else(|| find_code(text));
         let stage = failure
             .stage
             .or_else(|| infer_stage(text))
@@ -489,6 +491,18 @@ fn find_status(text: &str) -> Option<(Option<u16>, &str)> {
     Some((code, caps.get(2)?.as_str()))
 }
 
+static CODE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    // The reply quoted by the MTA without an enhanced status: "host x[ip] said: 550-...".
+    match Regex::new(r"(?i)\b(?:said|returned|responded with failure):?\s*'?([245]\d\d)[ -]") {
+        Ok(re) => re,
+        Err(e) => panic!("code pattern: {e}"),
+    }
+});
+
+fn find_code(text: &str) -> Option<u16> {
+    CODE_RE.captures(text)?.get(1)?.as_str().parse().ok()
+}
+
 static STAGE_RE: LazyLock<Regex> = LazyLock::new(|| {
     match Regex::new(
         r"(?ix)
@@ -570,7 +584,9 @@ fn by_dsn(dsn: &str) -> Option<Category> {
         (5, 3) => RecipientServerError,
         (6, _) => PolicyRelated,
         (7, 13) | (7, 17) | (7, 18) => InactiveMailbox,
-        (7, 20..=24) | (7, 26) | (7, 29) => DmarcIssues,
+        // RFC 7372 authentication codes; Gmail also uses X.7.27 (SPF), X.7.30 (DKIM) and X.7.32
+        // (From: alignment), though RFCs 7505/8689 gave 27 and 30 other meanings.
+        (7, 20..=24) | (7, 26) | (7, 27) | (7, 29) | (7, 30) | (7, 32) => DmarcIssues,
         (7, 28) => ReputationIssues,
         (7, _) => PolicyRelated,
         _ => return None,
@@ -914,7 +930,8 @@ mod tests {
             ("4.3.0", Category::RecipientServerError),
             ("5.4.6", Category::RoutingIssues),
             ("5.7.26", Category::DmarcIssues),
-            ("5.7.27", Category::PolicyRelated),
+            ("5.7.27", Category::DmarcIssues),
+            ("5.7.25", Category::PolicyRelated),
             ("5.7.13", Category::InactiveMailbox),
             ("5.0.0", Category::Other),
         ];
@@ -944,6 +961,14 @@ mod tests {
             ..f
         };
         assert_eq!(c.classify(&f), Category::Other);
+    }
+
+    #[test]
+    fn code_quoted_by_the_mta_counts() {
+        assert_eq!(
+            text("host mx.example.org[192.0.2.1] said: 550-xyzzy (in reply to RCPT TO command)"),
+            Category::InvalidMailbox
+        );
     }
 
     #[test]
