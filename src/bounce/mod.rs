@@ -277,6 +277,8 @@ impl Classifier {
         let mut patterns = Vec::new();
         let mut pattern_rule = Vec::new();
         let mut rules = Vec::new();
+        // (source name, 1-based rule index) of each pattern, for error messages.
+        let mut origins = Vec::new();
         for &(text, source_name) in sources {
             let file: RulesFile = toml::from_str(text).map_err(|source| RulesError::Toml {
                 source_name: source_name.to_string(),
@@ -319,21 +321,9 @@ impl Classifier {
                     }
                 }
                 for pattern in def.patterns {
-                    // Compiled alone first so the error names the one bad pattern.
-                    if let Err(source) = regex::RegexBuilder::new(&pattern)
-                        .case_insensitive(true)
-                        .size_limit(REGEX_SIZE_LIMIT)
-                        .build()
-                    {
-                        return Err(RulesError::Regex {
-                            source_name: source_name.to_string(),
-                            index,
-                            pattern,
-                            source,
-                        });
-                    }
                     patterns.push(pattern);
                     pattern_rule.push(rules.len());
+                    origins.push((source_name, index));
                 }
                 rules.push(Rule {
                     category,
@@ -344,15 +334,15 @@ impl Classifier {
                 });
             }
         }
-        let set = RegexSetBuilder::new(&patterns)
+        let set = match RegexSetBuilder::new(&patterns)
             .case_insensitive(true)
             .size_limit(REGEX_SIZE_LIMIT)
             .dfa_size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|source| RulesError::TooLarge {
-                source_name: sources.iter().map(|s| s.1).collect::<Vec<_>>().join(" + "),
-                source,
-            })?;
+        {
+            Ok(set) => set,
+            Err(set_error) => return Err(blame_pattern(&patterns, &origins, sources, set_error)),
+        };
         Ok(Classifier {
             set,
             pattern_rule,
@@ -410,6 +400,34 @@ impl Classifier {
             text,
             stage: None,
         })
+    }
+}
+
+/// The set failed to compile: find the pattern to blame. Compiling each pattern alone is slow,
+/// so it is only done on this error path.
+fn blame_pattern(
+    patterns: &[String],
+    origins: &[(&str, usize)],
+    sources: &[(&str, &str)],
+    set_error: regex::Error,
+) -> RulesError {
+    for (pattern, &(source_name, index)) in patterns.iter().zip(origins) {
+        if let Err(source) = regex::RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+        {
+            return RulesError::Regex {
+                source_name: source_name.to_string(),
+                index,
+                pattern: pattern.clone(),
+                source,
+            };
+        }
+    }
+    RulesError::TooLarge {
+        source_name: sources.iter().map(|s| s.1).collect::<Vec<_>>().join(" + "),
+        source: set_error,
     }
 }
 
@@ -1073,6 +1091,50 @@ mod tests {
                 stage: None,
             });
         }
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        // Deterministic xorshift so a failure is reproducible.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let fragments = [
+            "550",
+            " ",
+            "5.1.1",
+            "-",
+            "\t",
+            "user unknown",
+            "(in reply to ",
+            "DATA command)",
+            "é",
+            "\u{fffd}",
+            "#",
+            "4.",
+            ".",
+            "said: ",
+            "\u{0}",
+            "[",
+            "]",
+            "RCPT TO",
+        ];
+        let c = Classifier::builtin();
+        for _ in 0..300 {
+            let mut s = String::new();
+            for _ in 0..(x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(fragments[(x % fragments.len() as u64) as usize]);
+            }
+            let _ = c.classify_line(&s);
+            let _ = parse_reply(&s);
+        }
+    }
+
+    #[test]
+    fn classifier_can_be_shared_between_tasks() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<Classifier>();
     }
 
     #[test]
