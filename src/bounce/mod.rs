@@ -690,6 +690,33 @@ mod tests {
     }
 
     #[test]
+    fn words_shared_between_categories() {
+        // Message counts: a full mailbox, not a sending-rate limit.
+        assert_eq!(
+            text("552 Too many messages in the mailbox"),
+            Category::FullMailbox
+        );
+        assert_eq!(
+            text("421 Too many messages from your IP, slow down"),
+            Category::ReputationIssues
+        );
+        // "does not accept mail" is about a domain only when it says so.
+        assert_eq!(
+            text("550 5.7.27 example.org does not accept mail (null MX)"),
+            Category::InvalidDomain
+        );
+        assert_ne!(
+            text("550 The user does not accept mail from this sender"),
+            Category::InvalidDomain
+        );
+        // Full mailbox wins over the 5.1.1 the same reply carries.
+        assert_eq!(
+            text("552 sorry, mailbox x@example.org is over quota temporarily (#5.1.1)"),
+            Category::FullMailbox
+        );
+    }
+
+    #[test]
     fn inactive_mailbox() {
         assert_eq!(
             text("550 5.2.1 The email account that you tried to reach is disabled."),
