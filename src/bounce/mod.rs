@@ -868,6 +868,19 @@ mod tests {
             text("550 5.7.1 Only internal senders may send to this address"),
             Category::PolicyRelated
         );
+        // Format rules come before the spam words Gmail appends to them.
+        assert_eq!(
+            text(
+                "550 5.7.1 This message is not RFC 5322 compliant because it has duplicate headers. To reduce the amount of spam sent to Gmail, this message has been blocked."
+            ),
+            Category::PolicyRelated
+        );
+        assert_eq!(
+            text(
+                "host mx.example.org[192.0.2.1] said: 550 Denied by policy (in reply to RCPT TO command)"
+            ),
+            Category::PolicyRelated
+        );
     }
 
     #[test]
