@@ -350,6 +350,9 @@ impl Classifier {
         })
     }
 
+    /// The category of one failure. Missing parts are taken from the text when it has them
+    /// (a leading "550 5.1.1", a quoted "said: 550", postfix' "(in reply to RCPT TO command)").
+    /// Reads at most [`MAX_TEXT_BYTES`] of the text; never panics.
     pub fn classify(&self, failure: &Failure<'_>) -> Category {
         let text = bounded(failure.text);
         let found = find_status(text);
