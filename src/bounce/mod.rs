@@ -388,7 +388,7 @@ impl Classifier {
             .unwrap_or(Category::Other)
     }
 
-    /// One operator line "DSN<TAB>REPLY TEXT" (DSN may be empty; no tab = whole line is text).
+    /// One operator line `DSN<TAB>REPLY TEXT` (DSN may be empty; no tab = whole line is text).
     /// Also extracts a leading SMTP code / DSN from the text when present ("550 5.1.1 ...").
     pub fn classify_line(&self, line: &str) -> Category {
         let line = line.trim_end_matches(['\r', '\n']);
