@@ -1,1 +1,2 @@
 //! mailtrail: a delivery companion for sendmail and postfix.
+pub mod maillog;
