@@ -71,6 +71,7 @@ pub struct FileFollower {
     /// The inode at `path` differs from ours: switch after one quiet poll of the old file,
     /// so a writer still appending to the renamed file does not lose lines.
     rotated_pending: bool,
+    /// Soft cap on lines per poll (the read chunk in hand is finished first).
     pub max_batch: usize,
 }
 
