@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod envelope;
+pub mod maillog;
 pub mod milter;
 pub mod recorder;
 pub mod store;

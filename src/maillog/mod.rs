@@ -1,0 +1,165 @@
+//! MTA log parsing: one line in, one typed event out (no I/O, no SQL), and followers that
+//! read lines from files, journald or stdin together with a resumable position.
+
+pub mod event;
+pub mod follow;
+mod header;
+mod postfix;
+mod sendmail;
+mod text;
+
+pub use event::{
+    Delivery, DeliveryStatus, Event, Header, Mta, NotificationKind, ParseOutcome, Reject,
+    RejectSource, SmtpStage,
+};
+pub use follow::{
+    FileFollower, FollowError, FollowedLine, JournalFollower, LogPosition, journal_entry_to_line,
+    open_import, spawn_stdin,
+};
+
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+#[derive(Debug, Clone)]
+pub struct ParserOptions {
+    /// Reference time for the year of syslog stamps, which carry none.
+    pub now: OffsetDateTime,
+    /// Postfix `syslog_name`s to accept besides any `postfix-NAME` (default `["postfix"]`).
+    pub syslog_names: Vec<String>,
+    /// Offset of stamps without one (classic syslog, postlog): the server's local offset.
+    pub default_offset: UtcOffset,
+}
+
+impl Default for ParserOptions {
+    fn default() -> Self {
+        ParserOptions {
+            now: OffsetDateTime::now_utc(),
+            syslog_names: vec!["postfix".to_owned()],
+            default_offset: UtcOffset::UTC,
+        }
+    }
+}
+
+/// Stateful only for the year of syslog stamps and a small date cache.
+#[derive(Debug)]
+pub struct Parser {
+    opts: ParserOptions,
+    /// (year, month) of the last line: a file crossing New Year moves from Dec to Jan.
+    last: Option<(i32, u8)>,
+    /// The calendar date of the previous line, reused while it does not change.
+    date_cache: Option<((i32, u8, u8), Date)>,
+}
+
+impl Parser {
+    pub fn new(opts: ParserOptions) -> Self {
+        Parser {
+            opts,
+            last: None,
+            date_cache: None,
+        }
+    }
+
+    pub fn options(&self) -> &ParserOptions {
+        &self.opts
+    }
+
+    /// Parses one line (a trailing newline is allowed). Never panics.
+    pub fn parse(&mut self, line: &str) -> ParseOutcome {
+        let raw = match header::parse(line) {
+            Ok(h) => h,
+            Err(header::HeaderError::Blank) => return ParseOutcome::Ignored("blank"),
+            Err(header::HeaderError::NoTag) => return ParseOutcome::Ignored("no program tag"),
+            Err(header::HeaderError::Malformed) => return ParseOutcome::Unknown,
+        };
+        let Some((mta, service)) = self.classify(raw.program) else {
+            // Still track the year across other programs' lines.
+            if raw.stamp.year.is_none() {
+                self.last = Some((
+                    self.infer_year(raw.stamp.month, raw.stamp.day),
+                    raw.stamp.month,
+                ));
+            } else if let Some(y) = raw.stamp.year {
+                self.last = Some((y, raw.stamp.month));
+            }
+            return ParseOutcome::Ignored("other program");
+        };
+        let event = match mta {
+            Mta::Postfix => postfix::parse(service, raw.message),
+            Mta::Sendmail => sendmail::parse(raw.message),
+        };
+        let Some(event) = event else {
+            return ParseOutcome::Unknown;
+        };
+        let Some(time) = self.time_of(&raw.stamp) else {
+            return ParseOutcome::Unknown;
+        };
+        let header = Header {
+            time,
+            host: raw.host.to_owned(),
+            program: raw.program.to_owned(),
+            pid: raw.pid,
+            mta,
+            repeat: raw.repeat,
+        };
+        ParseOutcome::Event(header, event)
+    }
+
+    /// (MTA, postfix service name) for a syslog tag, or None for programs we don't follow.
+    fn classify<'a>(&self, program: &'a str) -> Option<(Mta, &'a str)> {
+        // sendmail, sm-mta, sm-msp-queue; sendmail also retitles itself (sm-acceptingconnections).
+        if program == "sendmail" || program.starts_with("sm-") {
+            return Some((Mta::Sendmail, program));
+        }
+        let slash = program.find('/')?;
+        let name = &program[..slash];
+        let ours = name.starts_with("postfix-") || self.opts.syslog_names.iter().any(|n| n == name);
+        if !ours {
+            return None;
+        }
+        // postfix/submission/smtpd → smtpd
+        let service = program.rsplit('/').next().unwrap_or(program);
+        Some((Mta::Postfix, service))
+    }
+
+    fn time_of(&mut self, s: &header::Stamp) -> Option<OffsetDateTime> {
+        let year = match s.year {
+            Some(y) => y,
+            None => self.infer_year(s.month, s.day),
+        };
+        self.last = Some((year, s.month));
+        let key = (year, s.month, s.day);
+        let date = match self.date_cache {
+            Some((k, d)) if k == key => d,
+            _ => {
+                let d =
+                    Date::from_calendar_date(year, Month::try_from(s.month).ok()?, s.day).ok()?;
+                self.date_cache = Some((key, d));
+                d
+            }
+        };
+        // A leap second (:60) is folded onto :59.
+        let t = Time::from_hms_micro(s.hour, s.minute, s.second.min(59), s.micro).ok()?;
+        let offset = match s.offset {
+            Some(secs) => UtcOffset::from_whole_seconds(secs).ok()?,
+            None => self.opts.default_offset,
+        };
+        Some(PrimitiveDateTime::new(date, t).assume_offset(offset))
+    }
+
+    fn infer_year(&self, month: u8, day: u8) -> i32 {
+        match self.last {
+            // Dec → Jan in one file: a new year began. A jump back (Jan → Dec) is the
+            // reverse, e.g. an out-of-order line; anything smaller is ordinary disorder.
+            Some((y, m)) if m >= month + 6 => y + 1,
+            Some((y, m)) if month >= m + 6 => y - 1,
+            Some((y, _)) => y,
+            None => {
+                // A line dated more than a day after `now` is from last year (a December
+                // line read in January); a day of slack absorbs clock and zone skew.
+                let now = self.opts.now.to_offset(self.opts.default_offset);
+                let (nm, nd) = (u8::from(now.month()), now.day());
+                let ahead = month > nm || (month == nm && day > nd.saturating_add(1));
+                if ahead { now.year() - 1 } else { now.year() }
+            }
+        }
+    }
+}

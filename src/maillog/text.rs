@@ -1,0 +1,176 @@
+//! Small string helpers shared by the grammars. Everything returns `Option` on odd input:
+//! log text comes from strangers.
+
+use super::event::SmtpStage;
+
+/// Strips one pair of angle brackets: `<a@b>` → `a@b`, `<>` → ``.
+#[inline]
+pub(crate) fn unbracket(v: &str) -> &str {
+    v.strip_prefix('<')
+        .and_then(|v| v.strip_suffix('>'))
+        .unwrap_or(v)
+}
+
+/// Splits `host[ip]`, `host[ip]:port`, `[ip]:port`, `host[private/socket]`.
+/// Returns (host, bracket content, port); host is empty for `[ip]`.
+pub(crate) fn host_ip_port(v: &str) -> (&str, Option<&str>, Option<u16>) {
+    let Some(open) = v.find('[') else {
+        return (v, None, None);
+    };
+    let after = &v[open + 1..];
+    let Some(close) = after.find(']') else {
+        return (v, None, None);
+    };
+    let port = after[close + 1..]
+        .strip_prefix(':')
+        .and_then(|p| p.parse().ok());
+    (&v[..open], Some(&after[..close]), port)
+}
+
+/// `550 5.1.1 text` → (Some(550), Some("5.1.1"), "text"). Accepts `421-4.7.0` continuations
+/// and a missing code or DSN.
+pub(crate) fn code_dsn_text(s: &str) -> (Option<u16>, Option<&str>, &str) {
+    let b = s.as_bytes();
+    let mut rest = s;
+    let mut code = None;
+    if b.len() >= 3
+        && b[..3].iter().all(u8::is_ascii_digit)
+        && matches!(b.get(3), None | Some(b' ' | b'-'))
+    {
+        code = s[..3].parse().ok();
+        rest = s.get(4..).unwrap_or("");
+    }
+    let dsn_len = dsn_prefix_len(rest);
+    if dsn_len > 0 {
+        let dsn = &rest[..dsn_len];
+        let text = rest[dsn_len..]
+            .strip_prefix(' ')
+            .unwrap_or(&rest[dsn_len..]);
+        return (code, Some(dsn), text);
+    }
+    (code, None, rest)
+}
+
+/// Length of an enhanced status code `x.y.z` at the start of `s`, or 0.
+pub(crate) fn dsn_prefix_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    if b.len() < 5 || !matches!(b[0], b'2' | b'4' | b'5') || b[1] != b'.' {
+        return 0;
+    }
+    let mut i = 2;
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == start || i - start > 3 || b.get(i) != Some(&b'.') {
+        return 0;
+    }
+    i += 1;
+    let start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    if i == start || i - start > 3 || !matches!(b.get(i), None | Some(b' ' | b',' | b';' | b')')) {
+        return 0;
+    }
+    i
+}
+
+/// The SMTP command named in `in reply to X command` or `while sending X`.
+pub(crate) fn stage_of_command(c: &str) -> SmtpStage {
+    let c = c.trim();
+    if c.starts_with("RCPT") {
+        SmtpStage::RcptTo
+    } else if c.starts_with("MAIL") {
+        SmtpStage::MailFrom
+    } else if c.starts_with("end of DATA")
+        || c.starts_with("end of data")
+        || c.starts_with("message body")
+    {
+        SmtpStage::EndOfData
+    } else if c.starts_with("DATA") || c.starts_with("BDAT") {
+        SmtpStage::Data
+    } else if c.starts_with("HELO")
+        || c.starts_with("EHLO")
+        || c.starts_with("LHLO")
+        || c.starts_with("the EHLO")
+    {
+        SmtpStage::Helo
+    } else if c.starts_with("the initial server greeting") || c.starts_with("CONNECT") {
+        SmtpStage::Connect
+    } else if c.starts_with("END-OF-MESSAGE") {
+        SmtpStage::EndOfData
+    } else {
+        SmtpStage::Unknown
+    }
+}
+
+/// Seconds in sendmail's `[D+]HH:MM:SS`.
+pub(crate) fn sendmail_delay(v: &str) -> Option<f64> {
+    let (days, hms) = match v.split_once('+') {
+        Some((d, rest)) => (d.parse::<u64>().ok()?, rest),
+        None => (0, v),
+    };
+    let mut it = hms.split(':');
+    let h: u64 = it.next()?.parse().ok()?;
+    let m: u64 = it.next()?.parse().ok()?;
+    let s: u64 = it.next()?.parse().ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some((days * 86400 + h * 3600 + m * 60 + s) as f64)
+}
+
+/// Index of the `)` matching the `(` at `open`, or None when unbalanced.
+pub(crate) fn matching_paren(s: &str, open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.bytes().enumerate().skip(open) {
+        match c {
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(
+            host_ip_port("mx.a[1.2.3.4]:25"),
+            ("mx.a", Some("1.2.3.4"), Some(25))
+        );
+        assert_eq!(
+            host_ip_port("mx[2001:db8::1]:25"),
+            ("mx", Some("2001:db8::1"), Some(25))
+        );
+        assert_eq!(
+            host_ip_port("[1.2.3.4]:999"),
+            ("", Some("1.2.3.4"), Some(999))
+        );
+        assert_eq!(host_ip_port("none"), ("none", None, None));
+        assert_eq!(
+            code_dsn_text("550 5.1.1 <x>: no"),
+            (Some(550), Some("5.1.1"), "<x>: no")
+        );
+        assert_eq!(code_dsn_text("5.7.1 spam"), (None, Some("5.7.1"), "spam"));
+        assert_eq!(
+            code_dsn_text("421-4.7.0 slow"),
+            (Some(421), Some("4.7.0"), "slow")
+        );
+        assert_eq!(code_dsn_text("hello"), (None, None, "hello"));
+        assert_eq!(sendmail_delay("1+02:00:01"), Some(93601.0));
+        assert_eq!(sendmail_delay("00:00:x"), None);
+        assert_eq!(matching_paren("a (b (c)) d", 2), Some(8));
+        assert_eq!(matching_paren("a (b (c) d", 2), None);
+    }
+}
