@@ -107,7 +107,7 @@ async fn mailtrail_milter(messages: usize) -> Figures {
     std::fs::write(
         &config_path,
         format!(
-            "[state]\ndir = \"{}\"\n[milter]\nlisten = \"unix:{}\"\n",
+            "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[milter]\nlisten = \"unix:{}\"\n",
             dir.path().join("state").display(),
             socket.display()
         ),
@@ -117,9 +117,14 @@ async fn mailtrail_milter(messages: usize) -> Figures {
     let handle = ConfigHandle::new(source.clone(), source.load().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let (ready, is_ready) = oneshot::channel();
-    let server = tokio::spawn(mailtrail::run(handle, stopped, move || {
-        let _ = ready.send(());
-    }));
+    let server = tokio::spawn(mailtrail::run(
+        handle,
+        time::UtcOffset::UTC,
+        stopped,
+        move || {
+            let _ = ready.send(());
+        },
+    ));
     is_ready.await.unwrap();
     let figures = drive(&socket, messages).await;
     let _ = stop.send(());

@@ -5,6 +5,7 @@ use crate::{
     archive::{Archive, ArchiveError},
     config::ConfigHandle,
     counters::Counters,
+    follower::{self, FollowerError},
     milter::{self, Shared},
     recorder::Recorder,
     store::{Store, StoreError},
@@ -27,11 +28,16 @@ pub enum RunError {
     },
     #[error("milter stopped: {0}")]
     Milter(#[source] io::Error),
+    #[error("log follower: {0}")]
+    Follower(#[from] FollowerError),
 }
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
+/// `local_offset` is the server's UTC offset, for log stamps that carry none (it cannot be read
+/// safely once threads run, so the caller reads it at start).
 pub async fn run(
     config: ConfigHandle,
+    local_offset: time::UtcOffset,
     shutdown: impl Future,
     ready: impl FnOnce(),
 ) -> Result<(), RunError> {
@@ -43,9 +49,8 @@ pub async fn run(
     };
     let counters = Arc::new(Counters::default());
     let (recorder, writer) = Recorder::start(store, archive.clone(), counters.clone());
-    let sweeper = archive
-        .is_some()
-        .then(|| tokio::spawn(sweep_forever(config.clone(), counters.clone())));
+    let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
+    let follower = follower::start(config.clone(), local_offset)?;
 
     let listener = milter::bind(&start.milter.listen)
         .await
@@ -70,8 +75,9 @@ pub async fn run(
         counters,
     });
     let result = milter::serve(listener, shared, shutdown).await;
-    if let Some(sweeper) = sweeper {
-        sweeper.abort();
+    sweeper.abort();
+    if let Some(follower) = follower {
+        let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
     }
     // Every session has ended, so the last recorder handle is gone: the writer commits what is
     // queued and stops.
@@ -84,22 +90,37 @@ async fn sweep_forever(config: ConfigHandle, counters: Arc<Counters>) {
     loop {
         let current = config.current();
         let interval = current.archive.sweep_interval;
-        match tokio::task::spawn_blocking(move || {
-            sweep::expire_archive(&current, SystemTime::now(), false)
-        })
-        .await
+        let retention = current.maillog.raw_retention;
+        let raw = current.clone();
+        match tokio::task::spawn_blocking(move || sweep::expire_raw_lines(&raw, SystemTime::now()))
+            .await
         {
-            Ok(Ok(report)) if !report.expired.is_empty() => {
-                Counters::add(&counters.archive_expired, report.expired.len() as u64);
-                info!(
-                    "archive sweep: {} copies expired, {} kept",
-                    report.expired.len(),
-                    report.kept
-                );
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(
+                "raw log sweep: {n} lines older than {} deleted",
+                humantime::format_duration(retention)
+            ),
+            Ok(Err(e)) => error!("raw log sweep: {e}"),
+            Err(e) => error!("raw log sweep failed: {e}"),
+        }
+        if current.archive.maildir {
+            match tokio::task::spawn_blocking(move || {
+                sweep::expire_archive(&current, SystemTime::now(), false)
+            })
+            .await
+            {
+                Ok(Ok(report)) if !report.expired.is_empty() => {
+                    Counters::add(&counters.archive_expired, report.expired.len() as u64);
+                    info!(
+                        "archive sweep: {} copies expired, {} kept",
+                        report.expired.len(),
+                        report.kept
+                    );
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => error!("archive sweep: {e}"),
+                Err(e) => error!("archive sweep failed: {e}"),
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => error!("archive sweep: {e}"),
-            Err(e) => error!("archive sweep failed: {e}"),
         }
         tokio::time::sleep(interval).await;
     }

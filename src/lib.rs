@@ -1,7 +1,8 @@
 //! mailtrail: a delivery companion for sendmail and postfix.
 //!
 //! [`run`] is the daemon: the milter that archives every outbound message and records its
-//! envelope, and the archive retention sweep. The CLI lives in `main.rs` and [`cli`].
+//! envelope, the log follower that records every delivery attempt, and the retention sweeps.
+//! The CLI lives in `main.rs` and [`cli`].
 
 pub mod archive;
 pub mod bounce;
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod envelope;
+pub mod follower;
 pub mod maillog;
 pub mod milter;
 pub mod recorder;
@@ -16,5 +18,6 @@ pub mod store;
 
 mod daemon;
 pub mod sweep;
+pub mod tracking;
 
 pub use daemon::{RunError, run};

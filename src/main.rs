@@ -80,6 +80,8 @@ fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
 }
 
 fn run(source: Source, config: Config) -> ExitCode {
+    // Read while the process has one thread: later it is refused as unsound.
+    let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -122,7 +124,7 @@ fn run(source: Source, config: Config) -> ExitCode {
         let ready = || {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         };
-        mailtrail::run(handle, shutdown, ready)
+        mailtrail::run(handle, local_offset, shutdown, ready)
             .await
             .map_err(|e| error!("{e}"))
     });

@@ -1,5 +1,6 @@
-//! The archive retention sweep: deletes copies older than `archive.retention` and marks their
-//! envelope rows, at start, every `archive.sweep_interval`, and by `mailtrail archive expire`.
+//! Retention sweeps, at start and every `archive.sweep_interval`: archive copies older than
+//! `archive.retention` (their envelope rows are marked; also `mailtrail archive expire`), and raw
+//! log lines older than `maillog.raw_retention`.
 
 use crate::{
     archive::{Archive, ArchiveError, SweepReport},
@@ -32,4 +33,13 @@ pub fn expire_archive(
         Store::open(&config.store.path)?.mark_archive_expired(&names)?;
     }
     Ok(report)
+}
+
+/// Deletes raw log lines older than `maillog.raw_retention`; returns how many.
+pub fn expire_raw_lines(config: &Config, now: SystemTime) -> Result<usize, StoreError> {
+    let cutoff = now
+        .checked_sub(config.maillog.raw_retention)
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    Store::open(&config.store.path)?.expire_raw_lines(cutoff)
 }

@@ -29,7 +29,7 @@ impl Daemon {
         std::fs::write(
             &config_path,
             format!(
-                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n{extra_config}",
+                "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n{extra_config}",
                 dir.path().join("state").display()
             ),
         )
@@ -38,9 +38,14 @@ impl Daemon {
         let handle = ConfigHandle::new(source.clone(), source.load().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(mailtrail::run(handle, stopped, move || {
-            let _ = ready_tx.send(());
-        }));
+        let task = tokio::spawn(mailtrail::run(
+            handle,
+            time::UtcOffset::UTC,
+            stopped,
+            move || {
+                let _ = ready_tx.send(());
+            },
+        ));
         tokio::time::timeout(Duration::from_secs(10), ready_rx)
             .await
             .expect("daemon ready in time")

@@ -42,6 +42,13 @@ impl Config {
             store: StoreConfig {
                 path: state_dir.join(DB_FILE),
             },
+            maillog: MaillogConfig {
+                source: LogSource::File("/var/log/mail.log".into()),
+                syslog_names: vec!["postfix".into()],
+                raw_retention: Duration::from_secs(7 * 24 * 3600),
+                poll_interval: Duration::from_millis(250),
+            },
+            bounce_rules: None,
             policies: BTreeMap::from([
                 ("normal".to_string(), Policy::normal()),
                 ("bulk".to_string(), Policy::bulk()),

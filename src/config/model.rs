@@ -54,6 +54,40 @@ pub struct ArchiveConfig {
     pub sweep_interval: Duration,
 }
 
+/// Where the MTA's log is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogSource {
+    /// A file followed as it grows, across rotation.
+    File(PathBuf),
+    /// The systemd journal, through `journalctl --follow --output=json`.
+    Journald,
+    /// Standard input (e.g. piped from another log shipper).
+    Stdin,
+    /// Delivery tracking off.
+    Off,
+}
+
+impl fmt::Display for LogSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogSource::File(path) => write!(f, "file:{}", path.display()),
+            LogSource::Journald => f.write_str("journald"),
+            LogSource::Stdin => f.write_str("stdin"),
+            LogSource::Off => f.write_str("off"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaillogConfig {
+    pub source: LogSource,
+    /// Postfix `syslog_name`s besides `postfix` and any `postfix-NAME`.
+    pub syslog_names: Vec<String>,
+    /// Raw log lines are kept this long for the raw-log pages.
+    pub raw_retention: Duration,
+    pub poll_interval: Duration,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -160,6 +194,9 @@ pub struct Config {
     pub milter: MilterConfig,
     pub archive: ArchiveConfig,
     pub store: StoreConfig,
+    pub maillog: MaillogConfig,
+    /// Extra bounce classification rules, tried before the built-in ones.
+    pub bounce_rules: Option<PathBuf>,
     /// Named modes; `normal` and `bulk` always exist.
     pub policies: BTreeMap<String, Policy>,
     pub senders: Vec<SenderRule>,

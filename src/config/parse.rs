@@ -43,6 +43,8 @@ struct RawConfig {
     milter: Option<RawMilter>,
     archive: Option<RawArchive>,
     store: Option<RawStore>,
+    maillog: Option<RawMaillog>,
+    bounce: Option<RawBounce>,
     #[serde(default)]
     policy: BTreeMap<String, Spanned<RawPolicy>>,
     #[serde(default)]
@@ -82,6 +84,21 @@ struct RawArchive {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaillog {
+    source: Option<Spanned<String>>,
+    syslog_names: Option<Vec<String>>,
+    raw_retention: Option<Spanned<String>>,
+    poll_interval: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBounce {
+    rules: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -267,6 +284,39 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
     if let Some(a) = raw.archive {
         parse_archive(&loc, a, &mut config.archive)?;
+    }
+
+    if let Some(m) = raw.maillog {
+        if let Some(source) = m.source {
+            config.maillog.source = match source.get_ref().as_str() {
+                "journald" => LogSource::Journald,
+                "stdin" => LogSource::Stdin,
+                "off" => LogSource::Off,
+                other => match other.strip_prefix("file:") {
+                    Some(path) if path.starts_with('/') => LogSource::File(path.into()),
+                    _ => {
+                        return loc.error(
+                            source.span(),
+                            "maillog.source",
+                            format!("`{other}` is not file:/PATH, journald, stdin or off"),
+                        );
+                    }
+                },
+            };
+        }
+        if let Some(names) = m.syslog_names {
+            config.maillog.syslog_names = names;
+        }
+        if let Some(r) = m.raw_retention {
+            config.maillog.raw_retention = loc.duration(&r, "maillog.raw_retention")?;
+        }
+        if let Some(i) = m.poll_interval {
+            config.maillog.poll_interval = loc.duration(&i, "maillog.poll_interval")?;
+        }
+    }
+
+    if let Some(rules) = raw.bounce.and_then(|b| b.rules) {
+        config.bounce_rules = Some(PathBuf::from(rules));
     }
 
     for (name, policy) in raw.policy {

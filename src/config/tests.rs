@@ -49,6 +49,9 @@ dir = "/var/lib/mt"
 listen = "unix:/run/mailtrail/milter.sock"
 on_error = "tempfail"
 max_recipients = 50
+[maillog]
+source = "journald"
+syslog_names = ["postfix-out"]
 [archive]
 retention = "3d"
 max_message_size = "10MB"
@@ -81,6 +84,8 @@ receipts = "dsn"
     );
     assert_eq!(c.milter.on_error, OnError::Tempfail);
     assert_eq!(c.milter.max_recipients, 50);
+    assert_eq!(c.maillog.source, LogSource::Journald);
+    assert_eq!(c.maillog.syslog_names, vec!["postfix-out"]);
     assert_eq!(c.archive.retention, Duration::from_secs(3 * 86400));
     assert_eq!(c.archive.max_message_size, 10_000_000);
     assert!(c.archive_excluded("CEO@example.com"));
@@ -179,6 +184,16 @@ fn bad_values_name_their_line_and_key() {
         "sender[0].receipts",
     );
     error_at("[milter]\nlisten = \n", 2, "milter.listen");
+    error_at(
+        "[maillog]\nsource = \"file:relative.log\"\n",
+        2,
+        "maillog.source",
+    );
+    error_at(
+        "[maillog]\npoll_interval = \"fast\"\n",
+        2,
+        "maillog.poll_interval",
+    );
 }
 
 #[test]

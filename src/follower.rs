@@ -1,0 +1,229 @@
+//! The live log follower: reads the configured source and hands batches of lines to the tracker,
+//! which stores them with their read position in one transaction.
+
+use crate::{
+    bounce::Classifier,
+    config::{Config, ConfigHandle, LogSource},
+    maillog::{FileFollower, FollowedLine, JournalFollower, LogPosition, Parser, ParserOptions},
+    store::Store,
+    tracking::{BatchPosition, Tracker},
+};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+/// Lines per transaction: large enough to amortise the commit, small enough to stay live.
+const MAX_LINES_PER_BATCH: usize = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FollowerError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("bounce rules: {0}")]
+    Rules(#[from] crate::bounce::RulesError),
+    #[error("{path}: {source}", path = path.display())]
+    ReadRules {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The running follower.
+pub struct Follower {
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+    journal: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Follower {
+    /// Stops reading and waits until the lines read so far are stored. (A blocked read of
+    /// standard input cannot be interrupted; that source ends with the process.)
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(journal) = self.journal {
+            journal.abort();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The bounce classifier with the operator's extra rules, if any.
+pub fn classifier(config: &Config) -> Result<Classifier, FollowerError> {
+    match &config.bounce_rules {
+        None => Ok(Classifier::builtin()),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|source| FollowerError::ReadRules {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok(Classifier::with_extra_rules(
+                &text,
+                &path.display().to_string(),
+            )?)
+        }
+    }
+}
+
+/// The parser for a live log: years inferred from now, stamps without offset in local time.
+pub fn parser(config: &Config, local_offset: UtcOffset) -> Parser {
+    Parser::new(ParserOptions {
+        now: OffsetDateTime::now_utc(),
+        syslog_names: config.maillog.syslog_names.clone(),
+        default_offset: local_offset,
+    })
+}
+
+/// Starts following the configured source; `None` when tracking is off.
+pub fn start(
+    config: ConfigHandle,
+    local_offset: UtcOffset,
+) -> Result<Option<Follower>, FollowerError> {
+    let current = config.current();
+    let source = current.maillog.source.clone();
+    if source == LogSource::Off {
+        return Ok(None);
+    }
+    let key = source.to_string();
+    let mut store = Store::open(&current.store.path)?;
+    let start: Option<LogPosition> = store
+        .log_position(&key)?
+        .and_then(|json| serde_json::from_str(&json).ok());
+    let mut tracker = Tracker::new(parser(&current, local_offset), classifier(&current)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::channel::<Vec<FollowedLine>>(4);
+    let mut threads = Vec::new();
+    let mut journal = None;
+
+    match &source {
+        LogSource::File(path) => {
+            info!("following {} from {}", path.display(), describe(&start));
+            let mut file = FileFollower::new(path.clone(), start);
+            file.max_batch = MAX_LINES_PER_BATCH;
+            let (stop, poll) = (stop.clone(), current.maillog.poll_interval);
+            let path = path.clone();
+            threads.push(thread::spawn(move || {
+                let mut warned = false;
+                while !stop.load(Ordering::Relaxed) {
+                    match file.poll() {
+                        Ok(lines) if !lines.is_empty() => {
+                            warned = false;
+                            if tx.blocking_send(lines).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) if !warned => {
+                            warn!("{}: {e}; retrying", path.display());
+                            warned = true;
+                        }
+                        Err(_) => {}
+                    }
+                    thread::sleep(poll);
+                }
+            }));
+        }
+        LogSource::Journald => {
+            let cursor = start.and_then(|p| p.cursor);
+            info!(
+                "following the journal from {}",
+                cursor.as_deref().unwrap_or("its beginning")
+            );
+            journal = Some(tokio::spawn(follow_journal(cursor, tx)));
+        }
+        LogSource::Stdin => {
+            info!("reading the mail log from standard input");
+            crate::maillog::spawn_stdin(tx);
+        }
+        LogSource::Off => unreachable!("handled above"),
+    }
+
+    let stdin = source == LogSource::Stdin;
+    let applier = thread::spawn(move || {
+        while let Some(lines) = rx.blocking_recv() {
+            let current = config.current();
+            for chunk in lines.chunks(MAX_LINES_PER_BATCH) {
+                let Some(last) = chunk.last() else { continue };
+                let position = BatchPosition {
+                    source: &key,
+                    position: serde_json::to_string(&last.position).unwrap_or_default(),
+                };
+                let raw_since =
+                    (OffsetDateTime::now_utc() - current.maillog.raw_retention).unix_timestamp();
+                let texts = chunk.iter().map(|l| l.text.as_str());
+                if let Err(e) = tracker.apply(
+                    &mut store,
+                    &current,
+                    texts,
+                    Some(position),
+                    raw_since,
+                    |_| {},
+                ) {
+                    // The batch is rolled back with its position: after a restart these lines
+                    // are read again, never lost.
+                    error!("log lines not stored: {e}");
+                }
+            }
+        }
+    });
+    if !stdin {
+        threads.push(applier);
+    }
+    Ok(Some(Follower {
+        stop,
+        threads,
+        journal,
+    }))
+}
+
+/// Runs journalctl, restarting it after the last stored cursor when it exits.
+async fn follow_journal(mut cursor: Option<String>, tx: mpsc::Sender<Vec<FollowedLine>>) {
+    let (relay_tx, mut relay_rx) = mpsc::channel::<Vec<FollowedLine>>(4);
+    loop {
+        let run = JournalFollower {
+            cursor: cursor.clone(),
+            ..Default::default()
+        }
+        .run(relay_tx.clone());
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                batch = relay_rx.recv() => {
+                    let Some(batch) = batch else { return };
+                    if let Some(last) = batch.last() {
+                        cursor = last.position.cursor.clone().or(cursor.take());
+                    }
+                    if tx.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+                result = &mut run => {
+                    if let Err(e) = result {
+                        warn!("journal: {e}; restarting in 5 s");
+                    }
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+fn describe(start: &Option<LogPosition>) -> String {
+    match start {
+        Some(p) => format!("byte {} (saved position)", p.offset),
+        None => "its beginning".into(),
+    }
+}
