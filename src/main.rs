@@ -42,6 +42,24 @@ fn main() -> ExitCode {
         Command::Archive(command) => {
             cli::archive_command(&config, command, &mut std::io::stdout().lock())
         }
+        Command::Import {
+            files,
+            show_unknown,
+        } => {
+            let local_offset =
+                time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+            cli::import(
+                &config,
+                &files,
+                show_unknown,
+                local_offset,
+                &mut std::io::stdout().lock(),
+            )
+            .map(|_| ())
+        }
+        Command::Classify { lines } => {
+            cli::classify(&config, &lines, &mut std::io::stdout().lock())
+        }
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())
         }

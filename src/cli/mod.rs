@@ -1,11 +1,13 @@
 //! Command-line interface: argument definitions and the inspection commands.
 
 mod archive;
+mod import;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use archive::archive_command;
+pub use import::{classify, import};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +37,16 @@ pub enum Command {
     /// Inspect, export and expire archived messages
     #[command(subcommand)]
     Archive(ArchiveCommand),
+    /// Backfill the store from MTA log files (plain or .gz, in the order given)
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// List the lines no grammar recognised
+        #[arg(long)]
+        show_unknown: bool,
+    },
+    /// Print the bounce category of each line "DSN<TAB>REPLY TEXT" (arguments or standard input)
+    Classify { lines: Vec<String> },
     /// Print the error and activity counters
     Counters {
         #[arg(long)]

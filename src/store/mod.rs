@@ -85,6 +85,8 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         schema::migrate(&mut conn)?;
+        // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Store { conn })
     }
 
