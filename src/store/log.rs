@@ -95,7 +95,12 @@ impl LogBatch<'_> {
     /// The message a log line with `queue_id` at `at` belongs to: the newest not yet removed
     /// from the queue (postfix reuses short ids after removal). Created when the milter never saw
     /// it (local pickup, milter off, or a line logged before the milter's row was committed).
-    pub fn message_for(&self, queue_id: &str, at: i64, mta_host: Option<&str>) -> Result<i64, StoreError> {
+    pub fn message_for(
+        &self,
+        queue_id: &str,
+        at: i64,
+        mta_host: Option<&str>,
+    ) -> Result<i64, StoreError> {
         let found: Option<i64> = self
             .tx
             .prepare_cached(
@@ -151,12 +156,20 @@ impl LogBatch<'_> {
 
     /// The recipient row a delivery line is about: matched on the address, then on the original
     /// address the milter recorded (aliases and virtual rewrites); created when new.
-    pub fn recipient_for(&self, message: i64, to: &str, orig_to: Option<&str>) -> Result<i64, StoreError> {
+    pub fn recipient_for(
+        &self,
+        message: i64,
+        to: &str,
+        orig_to: Option<&str>,
+    ) -> Result<i64, StoreError> {
         let mut find = self.tx.prepare_cached(
             "SELECT id FROM recipient WHERE message = ?1 AND address = ?2 COLLATE NOCASE
              ORDER BY position LIMIT 1",
         )?;
-        if let Some(id) = find.query_row(params![message, to], |row| row.get(0)).optional()? {
+        if let Some(id) = find
+            .query_row(params![message, to], |row| row.get(0))
+            .optional()?
+        {
             return Ok(id);
         }
         if let Some(orig) = orig_to
@@ -166,7 +179,9 @@ impl LogBatch<'_> {
         {
             // The milter saw the original address; keep it and learn the final one.
             self.tx
-                .prepare_cached("UPDATE recipient SET orig_to = address, address = ?2 WHERE id = ?1")?
+                .prepare_cached(
+                    "UPDATE recipient SET orig_to = address, address = ?2 WHERE id = ?1",
+                )?
                 .execute(params![id, to])?;
             return Ok(id);
         }
@@ -221,10 +236,18 @@ impl LogBatch<'_> {
     }
 
     /// The MTA gave up on the message: every recipient not yet final gets an `expired` attempt.
-    pub fn expire_pending(&self, message: i64, at: i64, reason: &str, category: &str) -> Result<usize, StoreError> {
+    pub fn expire_pending(
+        &self,
+        message: i64,
+        at: i64,
+        reason: &str,
+        category: &str,
+    ) -> Result<usize, StoreError> {
         let pending: Vec<i64> = self
             .tx
-            .prepare_cached("SELECT id FROM recipient WHERE message = ?1 AND status IN ('pending', 'deferred')")?
+            .prepare_cached(
+                "SELECT id FROM recipient WHERE message = ?1 AND status IN ('pending', 'deferred')",
+            )?
             .query_map([message], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         for &recipient in &pending {
@@ -252,13 +275,21 @@ impl LogBatch<'_> {
     /// The message left the MTA's queue; its queue id may now be reused.
     pub fn mark_removed(&self, message: i64, at: i64) -> Result<(), StoreError> {
         self.tx
-            .prepare_cached("UPDATE message SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL")?
+            .prepare_cached(
+                "UPDATE message SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+            )?
             .execute(params![message, at])?;
         Ok(())
     }
 
     /// A notification the MTA itself sent about the message (bounce, delay warning).
-    pub fn add_mta_notice(&self, message: i64, at: i64, kind: &str, notice_queue_id: Option<&str>) -> Result<(), StoreError> {
+    pub fn add_mta_notice(
+        &self,
+        message: i64,
+        at: i64,
+        kind: &str,
+        notice_queue_id: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("INSERT INTO mta_notice (message, at, kind, notice_queue_id) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![message, at, kind, notice_queue_id])?;
@@ -290,7 +321,12 @@ impl LogBatch<'_> {
         Ok(())
     }
 
-    pub fn insert_raw_line(&self, at: i64, queue_id: Option<&str>, line: &str) -> Result<(), StoreError> {
+    pub fn insert_raw_line(
+        &self,
+        at: i64,
+        queue_id: Option<&str>,
+        line: &str,
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("INSERT INTO raw_line (at, queue_id, line) VALUES (?1, ?2, ?3)")?
             .execute(params![at, queue_id, line])?;

@@ -111,7 +111,9 @@ impl Store {
                 // before the milter's end-of-message): the milter's record takes over that row.
                 let log_row: Option<i64> = match &e.queue_id {
                     Some(qid) => adopt
-                        .query_row(params![qid, e.arrived_at.unix_timestamp()], |row| row.get(0))
+                        .query_row(params![qid, e.arrived_at.unix_timestamp()], |row| {
+                            row.get(0)
+                        })
                         .optional()?,
                     None => None,
                 };
@@ -336,8 +338,10 @@ fn adopt_log_row(tx: &rusqlite::Transaction, id: i64, e: &Envelope) -> Result<()
             )?
             .execute(params![id, r.address, position as i64, r.args.join(" ")])?;
         if updated == 0 {
-            tx.prepare_cached("INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![id, position as i64, r.address, r.args.join(" ")])?;
+            tx.prepare_cached(
+                "INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, position as i64, r.address, r.args.join(" ")])?;
         }
     }
     Ok(())
