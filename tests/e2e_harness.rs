@@ -171,7 +171,9 @@ async fn busy_and_dropped_connections_defer() {
 #[test]
 fn sendmail_command_relays() {
     let server = ScriptedServer::start();
-    let pf = Postfix::start(PostfixConfig::new(server.port(), None));
+    // Both milter settings point at a port nothing listens on: fail-open on both paths.
+    let milter_port = free_port();
+    let pf = Postfix::start(PostfixConfig::new(server.port(), Some(milter_port)));
     let id = message_id("sendmail");
     let raw = format!(
         "From: sender@client.test.example\nTo: someone@remote.test.example\nSubject: via sendmail\nMessage-ID: <{id}>\n\nbody\n"
@@ -184,4 +186,15 @@ fn sendmail_command_relays() {
     let m = server.wait_for_message_id(&id, T);
     assert_eq!(m.rcpt_to, vec!["someone@remote.test.example"]);
     pf.wait_queue_empty(T);
+    // The non_smtpd_milters path was tried (by cleanup) and failed open.
+    let refused = format!(
+        "/cleanup[.*warning: connect to Milter service inet:127.0.0.1:{milter_port}: Connection refused"
+    );
+    let re_ok = pf.maillog().lines().any(|l| {
+        l.contains("/cleanup[")
+            && l.contains(&format!(
+                "warning: connect to Milter service inet:127.0.0.1:{milter_port}: Connection refused"
+            ))
+    });
+    assert!(re_ok, "no line like {refused:?} in\n{}", pf.maillog());
 }

@@ -91,3 +91,62 @@ pub fn message_id(tag: &str) -> String {
         N.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// How a relayed copy differs from an archived copy of the same message.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Diff {
+    /// Header fields the relayed copy has before the first archived field (raw).
+    pub prepended: Vec<String>,
+    /// Whether every archived header field follows, in order and byte for byte.
+    pub headers_equal: bool,
+    /// Whether the bodies are equal byte for byte.
+    pub body_equal: bool,
+}
+
+/// Compares `relayed` (what the remote server got) with `archived`: the relayed copy may have
+/// extra fields in front; everything else is compared byte for byte. Returns the difference and
+/// a printable report.
+pub fn diff(archived: &[u8], relayed: &[u8]) -> (Diff, String) {
+    let a = split(archived);
+    let r = split(relayed);
+    let extra = r.headers.len().saturating_sub(a.headers.len());
+    let prepended: Vec<String> = r.headers[..extra]
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    let headers_equal = r.headers[extra..] == a.headers[..];
+    let body_equal = a.body == r.body;
+    let mut report = format!(
+        "relayed has {} header field(s), archived {}; prepended: {prepended:#?}\n",
+        r.headers.len(),
+        a.headers.len()
+    );
+    if !headers_equal {
+        for (i, (x, y)) in a.headers.iter().zip(&r.headers[extra..]).enumerate() {
+            if x != y {
+                report.push_str(&format!(
+                    "header {i} differs:\n  archived: {}\n  relayed:  {}\n",
+                    show(x),
+                    show(y)
+                ));
+            }
+        }
+    }
+    if !body_equal {
+        report.push_str(&format!(
+            "bodies differ ({} vs {} bytes):\n--- archived\n{}\n--- relayed\n{}\n",
+            a.body.len(),
+            r.body.len(),
+            show(a.body),
+            show(r.body)
+        ));
+    }
+    (
+        Diff {
+            prepended,
+            headers_equal,
+            body_equal,
+        },
+        report,
+    )
+}

@@ -5,6 +5,7 @@
 //! Each test binary includes it with `mod support;`; not every binary uses every helper.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod mailtrail;
 pub mod message;
 pub mod postfix;
