@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use support::message::{header_value, message_id};
 use support::postfix::{Postfix, PostfixConfig};
+use support::sendmail::Sendmail;
 use support::smtp_server::{RcptAttempt, Reply, ScriptedServer};
 use support::submit;
 use support::util::{free_port, wait_until};
@@ -197,4 +198,35 @@ fn sendmail_command_relays() {
             ))
     });
     assert!(re_ok, "no line like {refused:?} in\n{}", pf.maillog());
+}
+
+/// The private sendmail (unpacked Debian sendmail-bin) relays to the scripted server, logs
+/// through the harness's syslog socket, and fails open when its milter is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendmail_mta_relays_and_logs() {
+    let server = ScriptedServer::start();
+    let milter_port = free_port();
+    let sm = Sendmail::start(server.port(), Some(milter_port));
+    let id = message_id("sendmail-mta");
+    let rcpts = ["x@remote.test.example", "y@remote.test.example"];
+    let m = submit::simple_message("sender@client.test.example", &rcpts, "sm", &id, "hi\n");
+    submit::send(sm.smtp_port(), m).await;
+    let relayed = server.wait_for_message_id(&id, T);
+    assert_eq!(relayed.mail_from, "sender@client.test.example");
+    let mut got = relayed.rcpt_to.clone();
+    got.sort();
+    assert_eq!(got, ["x@remote.test.example", "y@remote.test.example"]);
+    let qid = sm.wait_queue_id(&id, T);
+    sm.wait_queue_empty(T);
+    let lines = sm.log_lines_for(&qid).join("\n");
+    assert!(
+        lines.contains("Milter (mailtrail): error connecting to filter"),
+        "{lines}"
+    );
+    assert!(lines.contains("stat=Sent"), "{lines}");
+    let received = relayed.header("Received").unwrap();
+    assert!(
+        received.contains(&format!("with ESMTP id {qid};")),
+        "{received}"
+    );
 }

@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod mailtrail;
 pub mod message;
 pub mod postfix;
+pub mod sendmail;
 pub mod smtp_server;
 pub mod submit;
 pub mod util;
