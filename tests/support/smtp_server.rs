@@ -69,6 +69,8 @@ pub struct RcptAttempt {
 
 #[derive(Default)]
 struct State {
+    /// Leave 8BITMIME out of the EHLO reply.
+    no_8bitmime: bool,
     script: HashMap<String, Reply>,
     default: Option<Reply>,
     tries: HashMap<String, u32>,
@@ -149,6 +151,12 @@ impl ScriptedServer {
     /// Sets how recipients without a script of their own are answered (initially `Accept`).
     pub fn script_default(&self, reply: Reply) -> &Self {
         self.state.lock().unwrap().default = Some(reply);
+        self
+    }
+
+    /// Stops advertising `8BITMIME` (postfix then converts 8-bit bodies to quoted-printable).
+    pub fn without_8bitmime(&self) -> &Self {
+        self.state.lock().unwrap().no_8bitmime = true;
         self
     }
 
@@ -257,8 +265,13 @@ async fn serve(sock: TcpStream, state: Arc<Mutex<State>>) {
                 helo = arg.trim().to_string();
                 mail_from = None;
                 rcpts.clear();
+                let eight_bit = if state.lock().unwrap().no_8bitmime {
+                    ""
+                } else {
+                    "250-8BITMIME\r\n"
+                };
                 say!(format!(
-                    "250-{HOSTNAME}\r\n250-8BITMIME\r\n250-SIZE 104857600\r\n250 HELP\r\n"
+                    "250-{HOSTNAME}\r\n{eight_bit}250-SIZE 104857600\r\n250 HELP\r\n"
                 ));
             }
             "HELO" => {
