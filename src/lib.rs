@@ -1,1 +1,18 @@
 //! mailtrail: a delivery companion for sendmail and postfix.
+//!
+//! [`run`] is the daemon: the milter that archives every outbound message and records its
+//! envelope, and the archive retention sweep. The CLI lives in `main.rs` and [`cli`].
+
+pub mod archive;
+pub mod cli;
+pub mod config;
+pub mod counters;
+pub mod envelope;
+pub mod milter;
+pub mod recorder;
+pub mod store;
+
+mod daemon;
+pub mod sweep;
+
+pub use daemon::{RunError, run};

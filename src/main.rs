@@ -1,1 +1,127 @@
-fn main() {}
+//! The `mailtrail` command: parses arguments, handles signals and exit codes; the work is in the
+//! library.
+
+use clap::Parser;
+use mailtrail::{
+    cli::{self, Cli, CliError, Command},
+    config::{Config, ConfigHandle, Source},
+};
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+/// sysexits.h EX_CONFIG: systemd should not restart into the same bad configuration.
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let filter = args.log.clone().unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let source = Source::resolve(args.config);
+    let config = match source.load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mailtrail: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+
+    let result = match args.command {
+        Command::Run => return run(source, config),
+        Command::CheckConfig => check_config(&source, &config),
+        Command::Archive(command) => cli::archive_command(&config, command, &mut std::io::stdout().lock()),
+        Command::Counters { json } => cli::counters_command(&config, json, &mut std::io::stdout().lock()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mailtrail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match source {
+        Source::File(path) => writeln!(out, "{}: OK", path.display())?,
+        Source::Defaults => writeln!(out, "no configuration file: built-in defaults")?,
+    }
+    writeln!(out, "milter.listen = {}", config.milter.listen)?;
+    writeln!(out, "store = {}", config.store.path.display())?;
+    writeln!(out, "archive = {}", config.archive.dir.display())?;
+    for (mode, policy) in &config.policies {
+        let warn = policy
+            .warn_after
+            .map_or("never".into(), |d| humantime::format_duration(d).to_string());
+        writeln!(
+            out,
+            "policy {mode}: retry every {}, warn after {warn}, give up after {}",
+            humantime::format_duration(policy.retry_every),
+            humantime::format_duration(policy.give_up_after)
+        )?;
+    }
+    Ok(())
+}
+
+fn run(source: Source, config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailtrail: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = ConfigHandle::new(source, config);
+    let result = runtime.block_on(async {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            error!("cannot install signal handlers");
+            return Err(());
+        };
+        let reloader = handle.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                match reloader.reload() {
+                    Ok(restart) if restart.is_empty() => info!("configuration reloaded"),
+                    Ok(restart) => warn!(
+                        "configuration reloaded; {} take effect after a restart",
+                        restart.join(", ")
+                    ),
+                    Err(e) => error!("configuration not reloaded, keeping the running one: {e}"),
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
+        });
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => info!("SIGTERM: finishing messages in flight"),
+                _ = int.recv() => info!("SIGINT: finishing messages in flight"),
+            }
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        };
+        let ready = || {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        };
+        mailtrail::run(handle, shutdown, ready)
+            .await
+            .map_err(|e| error!("{e}"))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
+    }
+}

@@ -1,0 +1,238 @@
+//! The archive Maildir: durable writes (tmp → fsync → new → directory fsync), reading, the
+//! retention sweep and export. It knows nothing about SMTP.
+
+mod expire;
+mod export;
+
+pub use expire::{ExpiredCopy, SweepReport};
+pub use export::{export_eml, export_mbox};
+
+use maildir::{Maildir, TemporaryMailFile};
+use std::{
+    fs::File,
+    io::{self, Write},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+/// Messages up to this size stay in memory until end-of-message; larger ones go to `tmp/` as
+/// they arrive, so a few large messages cannot exhaust memory.
+const SPILL_THRESHOLD: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("archive {path}: {source}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("archive {path}: {source}", path = path.display())]
+    Maildir {
+        path: PathBuf,
+        #[source]
+        source: maildir::MaildirError,
+    },
+    #[error("no archived copy named {0}")]
+    NotFound(String),
+    #[error("this message has no copy to store")]
+    NothingToStore,
+}
+
+/// The archive Maildir.
+pub struct Archive {
+    maildir: Maildir,
+    root: PathBuf,
+}
+
+impl Archive {
+    /// Opens the Maildir at `root`, creating `tmp/`, `new/` and `cur/` when missing.
+    pub fn open(root: &Path) -> Result<Archive, ArchiveError> {
+        let maildir = Maildir::from(root.to_path_buf());
+        maildir.create_dirs().map_err(|source| ArchiveError::Io {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        Ok(Archive {
+            maildir,
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing Maildir for reading, without creating anything.
+    pub fn open_existing(root: &Path) -> Archive {
+        Archive {
+            maildir: Maildir::from(root.to_path_buf()),
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Starts a copy of one message.
+    pub fn spool(self: &Arc<Self>, max_size: u64) -> Spool {
+        Spool {
+            archive: Some(self.clone()),
+            buf: Vec::new(),
+            file: None,
+            size: 0,
+            max_size,
+            state: SpoolState::Keeping,
+        }
+    }
+
+    /// Makes the renames into `new/` durable: one directory sync covers every copy stored before.
+    pub fn sync_new_dir(&self) -> Result<(), ArchiveError> {
+        let new = self.root.join("new");
+        File::open(&new)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| ArchiveError::Io { path: new, source })
+    }
+
+    /// The path of a stored copy, wherever a Maildir reader moved it (`new/` or `cur/`).
+    pub fn path_of(&self, name: &str) -> Option<PathBuf> {
+        self.maildir.find(name).map(|entry| entry.path().clone())
+    }
+
+    /// The bytes of a stored copy.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>, ArchiveError> {
+        let path = self
+            .path_of(name)
+            .ok_or_else(|| ArchiveError::NotFound(name.to_string()))?;
+        std::fs::read(&path).map_err(|source| ArchiveError::Io { path, source })
+    }
+
+    fn io_err(&self, source: io::Error) -> ArchiveError {
+        ArchiveError::Io {
+            path: self.root.clone(),
+            source,
+        }
+    }
+
+    fn maildir_err(&self, source: maildir::MaildirError) -> ArchiveError {
+        ArchiveError::Maildir {
+            path: self.root.clone(),
+            source,
+        }
+    }
+}
+
+enum SpoolState {
+    Keeping,
+    CountOnly,
+    TooLarge,
+    Failed(io::Error),
+}
+
+/// One message's bytes on their way into the archive, bounded by the size limit.
+pub struct Spool {
+    /// `None` for a spool that only counts bytes.
+    archive: Option<Arc<Archive>>,
+    buf: Vec<u8>,
+    file: Option<TemporaryMailFile>,
+    size: u64,
+    max_size: u64,
+    state: SpoolState,
+}
+
+impl Spool {
+    /// A spool that only counts bytes: for messages that are not to be copied.
+    pub fn counting() -> Spool {
+        Spool {
+            archive: None,
+            buf: Vec::new(),
+            file: None,
+            size: 0,
+            max_size: u64::MAX,
+            state: SpoolState::CountOnly,
+        }
+    }
+
+    /// Appends message bytes. Past the size limit the copy is dropped and only counted; a write
+    /// error is kept and reported by [`Spool::store`].
+    pub fn append(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        let (SpoolState::Keeping, Some(archive)) = (&self.state, &self.archive) else {
+            return;
+        };
+        if self.size > self.max_size {
+            self.state = SpoolState::TooLarge;
+            self.buf = Vec::new();
+            self.file = None; // dropping the tmp file unlinks it
+            return;
+        }
+        let result = match &mut self.file {
+            // A page-cache write of one body chunk (≤ 64 KB from the MTA); the slow fsync runs
+            // on a blocking thread at end-of-message.
+            Some(file) => file.write_all(bytes),
+            None if self.buf.len() + bytes.len() > SPILL_THRESHOLD => archive
+                .maildir
+                .open_file_in_tmp()
+                .map_err(io::Error::other)
+                .and_then(|mut file| {
+                    file.write_all(&self.buf)?;
+                    file.write_all(bytes)?;
+                    self.file = Some(file);
+                    self.buf = Vec::new();
+                    Ok(())
+                }),
+            None => {
+                self.buf.extend_from_slice(bytes);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.state = SpoolState::Failed(e);
+            self.buf = Vec::new();
+            self.file = None;
+        }
+    }
+
+    /// Bytes seen so far, including any beyond the size limit.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the message grew past the size limit.
+    pub fn too_large(&self) -> bool {
+        matches!(self.state, SpoolState::TooLarge)
+    }
+
+    /// Whether there is a copy to store.
+    pub fn keeps_copy(&self) -> bool {
+        matches!(self.state, SpoolState::Keeping | SpoolState::Failed(_))
+    }
+
+    /// Makes the copy durable in `new/` and returns its Maildir name. The file is synced before
+    /// the rename; the rename itself is durable after [`Archive::sync_new_dir`], which is batched
+    /// across messages. Blocking: call from a blocking thread.
+    pub fn store(self) -> Result<String, ArchiveError> {
+        let Some(archive) = self.archive else {
+            return Err(ArchiveError::NothingToStore);
+        };
+        if let SpoolState::Failed(source) = self.state {
+            return Err(archive.io_err(source));
+        }
+        if !matches!(self.state, SpoolState::Keeping) {
+            return Err(ArchiveError::NothingToStore);
+        }
+        let mut tmp = match self.file {
+            Some(tmp) => tmp,
+            None => archive
+                .maildir
+                .open_file_in_tmp()
+                .map_err(|e| archive.maildir_err(e))?,
+        };
+        tmp.write_all(&self.buf).map_err(|e| archive.io_err(e))?;
+        // Syncs the file, then renames it into new/.
+        archive
+            .maildir
+            .move_tmp_to_new(tmp)
+            .map_err(|e| archive.maildir_err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! Command-line interface: argument definitions and the inspection commands.
+
+mod archive;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+pub use archive::archive_command;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailtrail",
+    version,
+    about = "Delivery companion for sendmail and postfix"
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/mailtrail/mailtrail.toml if present, else built-in defaults]
+    #[arg(short, long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, as in RUST_LOG (e.g. "debug" or "mailtrail=debug")
+    #[arg(long, global = true, value_name = "FILTER", env = "MAILTRAIL_LOG")]
+    pub log: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: the milter and the archive sweep
+    Run,
+    /// Check the configuration file and print the settings in force
+    CheckConfig,
+    /// Inspect, export and expire archived messages
+    #[command(subcommand)]
+    Archive(ArchiveCommand),
+    /// Print the error and activity counters
+    Counters {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArchiveCommand {
+    /// List recorded messages, newest first
+    Ls(LsArgs),
+    /// Show one message by id or queue id
+    Show {
+        /// Message id (from `ls`) or MTA queue id
+        id: String,
+        /// The archived copy exactly as received
+        #[arg(long, conflicts_with = "headers")]
+        raw: bool,
+        /// Only the archived copy's header block
+        #[arg(long)]
+        headers: bool,
+    },
+    /// Export archived copies as .eml files or one mbox file
+    Export {
+        /// Message ids or queue ids
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Write DIR/<name>.eml per message
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "mbox",
+            conflicts_with = "mbox"
+        )]
+        eml: Option<PathBuf>,
+        /// Append all messages to one mbox file
+        #[arg(long, value_name = "FILE")]
+        mbox: Option<PathBuf>,
+    },
+    /// Delete copies older than archive.retention now (the daemon does this every hour)
+    Expire {
+        /// Only list what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only messages that arrived within this long (e.g. 1d, 2h)
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Sender address contains this text
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+    /// A recipient address contains this text
+    #[arg(long, value_name = "ADDR")]
+    pub to: Option<String>,
+    /// Subject contains this text
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// At most this many messages
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An error for the operator, printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    #[error(transparent)]
+    Sweep(#[from] crate::sweep::SweepError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Replaces control characters so text from mail cannot drive the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// `mailtrail counters`: every counter, zeros included.
+pub fn counters_command(
+    config: &crate::config::Config,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let mut counters: std::collections::BTreeMap<String, u64> = crate::counters::Counters::NAMES
+        .iter()
+        .map(|n| (n.to_string(), 0))
+        .collect();
+    if config.store.path.exists() {
+        counters.extend(crate::store::Store::open(&config.store.path)?.counters()?);
+    }
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &counters).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+    } else {
+        for (name, value) in &counters {
+            writeln!(out, "{name:<22} {value}")?;
+        }
+    }
+    Ok(())
+}

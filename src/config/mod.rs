@@ -1,0 +1,66 @@
+//! Configuration: the TOML schema and its defaults (`parse`), the validated model (`model`) and
+//! live reloading on SIGHUP (`reload`).
+
+mod model;
+mod parse;
+mod reload;
+
+pub use model::*;
+pub use parse::{ConfigError, load, parse, parse_listen};
+pub use reload::{ConfigHandle, Source};
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+/// Where the configuration lives unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/mailtrail/mailtrail.toml";
+/// The SQLite file and the Maildir, relative to the state directory.
+pub const DB_FILE: &str = "mailtrail.db";
+pub const ARCHIVE_DIR: &str = "archive";
+
+impl Config {
+    /// Built-in defaults: what `mailtrail run` uses with no configuration file.
+    pub fn defaults() -> Config {
+        let state_dir = default_state_dir();
+        Config {
+            source: None,
+            milter: MilterConfig {
+                listen: ListenAddr::Inet(([127, 0, 0, 1], 8899).into()),
+                on_error: OnError::Continue,
+                max_recipients: 1000,
+                max_headers: 1000,
+                max_connections: 200,
+            },
+            archive: ArchiveConfig {
+                maildir: true,
+                dir: state_dir.join(ARCHIVE_DIR),
+                retention: Duration::from_secs(7 * 24 * 3600),
+                max_message_size: 50 * 1000 * 1000,
+                exclude: Vec::new(),
+                bcc: None,
+                sweep_interval: Duration::from_secs(3600),
+            },
+            store: StoreConfig {
+                path: state_dir.join(DB_FILE),
+            },
+            policies: BTreeMap::from([
+                ("normal".to_string(), Policy::normal()),
+                ("bulk".to_string(), Policy::bulk()),
+            ]),
+            senders: Vec::new(),
+            state_dir,
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` when systemd sets it (the first entry if several), else `./mailtrail-data`.
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|dirs| {
+            let first = dirs.to_string_lossy().split(':').next().map(str::to_owned)?;
+            (!first.is_empty()).then(|| PathBuf::from(first))
+        })
+        .unwrap_or_else(|| PathBuf::from("mailtrail-data"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! The validated configuration: what the rest of mailtrail reads.
+
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Where the milter listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    Inet(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Inet(addr) => write!(f, "inet:{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// What the milter answers when mailtrail itself fails on a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Let the mail through; the failure is logged and counted.
+    Continue,
+    /// Ask the client to retry later: for sites that must archive everything.
+    Tempfail,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MilterConfig {
+    pub listen: ListenAddr,
+    pub on_error: OnError,
+    /// Recipients recorded per message; more are counted, not stored.
+    pub max_recipients: usize,
+    /// Headers recorded per message; the archive copy still holds all of them.
+    pub max_headers: usize,
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchiveConfig {
+    /// Keep copies in the Maildir (`false` when only `bcc` is wanted).
+    pub maildir: bool,
+    pub dir: PathBuf,
+    pub retention: Duration,
+    /// Larger messages are recorded but not archived.
+    pub max_message_size: u64,
+    /// Senders whose mail is never copied.
+    pub exclude: Vec<AddressPattern>,
+    /// A mailbox the MTA delivers an extra copy of every message to.
+    pub bcc: Option<String>,
+    pub sweep_interval: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+/// A sender's delivery promise (see DESIGN.md, "retry policy").
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Policy {
+    #[serde(with = "humantime_serde")]
+    pub retry_every: Duration,
+    /// `None`: this mode never sends a delay warning.
+    #[serde(with = "humantime_serde::option")]
+    pub warn_after: Option<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+}
+
+impl Policy {
+    pub fn normal() -> Self {
+        Policy {
+            retry_every: Duration::from_secs(10 * 60),
+            warn_after: Some(Duration::from_secs(30 * 60)),
+            give_up_after: Duration::from_secs(4 * 3600),
+        }
+    }
+
+    pub fn bulk() -> Self {
+        Policy {
+            retry_every: Duration::from_secs(30 * 60),
+            warn_after: None,
+            give_up_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// An address or a whole domain, as written by the operator: `user@example.com` or `@example.com`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddressPattern {
+    Address(String),
+    Domain(String),
+}
+
+impl AddressPattern {
+    /// Parses `user@example.com` or `@example.com`; compares case-insensitively.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase();
+        if let Some(domain) = text.strip_prefix('@') {
+            (!domain.is_empty() && !domain.contains('@')).then(|| AddressPattern::Domain(domain.into()))
+        } else {
+            let (local, domain) = text.rsplit_once('@')?;
+            (!local.is_empty() && !domain.is_empty()).then_some(AddressPattern::Address(text))
+        }
+    }
+
+    pub fn matches(&self, address: &str) -> bool {
+        match self {
+            AddressPattern::Address(a) => a.eq_ignore_ascii_case(address),
+            AddressPattern::Domain(d) => address
+                .rsplit_once('@')
+                .is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(d)),
+        }
+    }
+}
+
+/// What a `[[sender]]` entry matches on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderMatch {
+    Pattern(AddressPattern),
+    SaslUser(String),
+}
+
+/// Whether and how a sender gets return receipts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Receipts {
+    #[default]
+    Off,
+    /// mailtrail sends a receipt once every recipient reached a final state.
+    On,
+    /// The destination servers send them: the milter asks for `NOTIFY=SUCCESS,FAILURE,DELAY`.
+    Dsn,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderRule {
+    pub matcher: SenderMatch,
+    pub mode: String,
+    pub receipts: Receipts,
+}
+
+/// The policy a message gets, resolved once at arrival and stored with it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SenderPolicy {
+    pub mode: String,
+    pub receipts: Receipts,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file this was read from; `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub milter: MilterConfig,
+    pub archive: ArchiveConfig,
+    pub store: StoreConfig,
+    /// Named modes; `normal` and `bulk` always exist.
+    pub policies: BTreeMap<String, Policy>,
+    pub senders: Vec<SenderRule>,
+}
+
+pub const DEFAULT_MODE: &str = "normal";
+
+impl Config {
+    /// Resolves the policy for a message: the most specific `[[sender]]` rule wins
+    /// (exact address, then SASL user, then domain); otherwise the `normal` mode.
+    pub fn sender_policy(&self, mail_from: &str, sasl_user: Option<&str>) -> SenderPolicy {
+        let rank = |rule: &SenderRule| match &rule.matcher {
+            SenderMatch::Pattern(p @ AddressPattern::Address(_)) if p.matches(mail_from) => Some(0),
+            SenderMatch::SaslUser(user) if sasl_user == Some(user.as_str()) => Some(1),
+            SenderMatch::Pattern(p @ AddressPattern::Domain(_)) if p.matches(mail_from) => Some(2),
+            _ => None,
+        };
+        self.senders
+            .iter()
+            .filter_map(|rule| rank(rule).map(|r| (r, rule)))
+            .min_by_key(|(r, _)| *r)
+            .map(|(_, rule)| SenderPolicy {
+                mode: rule.mode.clone(),
+                receipts: rule.receipts,
+            })
+            .unwrap_or_else(|| SenderPolicy {
+                mode: DEFAULT_MODE.into(),
+                receipts: Receipts::Off,
+            })
+    }
+
+    pub fn policy(&self, mode: &str) -> Option<&Policy> {
+        self.policies.get(mode)
+    }
+
+    /// Whether a sender's mail must not be archived.
+    pub fn archive_excluded(&self, mail_from: &str) -> bool {
+        self.archive.exclude.iter().any(|p| p.matches(mail_from))
+    }
+}

@@ -1,0 +1,436 @@
+//! Reading the TOML file into the validated model, with errors that name file, line and key.
+
+use super::model::*;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use toml::Spanned;
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}", path = path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}", path = path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The line an `Invalid` error points at.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            ConfigError::Invalid { line, .. } => Some(*line),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state: Option<RawState>,
+    milter: Option<RawMilter>,
+    archive: Option<RawArchive>,
+    store: Option<RawStore>,
+    #[serde(default)]
+    policy: BTreeMap<String, Spanned<RawPolicy>>,
+    #[serde(default)]
+    sender: Vec<Spanned<RawSender>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMilter {
+    listen: Option<Spanned<String>>,
+    on_error: Option<Spanned<String>>,
+    max_recipients: Option<Spanned<i64>>,
+    max_headers: Option<Spanned<i64>>,
+    max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArchive {
+    maildir: Option<bool>,
+    dir: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    max_message_size: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    bcc: Option<Spanned<String>>,
+    sweep_interval: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    retry_every: Option<Spanned<String>>,
+    warn_after: Option<Spanned<String>>,
+    give_up_after: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSender {
+    #[serde(rename = "match")]
+    pattern: Option<Spanned<String>>,
+    sasl_user: Option<Spanned<String>>,
+    mode: Option<Spanned<String>>,
+    receipts: Option<Spanned<toml::Value>>,
+}
+
+/// Turns byte offsets into 1-based line numbers for one file's text.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// The key written on the line holding `offset`: `name` of `name = ...` or of `[name]`.
+    fn key_at(&self, offset: usize) -> String {
+        let start = self.text[..offset.min(self.text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let line = self.text[start..].lines().next().unwrap_or("").trim();
+        let key = match line.split_once('=') {
+            Some((key, _)) if !line.starts_with('[') => key,
+            _ => line.trim_start_matches('[').split(']').next().unwrap_or(""),
+        };
+        if line.starts_with('[') {
+            return key.trim().to_string();
+        }
+        // Qualify with the table the line is in: `milter.listen`, not `listen`.
+        let table = self.text[..start]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+        match (table, key.trim()) {
+            (_, "") => "(file)".into(),
+            (Some(table), key) => format!("{table}.{key}"),
+            (None, key) => key.to_string(),
+        }
+    }
+
+    fn error<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line(span.start),
+            key: key.to_string(),
+            message: message.into(),
+        })
+    }
+
+    fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if !d.is_zero() => Ok(d),
+            Ok(_) => self.error(value.span(), key, "must be longer than zero"),
+            Err(e) => self.error(
+                value.span(),
+                key,
+                format!("`{}` is not a duration like 10m, 4h or 7d ({e})", value.get_ref()),
+            ),
+        }
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Validates configuration text; `path` is only used in errors and as the source.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let loc = Locator { path, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: loc.line(span.start),
+            key: loc.key_at(span.start),
+            message: e.message().trim().to_string(),
+        }
+    })?;
+
+    let mut config = Config::defaults();
+    config.source = Some(path.to_path_buf());
+
+    if let Some(dir) = raw.state.and_then(|s| s.dir) {
+        config.state_dir = PathBuf::from(dir.get_ref());
+        config.store.path = config.state_dir.join(super::DB_FILE);
+        config.archive.dir = config.state_dir.join(super::ARCHIVE_DIR);
+    }
+
+    if let Some(m) = raw.milter {
+        if let Some(listen) = m.listen {
+            config.milter.listen = match parse_listen(listen.get_ref()) {
+                Some(addr) => addr,
+                None => {
+                    return loc.error(
+                        listen.span(),
+                        "milter.listen",
+                        format!("`{}` is not inet:HOST:PORT or unix:/PATH", listen.get_ref()),
+                    );
+                }
+            };
+        }
+        if let Some(v) = m.on_error {
+            config.milter.on_error = match v.get_ref().as_str() {
+                "continue" => OnError::Continue,
+                "tempfail" => OnError::Tempfail,
+                other => {
+                    return loc.error(
+                        v.span(),
+                        "milter.on_error",
+                        format!("`{other}` is not \"continue\" or \"tempfail\""),
+                    );
+                }
+            };
+        }
+        let limits = [
+            (
+                m.max_recipients,
+                "milter.max_recipients",
+                &mut config.milter.max_recipients,
+            ),
+            (
+                m.max_headers,
+                "milter.max_headers",
+                &mut config.milter.max_headers,
+            ),
+            (
+                m.max_connections,
+                "milter.max_connections",
+                &mut config.milter.max_connections,
+            ),
+        ];
+        for (value, key, slot) in limits {
+            if let Some(v) = value {
+                match usize::try_from(*v.get_ref()) {
+                    Ok(n) if n > 0 => *slot = n,
+                    _ => return loc.error(v.span(), key, "must be a positive number"),
+                }
+            }
+        }
+    }
+
+    if let Some(s) = raw.store
+        && let Some(p) = s.path
+    {
+        config.store.path = PathBuf::from(p.get_ref());
+    }
+
+    if let Some(a) = raw.archive {
+        parse_archive(&loc, a, &mut config.archive)?;
+    }
+
+    for (name, policy) in raw.policy {
+        let base = config.policies.get(&name).cloned().unwrap_or_else(Policy::normal);
+        let key = |field: &str| format!("policy.{name}.{field}");
+        let p = policy.get_ref();
+        let parsed = Policy {
+            retry_every: match &p.retry_every {
+                Some(v) => loc.duration(v, &key("retry_every"))?,
+                None => base.retry_every,
+            },
+            warn_after: match &p.warn_after {
+                Some(v) if matches!(v.get_ref().as_str(), "off" | "never" | "none") => None,
+                Some(v) => Some(loc.duration(v, &key("warn_after"))?),
+                None => base.warn_after,
+            },
+            give_up_after: match &p.give_up_after {
+                Some(v) => loc.duration(v, &key("give_up_after"))?,
+                None => base.give_up_after,
+            },
+        };
+        if parsed.warn_after.is_some_and(|w| w >= parsed.give_up_after) {
+            return loc.error(
+                policy.span(),
+                &key("warn_after"),
+                "must be shorter than give_up_after",
+            );
+        }
+        config.policies.insert(name, parsed);
+    }
+
+    for (index, sender) in raw.sender.iter().enumerate() {
+        config
+            .senders
+            .push(parse_sender(&loc, index, sender, &config.policies)?);
+    }
+    Ok(config)
+}
+
+fn parse_archive(loc: &Locator, a: RawArchive, archive: &mut ArchiveConfig) -> Result<(), ConfigError> {
+    if let Some(m) = a.maildir {
+        archive.maildir = m;
+    }
+    if let Some(d) = a.dir {
+        archive.dir = PathBuf::from(d.get_ref());
+    }
+    if let Some(r) = a.retention {
+        archive.retention = loc.duration(&r, "archive.retention")?;
+    }
+    if let Some(i) = a.sweep_interval {
+        archive.sweep_interval = loc.duration(&i, "archive.sweep_interval")?;
+    }
+    if let Some(size) = a.max_message_size {
+        let parsed = match size.get_ref() {
+            toml::Value::Integer(n) => u64::try_from(*n).ok(),
+            toml::Value::String(s) => byte_unit::Byte::parse_str(s, true).ok().map(|b| b.as_u64()),
+            _ => None,
+        };
+        archive.max_message_size = match parsed {
+            Some(n) if n > 0 => n,
+            _ => {
+                return loc.error(
+                    size.span(),
+                    "archive.max_message_size",
+                    "must be a size like \"50MB\" or a number of bytes",
+                );
+            }
+        };
+    }
+    for pattern in a.exclude {
+        match AddressPattern::parse(pattern.get_ref()) {
+            Some(p) => archive.exclude.push(p),
+            None => {
+                return loc.error(
+                    pattern.span(),
+                    "archive.exclude",
+                    format!("`{}` is not an address or @domain", pattern.get_ref()),
+                );
+            }
+        }
+    }
+    if let Some(bcc) = a.bcc {
+        match AddressPattern::parse(bcc.get_ref()) {
+            Some(AddressPattern::Address(addr)) if !bcc.get_ref().contains(['\r', '\n', '<', '>']) => {
+                archive.bcc = Some(addr);
+            }
+            _ => {
+                return loc.error(
+                    bcc.span(),
+                    "archive.bcc",
+                    format!("`{}` is not a mail address", bcc.get_ref().escape_debug()),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_sender(
+    loc: &Locator,
+    index: usize,
+    sender: &Spanned<RawSender>,
+    policies: &BTreeMap<String, Policy>,
+) -> Result<SenderRule, ConfigError> {
+    let key = |field: &str| format!("sender[{index}].{field}");
+    let s = sender.get_ref();
+    let matcher = match (&s.pattern, &s.sasl_user) {
+        (Some(p), None) => match AddressPattern::parse(p.get_ref()) {
+            Some(pattern) => SenderMatch::Pattern(pattern),
+            None => {
+                return loc.error(
+                    p.span(),
+                    &key("match"),
+                    format!("`{}` is not an address or @domain", p.get_ref()),
+                );
+            }
+        },
+        (None, Some(u)) if !u.get_ref().is_empty() => SenderMatch::SaslUser(u.get_ref().clone()),
+        (None, Some(u)) => return loc.error(u.span(), &key("sasl_user"), "must not be empty"),
+        _ => {
+            return loc.error(
+                sender.span(),
+                &key("match"),
+                "each [[sender]] needs exactly one of `match` or `sasl_user`",
+            );
+        }
+    };
+    let mode = match &s.mode {
+        Some(m) if policies.contains_key(m.get_ref()) => m.get_ref().clone(),
+        Some(m) => {
+            let known: Vec<&str> = policies.keys().map(String::as_str).collect();
+            return loc.error(
+                m.span(),
+                &key("mode"),
+                format!("unknown mode `{}` (defined: {})", m.get_ref(), known.join(", ")),
+            );
+        }
+        None => DEFAULT_MODE.to_string(),
+    };
+    let receipts = match &s.receipts {
+        None => Receipts::Off,
+        Some(r) => match r.get_ref() {
+            toml::Value::Boolean(false) => Receipts::Off,
+            toml::Value::Boolean(true) => Receipts::On,
+            toml::Value::String(s) if s == "dsn" => Receipts::Dsn,
+            _ => return loc.error(r.span(), &key("receipts"), "must be true, false or \"dsn\""),
+        },
+    };
+    Ok(SenderRule {
+        matcher,
+        mode,
+        receipts,
+    })
+}
+
+/// `inet:HOST:PORT` (IPv6 in brackets) or `unix:/PATH`.
+pub fn parse_listen(text: &str) -> Option<ListenAddr> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        return (!path.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(path)));
+    }
+    let rest = text
+        .strip_prefix("inet:")
+        .or_else(|| text.strip_prefix("inet6:"))?;
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let port: u16 = port.parse().ok()?;
+    Some(ListenAddr::Inet((ip, port).into()))
+}

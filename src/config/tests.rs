@@ -1,0 +1,222 @@
+use super::*;
+use std::path::Path;
+
+fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    parse(Path::new("test.toml"), text)
+}
+
+/// Asserts that `text` fails on `line` naming `key`, and returns the message for further checks.
+fn error_at(text: &str, line: usize, key: &str) -> String {
+    let err = parse_str(text).expect_err("config should be rejected");
+    let shown = err.to_string();
+    assert_eq!(err.line(), Some(line), "wrong line in: {shown}");
+    assert!(
+        shown.starts_with(&format!("test.toml:{line}: ")),
+        "no file:line in: {shown}"
+    );
+    assert!(shown.contains(key), "key `{key}` not named in: {shown}");
+    shown
+}
+
+#[test]
+fn defaults_are_the_promised_policies() {
+    let c = Config::defaults();
+    let normal = c.policy("normal").unwrap();
+    assert_eq!(normal.retry_every, Duration::from_secs(600));
+    assert_eq!(normal.warn_after, Some(Duration::from_secs(1800)));
+    assert_eq!(normal.give_up_after, Duration::from_secs(4 * 3600));
+    let bulk = c.policy("bulk").unwrap();
+    assert_eq!(bulk.retry_every, Duration::from_secs(1800));
+    assert_eq!(bulk.warn_after, None);
+    assert_eq!(bulk.give_up_after, Duration::from_secs(24 * 3600));
+    assert_eq!(c.milter.listen.to_string(), "inet:127.0.0.1:8899");
+    assert_eq!(c.milter.on_error, OnError::Continue);
+    assert_eq!(c.archive.retention, Duration::from_secs(7 * 86400));
+    assert_eq!(c.archive.max_message_size, 50_000_000);
+    // An empty file is the defaults too.
+    let empty = parse_str("").unwrap();
+    assert_eq!(empty.policies, c.policies);
+    assert_eq!(empty.milter, c.milter);
+}
+
+#[test]
+fn full_file_is_read() {
+    let c = parse_str(
+        r#"
+[state]
+dir = "/var/lib/mt"
+[milter]
+listen = "unix:/run/mailtrail/milter.sock"
+on_error = "tempfail"
+max_recipients = 50
+[archive]
+retention = "3d"
+max_message_size = "10MB"
+exclude = ["ceo@example.com", "@secret.example.com"]
+bcc = "archive@example.com"
+[policy.normal]
+warn_after = "1h"
+[policy.newsletter]
+retry_every = "1h"
+warn_after = "off"
+give_up_after = "2d"
+[[sender]]
+match = "@example.com"
+mode = "bulk"
+[[sender]]
+match = "boss@example.com"
+receipts = true
+[[sender]]
+sasl_user = "mailer"
+mode = "newsletter"
+receipts = "dsn"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.store.path, Path::new("/var/lib/mt/mailtrail.db"));
+    assert_eq!(c.archive.dir, Path::new("/var/lib/mt/archive"));
+    assert_eq!(
+        c.milter.listen,
+        ListenAddr::Unix("/run/mailtrail/milter.sock".into())
+    );
+    assert_eq!(c.milter.on_error, OnError::Tempfail);
+    assert_eq!(c.milter.max_recipients, 50);
+    assert_eq!(c.archive.retention, Duration::from_secs(3 * 86400));
+    assert_eq!(c.archive.max_message_size, 10_000_000);
+    assert!(c.archive_excluded("CEO@example.com"));
+    assert!(c.archive_excluded("x@secret.example.com"));
+    assert!(!c.archive_excluded("x@example.com"));
+    assert_eq!(c.archive.bcc.as_deref(), Some("archive@example.com"));
+    // Overriding one field keeps the others of the built-in mode.
+    let normal = c.policy("normal").unwrap();
+    assert_eq!(normal.warn_after, Some(Duration::from_secs(3600)));
+    assert_eq!(normal.give_up_after, Duration::from_secs(4 * 3600));
+    let news = c.policy("newsletter").unwrap();
+    assert_eq!(news.warn_after, None);
+    assert_eq!(news.give_up_after, Duration::from_secs(2 * 86400));
+
+    // Most specific wins: address over SASL user over domain.
+    let p = c.sender_policy("boss@example.com", Some("mailer"));
+    assert_eq!((p.mode.as_str(), p.receipts), ("normal", Receipts::On));
+    let p = c.sender_policy("news@example.com", Some("mailer"));
+    assert_eq!((p.mode.as_str(), p.receipts), ("newsletter", Receipts::Dsn));
+    let p = c.sender_policy("news@EXAMPLE.com", None);
+    assert_eq!((p.mode.as_str(), p.receipts), ("bulk", Receipts::Off));
+    let p = c.sender_policy("someone@elsewhere.org", None);
+    assert_eq!((p.mode.as_str(), p.receipts), ("normal", Receipts::Off));
+}
+
+#[test]
+fn unknown_key_names_its_line() {
+    error_at(
+        "[milter]\nlisten = \"inet:127.0.0.1:1\"\nlisen = 3\n",
+        3,
+        "milter.lisen",
+    );
+    error_at("[archive]\n\n\nretension = \"7d\"\n", 4, "archive.retension");
+    error_at("[mliter]\n", 1, "mliter");
+}
+
+#[test]
+fn bad_values_name_their_line_and_key() {
+    error_at("[archive]\nretention = \"seven days\"\n", 2, "archive.retention");
+    error_at("[archive]\nretention = \"0s\"\n", 2, "archive.retention");
+    error_at(
+        "[archive]\nmax_message_size = \"lots\"\n",
+        2,
+        "archive.max_message_size",
+    );
+    error_at(
+        "[archive]\nexclude = [\"ok@example.com\",\n  \"nodomain\"]\n",
+        3,
+        "archive.exclude",
+    );
+    error_at(
+        "[archive]\nbcc = \"a@b.example\\r\\nBcc: x@y\"\n",
+        2,
+        "archive.bcc",
+    );
+    error_at("[milter]\nlisten = \"tcp:1.2.3.4\"\n", 2, "milter.listen");
+    error_at("[milter]\n\non_error = \"panic\"\n", 3, "milter.on_error");
+    error_at("[milter]\nmax_recipients = -1\n", 2, "milter.max_recipients");
+    error_at("[milter]\nmax_headers = \"many\"\n", 2, "max_headers");
+    error_at(
+        "[policy.normal]\nretry_every = \"soon\"\n",
+        2,
+        "policy.normal.retry_every",
+    );
+    error_at(
+        "[policy.bulk]\nwarn_after = \"2d\"\n",
+        1,
+        "policy.bulk.warn_after",
+    );
+    error_at(
+        "[[sender]]\nmatch = \"a@b.example\"\nmode = \"fast\"\n",
+        3,
+        "sender[0].mode",
+    );
+    error_at(
+        "[[sender]]\nmatch = \"a@b.example\"\n[[sender]]\nmode = \"bulk\"\n",
+        3,
+        "sender[1].match",
+    );
+    error_at("[[sender]]\nmatch = \"a\"\n", 2, "sender[0].match");
+    error_at(
+        "[[sender]]\nsasl_user = \"u\"\nreceipts = \"yes\"\n",
+        3,
+        "sender[0].receipts",
+    );
+    error_at("[milter]\nlisten = \n", 2, "milter.listen");
+}
+
+#[test]
+fn listen_forms() {
+    assert_eq!(
+        parse_listen("inet:127.0.0.1:8899"),
+        Some(ListenAddr::Inet(([127, 0, 0, 1], 8899).into()))
+    );
+    assert_eq!(
+        parse_listen("inet:localhost:25"),
+        Some(ListenAddr::Inet(([127, 0, 0, 1], 25).into()))
+    );
+    assert_eq!(
+        parse_listen("inet6:[::1]:10025"),
+        Some(ListenAddr::Inet("[::1]:10025".parse().unwrap()))
+    );
+    assert_eq!(
+        parse_listen("unix:/run/m.sock"),
+        Some(ListenAddr::Unix("/run/m.sock".into()))
+    );
+    assert_eq!(parse_listen("inet:127.0.0.1"), None);
+    assert_eq!(parse_listen("inet:example.com:25"), None);
+    assert_eq!(parse_listen("unix:"), None);
+}
+
+#[test]
+fn reload_keeps_running_config_on_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    std::fs::write(&path, "[archive]\nretention = \"2d\"\n").unwrap();
+    let source = Source::File(path.clone());
+    let handle = ConfigHandle::new(source.clone(), source.load().unwrap());
+    assert_eq!(handle.current().archive.retention, Duration::from_secs(2 * 86400));
+
+    std::fs::write(&path, "[archive]\nretention = \"forever\"\n").unwrap();
+    assert!(handle.reload().is_err());
+    assert_eq!(handle.current().archive.retention, Duration::from_secs(2 * 86400));
+
+    std::fs::write(
+        &path,
+        "[archive]\nretention = \"1d\"\n[milter]\nlisten = \"inet:127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    assert_eq!(handle.reload().unwrap(), vec!["milter.listen"]);
+    assert_eq!(handle.current().archive.retention, Duration::from_secs(86400));
+}
+
+#[test]
+fn shipped_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/mailtrail.toml");
+    let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.policies.contains_key("normal") && config.policies.contains_key("bulk"));
+}

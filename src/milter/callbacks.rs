@@ -1,0 +1,251 @@
+//! One short async function per milter stage. Only end-of-message does real work: it stores the
+//! archive copy and commits the envelope row before answering the MTA.
+
+use super::{
+    Shared,
+    session::{MessageState, Session},
+};
+use crate::{config::OnError, counters::Counters, envelope::ArchiveState};
+use indymilter::{
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext, ProtoOpts,
+    SetErrorReply, SocketInfo, Status,
+};
+use std::{
+    ffi::{CStr, CString},
+    sync::Arc,
+};
+use tracing::{debug, error, info, warn};
+
+/// Macros asked of the MTA per stage. Postfix sends `i` from DATA on, sendmail from MAIL on, so
+/// the queue id is read at end-of-message.
+const MACROS: &[(MacroStage, &CStr)] = &[
+    (
+        MacroStage::Connect,
+        c"j {client_addr} {client_name} {daemon_name}",
+    ),
+    (MacroStage::Helo, c"{tls_version} {cipher}"),
+    (MacroStage::Mail, c"i {auth_authen} {auth_type} {mail_addr}"),
+    (MacroStage::Rcpt, c"i {rcpt_addr}"),
+    (MacroStage::Data, c"i"),
+    (MacroStage::Eoh, c"i"),
+    (MacroStage::Eom, c"i"),
+];
+
+pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
+    macro_rules! stage {
+        ($f:ident $(, $arg:ident)*) => {{
+            let shared = shared.clone();
+            move |cx: &mut _, $($arg),*| {
+                let shared = shared.clone();
+                Box::pin(async move { $f(&shared, cx, $($arg),*).await }) as indymilter::CallbackFuture<'_>
+            }
+        }};
+    }
+    Callbacks::new()
+        .on_negotiate(stage!(negotiate, actions, opts))
+        .on_connect(stage!(connect, hostname, socket))
+        .on_helo(stage!(helo, name))
+        .on_mail(stage!(mail, args))
+        .on_rcpt(stage!(rcpt, args))
+        .on_header(stage!(header, name, value))
+        .on_eoh(stage!(eoh))
+        .on_body(stage!(body, chunk))
+        .on_eom(stage!(eom))
+        .on_abort(stage!(abort))
+}
+
+async fn negotiate(
+    shared: &Shared,
+    cx: &mut NegotiateContext<Session>,
+    mta_actions: Actions,
+    mta_opts: ProtoOpts,
+) -> Status {
+    let config = shared.config.current();
+    // Only ask for what the MTA offers: indymilter refuses the connection otherwise.
+    let wanted_opts = ProtoOpts::LEADING_SPACE | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA;
+    cx.requested_opts = mta_opts & wanted_opts;
+    cx.requested_actions = if config.archive.bcc.is_some() {
+        mta_actions & Actions::ADD_RCPT
+    } else {
+        Actions::empty()
+    };
+    for (stage, macros) in MACROS {
+        cx.requested_macros.insert(*stage, (*macros).into());
+    }
+    cx.data = Some(Session {
+        exact_leading_space: cx.requested_opts.contains(ProtoOpts::LEADING_SPACE),
+        ..Session::default()
+    });
+    Status::Continue
+}
+
+async fn connect(_: &Shared, cx: &mut Context<Session>, hostname: CString, socket: SocketInfo) -> Status {
+    let mta_host = macro_value(&cx.macros, c"j");
+    let client_addr = macro_value(&cx.macros, c"{client_addr}").or(match socket {
+        SocketInfo::Inet(addr) => Some(addr.ip().to_string()),
+        _ => None,
+    });
+    let session = cx.data.get_or_insert_with(Session::default);
+    session.client_name = Some(lossy(hostname.as_bytes()));
+    session.client_addr = client_addr;
+    session.mta_host = mta_host;
+    Status::Continue
+}
+
+async fn helo(_: &Shared, cx: &mut Context<Session>, name: CString) -> Status {
+    cx.data.get_or_insert_with(Session::default).helo = Some(lossy(name.as_bytes()));
+    Status::Continue
+}
+
+async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let sasl_user = macro_value(&cx.macros, c"{auth_authen}");
+    let args = args.iter().map(|a| lossy(a.as_bytes())).collect();
+    let message = MessageState::new(shared.config.current(), shared.archive.as_ref(), args, sasl_user);
+    if message.excluded {
+        Counters::add(&shared.counters.messages_excluded, 1);
+    }
+    // A new transaction always starts from clean state, whatever came before.
+    cx.data.get_or_insert_with(Session::default).message = Some(message);
+    Status::Continue
+}
+
+async fn rcpt(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    if let Some(message) = message_of(cx) {
+        let args = args.iter().map(|a| lossy(a.as_bytes())).collect();
+        if !message.add_recipient(args) {
+            Counters::add(&shared.counters.recipients_dropped, 1);
+        }
+    }
+    Status::Continue
+}
+
+async fn header(shared: &Shared, cx: &mut Context<Session>, name: CString, value: CString) -> Status {
+    let exact = cx.data.as_ref().is_some_and(|s| s.exact_leading_space);
+    if let Some(message) = message_of(cx)
+        && !message.add_header(name.as_bytes(), value.as_bytes(), exact)
+    {
+        Counters::add(&shared.counters.headers_dropped, 1);
+    }
+    Status::Continue
+}
+
+async fn eoh(_: &Shared, cx: &mut Context<Session>) -> Status {
+    if let Some(message) = message_of(cx) {
+        message.spool.append(b"\r\n");
+    }
+    Status::Continue
+}
+
+async fn body(_: &Shared, cx: &mut Context<Session>, chunk: bytes::Bytes) -> Status {
+    if let Some(message) = message_of(cx) {
+        message.spool.append(&chunk);
+    }
+    Status::Continue
+}
+
+async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
+    let queue_id = macro_value(&cx.macros, c"i");
+    let qid = queue_id.as_deref().unwrap_or("NOQUEUE");
+    let Some(session) = cx.data.as_mut() else {
+        return Status::Continue;
+    };
+    let Some(mut message) = session.message.take() else {
+        warn!("{qid}: end of message without MAIL FROM; nothing recorded");
+        return Status::Continue;
+    };
+    let on_error = message.config.milter.on_error;
+    let bcc = message.config.archive.bcc.clone().filter(|_| !message.excluded);
+    let mut envelope = message.envelope(session, queue_id.clone());
+    let mut failed = false;
+
+    match envelope.archive_state {
+        ArchiveState::Stored => {
+            let size = envelope.size;
+            // Writing and fsyncing the copy is blocking I/O: keep it off the async workers.
+            match tokio::task::spawn_blocking(move || message.spool.store()).await {
+                Ok(Ok(name)) => {
+                    Counters::add(&shared.counters.messages_archived, 1);
+                    Counters::add(&shared.counters.archive_bytes, size);
+                    envelope.archive_name = Some(name);
+                }
+                Ok(Err(e)) => {
+                    error!("{qid}: archive copy not written: {e}");
+                    envelope.archive_state = ArchiveState::Failed;
+                    failed = true;
+                }
+                Err(e) => {
+                    error!("{qid}: archive writer failed: {e}");
+                    envelope.archive_state = ArchiveState::Failed;
+                    failed = true;
+                }
+            }
+            if failed {
+                Counters::add(&shared.counters.archive_errors, 1);
+            }
+        }
+        ArchiveState::TooLarge => {
+            info!(
+                "{qid}: {} bytes, over archive.max_message_size: recorded, not archived",
+                envelope.size
+            );
+            Counters::add(&shared.counters.messages_too_large, 1);
+        }
+        _ => {}
+    }
+
+    let (from, rcpts) = (envelope.mail_from.clone(), envelope.recipients.len());
+    match shared.recorder.record(envelope).await {
+        Ok(id) => debug!("{qid}: recorded as message {id}: from=<{from}> nrcpt={rcpts}"),
+        Err(e @ crate::recorder::RecordError::ArchiveSync(_)) => {
+            error!("{qid}: {e}");
+            Counters::add(&shared.counters.archive_errors, 1);
+            failed = true;
+        }
+        Err(e) => {
+            error!("{qid}: {e}");
+            Counters::add(&shared.counters.store_errors, 1);
+            failed = true;
+        }
+    }
+
+    if let Some(bcc) = bcc
+        && let Err(e) = cx.actions.add_recipient(format!("<{bcc}>")).await
+    {
+        error!("{qid}: cannot add archive recipient <{bcc}>: {e}");
+        Counters::add(&shared.counters.archive_errors, 1);
+        failed = true;
+    }
+
+    if failed && on_error == OnError::Tempfail {
+        let _ = cx.reply.set_error_reply(
+            "451",
+            Some("4.3.0"),
+            ["Message not archived, please try again later"],
+        );
+        return Status::Tempfail;
+    }
+    Status::Continue
+}
+
+async fn abort(_: &Shared, cx: &mut Context<Session>) -> Status {
+    if let Some(session) = cx.data.as_mut() {
+        session.reset_message();
+    }
+    Status::Continue
+}
+
+fn message_of(cx: &mut Context<Session>) -> Option<&mut MessageState> {
+    cx.data.as_mut().and_then(|s| s.message.as_mut())
+}
+
+fn macro_value(macros: &indymilter::Macros, name: &CStr) -> Option<String> {
+    macros
+        .get(name)
+        .map(|v| lossy(v.to_bytes()))
+        .filter(|v| !v.is_empty())
+}
+
+/// Mail is not always UTF-8: keep what can be shown, never fail on it.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

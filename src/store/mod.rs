@@ -1,0 +1,308 @@
+//! The SQLite store: schema, migrations and every SQL statement of mailtrail.
+
+mod schema;
+
+use crate::{
+    config::Receipts,
+    envelope::{ArchiveState, Envelope, Recipient},
+};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+use std::{collections::BTreeMap, path::Path, time::Duration};
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create store directory {path}: {source}", path = path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store {path}: {source}", path = path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store schema version {found} is newer than this mailtrail ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A stored message: its row id and envelope.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredMessage {
+    pub id: i64,
+    #[serde(flatten)]
+    pub envelope: Envelope,
+}
+
+/// Filters for listing messages; all optional, combined with AND.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub since: Option<OffsetDateTime>,
+    /// Substring of MAIL FROM, case-insensitive.
+    pub from: Option<String>,
+    /// Substring of any recipient, case-insensitive.
+    pub to: Option<String>,
+    /// Substring of the subject, case-insensitive.
+    pub subject: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// One connection to the store. Writers keep one each; SQLite's WAL lets readers run beside.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        // WAL lets readers (CLI, web) run beside the writers; FULL makes each commit durable
+        // before the milter answers the MTA.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// Inserts envelopes in one transaction (one sync for a whole batch); returns their ids.
+    pub fn insert_envelopes(&mut self, envelopes: &[&Envelope]) -> Result<Vec<i64>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut ids = Vec::with_capacity(envelopes.len());
+        {
+            let mut message = tx.prepare_cached(
+                "INSERT INTO message (queue_id, arrived_at, mta_host, client_name, client_addr, helo,
+                    sasl_user, mail_from, mail_args, recipients_dropped, size, message_id, subject,
+                    archive_name, archive_state, mode, receipts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
+            let mut recipient = tx.prepare_cached(
+                "INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in envelopes {
+                message.execute(params![
+                    e.queue_id,
+                    e.arrived_at.unix_timestamp(),
+                    e.mta_host,
+                    e.client_name,
+                    e.client_addr,
+                    e.helo,
+                    e.sasl_user,
+                    e.mail_from,
+                    e.mail_args.join(" "),
+                    e.recipients_dropped,
+                    e.size as i64,
+                    e.message_id,
+                    e.subject,
+                    e.archive_name,
+                    e.archive_state.as_str(),
+                    e.mode,
+                    receipts_str(e.receipts),
+                ])?;
+                let id = tx.last_insert_rowid();
+                for (position, r) in e.recipients.iter().enumerate() {
+                    recipient.execute(params![id, position as i64, r.address, r.args.join(" ")])?;
+                }
+                ids.push(id);
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Messages matching `filter`, newest first.
+    pub fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut sql = String::from("SELECT id FROM message m WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(since) = filter.since {
+            sql.push_str(" AND arrived_at >= ?");
+            args.push(since.unix_timestamp().into());
+        }
+        if let Some(from) = &filter.from {
+            sql.push_str(" AND mail_from LIKE ? ESCAPE '\\'");
+            args.push(like_pattern(from).into());
+        }
+        if let Some(to) = &filter.to {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
+            );
+            args.push(like_pattern(to).into());
+        }
+        if let Some(subject) = &filter.subject {
+            sql.push_str(" AND subject LIKE ? ESCAPE '\\'");
+            args.push(like_pattern(subject).into());
+        }
+        sql.push_str(" ORDER BY arrived_at DESC, id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let ids: Vec<i64> = self
+            .conn
+            .prepare(&sql)?
+            .query_map(params_from_iter(args), |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter()
+            .filter_map(|id| self.message(id).transpose())
+            .collect()
+    }
+
+    /// One message by row id.
+    pub fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self
+            .conn
+            .prepare_cached(
+                "SELECT id, queue_id, arrived_at, mta_host, client_name, client_addr, helo, sasl_user,
+                    mail_from, mail_args, recipients_dropped, size, message_id, subject,
+                    archive_name, archive_state, mode, receipts
+                 FROM message WHERE id = ?1",
+            )?
+            .query_row([id], |row| {
+                let words = |s: String| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+                let state: String = row.get(15)?;
+                let receipts: String = row.get(17)?;
+                Ok(StoredMessage {
+                    id: row.get(0)?,
+                    envelope: Envelope {
+                        queue_id: row.get(1)?,
+                        arrived_at: OffsetDateTime::from_unix_timestamp(row.get(2)?)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        mta_host: row.get(3)?,
+                        client_name: row.get(4)?,
+                        client_addr: row.get(5)?,
+                        helo: row.get(6)?,
+                        sasl_user: row.get(7)?,
+                        mail_from: row.get(8)?,
+                        mail_args: words(row.get(9)?),
+                        recipients: Vec::new(),
+                        recipients_dropped: row.get(10)?,
+                        size: row.get::<_, i64>(11)? as u64,
+                        message_id: row.get(12)?,
+                        subject: row.get(13)?,
+                        archive_name: row.get(14)?,
+                        archive_state: ArchiveState::parse(&state).unwrap_or(ArchiveState::Failed),
+                        mode: row.get(16)?,
+                        receipts: parse_receipts(&receipts),
+                    },
+                })
+            })
+            .optional()?;
+        let Some(mut message) = found else {
+            return Ok(None);
+        };
+        message.envelope.recipients = self
+            .conn
+            .prepare_cached("SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position")?
+            .query_map([id], |row| {
+                let args: String = row.get(1)?;
+                Ok(Recipient {
+                    address: row.get(0)?,
+                    args: args.split_whitespace().map(str::to_owned).collect(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(message))
+    }
+
+    /// Messages with this queue id, newest first (postfix reuses short ids).
+    pub fn messages_by_queue_id(&self, queue_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM message WHERE queue_id = ?1 ORDER BY arrived_at DESC, id DESC")?
+            .query_map([queue_id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.into_iter()
+            .filter_map(|id| self.message(id).transpose())
+            .collect()
+    }
+
+    /// Records that the retention sweep deleted these archive copies.
+    pub fn mark_archive_expired(&mut self, names: &[String]) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut changed = 0;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE message SET archive_state = 'expired' WHERE archive_name = ?1 AND archive_state = 'stored'",
+            )?;
+            for name in names {
+                changed += update.execute([name])?;
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Adds to the named counters.
+    pub fn add_counters(&mut self, deltas: &[(&str, u64)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO counter (name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            )?;
+            for (name, delta) in deltas {
+                add.execute(params![name, *delta as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn counters(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare("SELECT name, value FROM counter ORDER BY name")?
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+fn receipts_str(r: Receipts) -> &'static str {
+    match r {
+        Receipts::Off => "off",
+        Receipts::On => "on",
+        Receipts::Dsn => "dsn",
+    }
+}
+
+fn parse_receipts(text: &str) -> Receipts {
+    match text {
+        "on" => Receipts::On,
+        "dsn" => Receipts::Dsn,
+        _ => Receipts::Off,
+    }
+}
+
+/// `%text%` with LIKE's wildcards escaped, so user text matches literally.
+fn like_pattern(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,148 @@
+use super::*;
+use time::macros::datetime;
+
+fn envelope(queue_id: &str, from: &str, to: &[&str], subject: &str) -> Envelope {
+    Envelope {
+        queue_id: Some(queue_id.into()),
+        arrived_at: datetime!(2026-11-20 10:00:00 UTC),
+        mta_host: Some("mx.example.com".into()),
+        client_name: Some("client.example.com".into()),
+        client_addr: Some("192.0.2.7".into()),
+        helo: Some("client.example.com".into()),
+        sasl_user: Some("alice".into()),
+        mail_from: from.into(),
+        mail_args: vec!["SIZE=1234".into(), "BODY=8BITMIME".into()],
+        recipients: to
+            .iter()
+            .map(|a| Recipient {
+                address: a.to_string(),
+                args: vec!["NOTIFY=FAILURE".into()],
+            })
+            .collect(),
+        recipients_dropped: 0,
+        size: 1234,
+        message_id: Some("<m1@example.com>".into()),
+        subject: Some(subject.into()),
+        archive_name: Some(format!("{queue_id}.maildir-name")),
+        archive_state: ArchiveState::Stored,
+        mode: "normal".into(),
+        receipts: Receipts::On,
+    }
+}
+
+#[test]
+fn envelopes_round_trip_and_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("sub/m.db")).unwrap();
+    let a = envelope(
+        "AAA",
+        "alice@example.com",
+        &["x@dest.example", "y@dest.example"],
+        "Invoice 100%",
+    );
+    let mut b = envelope("BBB", "bob@example.org", &["z@other.example"], "Hello");
+    b.arrived_at = datetime!(2026-11-21 10:00:00 UTC);
+    let ids = store.insert_envelopes(&[&a, &b]).unwrap();
+    assert_eq!(ids.len(), 2);
+
+    let got = store.message(ids[0]).unwrap().unwrap();
+    assert_eq!(got.envelope, a);
+
+    let all = store.list_messages(&MessageFilter::default()).unwrap();
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[1], ids[0]]);
+
+    let by = |f: MessageFilter| {
+        store
+            .list_messages(&f)
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        by(MessageFilter {
+            from: Some("ALICE@".into()),
+            ..Default::default()
+        }),
+        vec![ids[0]]
+    );
+    assert_eq!(
+        by(MessageFilter {
+            to: Some("z@other".into()),
+            ..Default::default()
+        }),
+        vec![ids[1]]
+    );
+    // LIKE wildcards in user text match literally.
+    assert_eq!(
+        by(MessageFilter {
+            subject: Some("100%".into()),
+            ..Default::default()
+        }),
+        vec![ids[0]]
+    );
+    assert!(
+        by(MessageFilter {
+            subject: Some("1_0".into()),
+            ..Default::default()
+        })
+        .is_empty()
+    );
+    assert_eq!(
+        by(MessageFilter {
+            since: Some(datetime!(2026-11-21 00:00:00 UTC)),
+            ..Default::default()
+        }),
+        vec![ids[1]]
+    );
+    assert_eq!(
+        by(MessageFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        vec![ids[1]]
+    );
+}
+
+#[test]
+fn queue_ids_are_not_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("m.db")).unwrap();
+    let first = envelope("ABC", "a@example.com", &["x@y.example"], "one");
+    let mut second = envelope("ABC", "a@example.com", &["x@y.example"], "two");
+    second.arrived_at = datetime!(2026-11-22 10:00:00 UTC);
+    store.insert_envelopes(&[&first]).unwrap();
+    store.insert_envelopes(&[&second]).unwrap();
+    let found = store.messages_by_queue_id("ABC").unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0].envelope.subject.as_deref(), Some("two"));
+}
+
+#[test]
+fn expiry_mark_and_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut store = Store::open(&path).unwrap();
+    let ids = store
+        .insert_envelopes(&[&envelope("Q1", "a@example.com", &["x@y.example"], "s")])
+        .unwrap();
+    assert_eq!(
+        store
+            .mark_archive_expired(&["Q1.maildir-name".into(), "nope".into()])
+            .unwrap(),
+        1
+    );
+    let m = store.message(ids[0]).unwrap().unwrap();
+    assert_eq!(m.envelope.archive_state, ArchiveState::Expired);
+
+    store
+        .add_counters(&[("archive_errors", 2), ("store_errors", 0)])
+        .unwrap();
+    store.add_counters(&[("archive_errors", 3)]).unwrap();
+    drop(store);
+    // Reopening migrates nothing twice and keeps the data.
+    let store = Store::open(&path).unwrap();
+    let counters = store.counters().unwrap();
+    assert_eq!(counters.get("archive_errors"), Some(&5));
+    assert_eq!(counters.get("store_errors"), Some(&0));
+}
