@@ -34,13 +34,7 @@ async fn scripted_replies_reach_postfix() {
         "full@remote.test.example",
         "unknown@remote.test.example",
     ];
-    let msg = submit::simple_message(
-        "sender@client.test.example",
-        &rcpts,
-        "harness",
-        &id,
-        "hello\n",
-    );
+    let msg = submit::simple_message("sender@client.test.example", &rcpts, "harness", &id, "hello\n");
     submit::send(pf.smtpd_port(), msg).await;
     let qid = pf.wait_queue_id(&id, T);
 
@@ -53,12 +47,7 @@ async fn scripted_replies_reach_postfix() {
     let bounce = support::util::wait_for(
         T,
         "the non-delivery notification",
-        || {
-            server
-                .messages()
-                .into_iter()
-                .find(|m| m.mail_from.is_empty())
-        },
+        || server.messages().into_iter().find(|m| m.mail_from.is_empty()),
         || format!("{:?}", server.messages()),
     );
     assert_eq!(bounce.rcpt_to, vec!["sender@client.test.example"]);
@@ -225,8 +214,5 @@ async fn sendmail_mta_relays_and_logs() {
     );
     assert!(lines.contains("stat=Sent"), "{lines}");
     let received = relayed.header("Received").unwrap();
-    assert!(
-        received.contains(&format!("with ESMTP id {qid};")),
-        "{received}"
-    );
+    assert!(received.contains(&format!("with ESMTP id {qid};")), "{received}");
 }

@@ -68,14 +68,18 @@ async fn archive_copy_matches_relayed_message() {
     assert_eq!(server.messages().len(), 1);
 
     let row = wait_archived(&mt, &id);
-    assert_eq!(
-        row.queue_id.as_deref(),
-        Some(qid.as_str()),
-        "queue id of {row:?}"
-    );
+    assert_eq!(row.queue_id.as_deref(), Some(qid.as_str()), "queue id of {row:?}");
     assert_eq!(row.mail_from, FROM);
-    assert_eq!(sorted(&row.recipients), sorted(&rcpts));
+    assert_eq!(row.recipient_addresses(), sorted(&rcpts));
+    assert_eq!(row.archive_state, "stored");
     assert_eq!(row.message_id_bare(), Some(id.as_str()));
+    assert_eq!(
+        row.subject.as_deref(),
+        Some("Grüße from the e2e test"),
+        "decoded, unfolded"
+    );
+    assert_eq!(row.helo.as_deref(), Some(submit::CLIENT_HELO));
+    assert_eq!(row.client_addr.as_deref(), Some("127.0.0.1"));
     let archived = row.read_archive();
     assert_eq!(mt.archive_files().len(), 1, "{:?}", mt.archive_files());
 
@@ -95,11 +99,7 @@ async fn archive_copy_matches_relayed_message() {
     // "\r\n.\r\n" even after a final CRLF, so the message gained one empty line on the wire.
     let mut on_the_wire = raw.clone();
     on_the_wire.extend_from_slice(b"\r\n");
-    assert!(
-        archived == on_the_wire,
-        "{}",
-        diff(&archived, &on_the_wire).1
-    );
+    assert!(archived == on_the_wire, "{}", diff(&archived, &on_the_wire).1);
     assert_eq!(
         row.size,
         archived.len() as i64,
@@ -135,6 +135,9 @@ async fn two_hundred_messages_from_four_clients() {
     );
     assert_eq!(relayed.len(), N, "nothing extra (no bounces) relayed");
 
+    let counters = mt.wait_counter("messages_recorded", N as u64, T);
+    assert_eq!(counters["messages_recorded"], N as u64, "{counters:?}");
+    assert_eq!(counters["messages_archived"], N as u64, "{counters:?}");
     let rows = mt.wait_for_archived(N, T);
     assert_eq!(rows.len(), N);
     assert_eq!(mt.archive_files().len(), N);
@@ -223,15 +226,18 @@ async fn mail_flows_while_mailtrail_is_down() {
 }
 
 /// Scenario 4: a message submitted with postfix's sendmail command (pickup → cleanup, the
-/// non_smtpd_milters path) is archived with its queue id; cleanup adds the missing Date: header
-/// and postfix prepends its local `Received:` field.
+/// non_smtpd_milters path) is archived with its queue id. What the milter sees, and so the
+/// archive holds, is the message after cleanup's header fix-ups: the missing `Date:` (and
+/// `Message-ID:`, when missing) are appended to the header block *before* the milter, and LF line
+/// ends become CRLF. Postfix's local `Received: by ... (Postfix, from userid 0)` is added *after*
+/// the milter: it is the only difference to the relayed copy.
 #[test]
 fn sendmail_submission_is_archived() {
     let mt = Mailtrail::start_new();
     let (server, pf) = started(&mt);
     let id = message_id("sendmail");
     let raw = format!(
-        "From: Sender <{FROM}>\nTo: local-submit@remote.test.example\nSubject: via sendmail\nMessage-ID: <{id}>\n\nsubmitted with /usr/sbin/sendmail\n.\n"
+        "From: Sender <{FROM}>\nTo: local-submit@remote.test.example\nSubject: via sendmail\nMessage-ID: <{id}>\n\nsubmitted with /usr/sbin/sendmail\n.\nlast line\n"
     );
     pf.sendmail(FROM, &["local-submit@remote.test.example"], raw.as_bytes());
     let relayed = server.wait_for_message_id(&id, T);
@@ -240,10 +246,122 @@ fn sendmail_submission_is_archived() {
     let row = wait_archived(&mt, &id);
     assert_eq!(row.queue_id.as_deref(), Some(qid.as_str()));
     assert_eq!(row.mail_from, FROM);
-    assert_eq!(row.recipients, vec!["local-submit@remote.test.example"]);
+    assert_eq!(row.recipient_addresses(), ["local-submit@remote.test.example"]);
+    assert_eq!(row.archive_state, "stored");
     let archived = row.read_archive();
+
     let (d, report) = diff(&archived, &relayed.data);
-    eprintln!("{report}");
     assert!(d.headers_equal && d.body_equal, "{report}");
+    assert_eq!(d.prepended.len(), 1, "{report}");
+    assert!(
+        d.prepended[0].starts_with(&format!(
+            "Received: by {MYHOSTNAME} (Postfix, from userid 0)\r\n\tid {qid}; "
+        )),
+        "{report}"
+    );
+    // The archive: the submitted message with CRLF line ends and cleanup's Date: appended.
+    let crlf = raw.replace('\n', "\r\n");
+    let (head, body) = crlf.split_once("\r\n\r\n").unwrap();
+    let a = support::message::split(&archived);
+    let date = String::from_utf8_lossy(a.headers.last().unwrap()).into_owned();
+    assert!(
+        date.starts_with("Date: ") && date.ends_with(" +0000 (UTC)\r\n"),
+        "{date}"
+    );
+    let expected = format!("{head}\r\n{date}\r\n{body}");
+    assert!(
+        archived == expected.as_bytes(),
+        "{}",
+        diff(&archived, expected.as_bytes()).1
+    );
+    mt.assert_no_errors();
+}
+
+/// What postfix changes in a message after the milter, beyond the `Received:` field, shown on
+/// the relayed copy while the archive keeps what postfix received:
+/// - a line longer than 998 bytes is broken by the smtp client (`smtp_line_length_limit`):
+///   CRLF + one space is inserted so no line is longer than 998 bytes;
+/// - when the remote server does not announce 8BITMIME, an 8-bit body is converted to
+///   quoted-printable, and the `Content-Transfer-Encoding:` field is moved from its place to
+///   the end of the header block;
+/// - with one recipient, postfix's `Received:` field names it (`for <rcpt>;`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_changes_after_the_milter() {
+    let mt = Mailtrail::start_new();
+    let server = ScriptedServer::start();
+    let pf = Postfix::start(
+        PostfixConfig::new(server.port(), Some(mt.milter_port()))
+            // Each delivery opens a new connection, so the EHLO features seen are current.
+            .set("smtp_connection_cache_on_demand", "no"),
+    );
+    let rcpt = "one@remote.test.example";
+    let long_line = "y".repeat(2500);
+
+    // 1. A 2500-byte line, remote with 8BITMIME.
+    let id = message_id("long-line");
+    let mut raw = tricky_message(&id, FROM, &[rcpt]);
+    raw.extend_from_slice(format!("{long_line}\r\n").as_bytes());
+    submit::send_raw(pf.smtpd_port(), FROM, &[rcpt], &raw).await;
+    let relayed = server.wait_for_message_id(&id, T);
+    let qid = pf.wait_queue_id(&id, T);
+    let archived = wait_archived(&mt, &id).read_archive();
+    raw.extend_from_slice(b"\r\n"); // lettre's final CRLF, see scenario 1
+    assert!(archived == raw, "the archive keeps the long line whole");
+    let (d, report) = diff(&archived, &relayed.data);
+    assert!(d.headers_equal, "{report}");
+    assert!(!d.body_equal, "{report}");
+    assert!(
+        d.prepended[0].contains(&format!("with ESMTP id {qid}\r\n\tfor <{rcpt}>; ")),
+        "{report}"
+    );
+    // The relayed body: every line at most 998 bytes; removing the inserted CRLF + space gives
+    // back the archived body.
+    let a_body = String::from_utf8(support::message::split(&archived).body.to_vec()).unwrap();
+    let r_body = String::from_utf8(support::message::split(&relayed.data).body.to_vec()).unwrap();
+    let lens: Vec<usize> = r_body.split("\r\n").map(str::len).collect();
+    assert!(lens.iter().all(|l| *l <= 998), "relayed line lengths {lens:?}");
+    assert_eq!(r_body.replace("\r\n ", ""), a_body.replace("\r\n ", ""));
+    assert!(
+        r_body.contains(&format!(
+            "\r\n{}\r\n {}\r\n {}\r\n",
+            &long_line[..998],
+            &long_line[998..1995],
+            &long_line[1995..]
+        )),
+        "a 2500-byte line goes out as 998 + (1 + 997) + (1 + 505) bytes; lengths {lens:?}"
+    );
+    assert!(a_body.contains(&format!("\r\n{long_line}\r\n")));
+
+    // 2. The same 8-bit message to a remote without 8BITMIME.
+    server.without_8bitmime();
+    let id = message_id("no-8bitmime");
+    let raw = tricky_message(&id, FROM, &[rcpt]);
+    submit::send_raw(pf.smtpd_port(), FROM, &[rcpt], &raw).await;
+    let relayed = server.wait_for_message_id(&id, T);
+    let archived = wait_archived(&mt, &id).read_archive();
+    let a = support::message::split(&archived);
+    let r = support::message::split(&relayed.data);
+    let names = |h: &[&[u8]]| -> Vec<String> { h.iter().map(|f| support::message::field_name(f)).collect() };
+    let mut expected_names = names(&a.headers);
+    let cte = expected_names
+        .iter()
+        .position(|n| n == "Content-Transfer-Encoding")
+        .unwrap();
+    expected_names.remove(cte);
+    expected_names.insert(0, "Received".into());
+    expected_names.push("Content-Transfer-Encoding".into());
+    assert_eq!(names(&r.headers), expected_names);
+    assert_eq!(
+        support::message::header_value(&relayed.data, "Content-Transfer-Encoding").as_deref(),
+        Some("quoted-printable")
+    );
+    assert_eq!(
+        support::message::header_value(&archived, "Content-Transfer-Encoding").as_deref(),
+        Some("8bit")
+    );
+    let r_text = String::from_utf8_lossy(r.body);
+    assert!(r_text.contains("Gr=C3=BC=C3=9Fe"), "{r_text}");
+    assert!(String::from_utf8_lossy(a.body).contains("Grüße"));
+    pf.wait_queue_empty(T);
     mt.assert_no_errors();
 }

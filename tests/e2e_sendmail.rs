@@ -52,9 +52,8 @@ async fn sendmail_archive_copy_matches_relayed_message() {
     );
     assert_eq!(row.queue_id.as_deref(), Some(qid.as_str()), "{row:?}");
     assert_eq!(row.mail_from, FROM);
-    let mut got = row.recipients.clone();
-    got.sort();
-    assert_eq!(got, want);
+    assert_eq!(row.recipient_addresses(), want);
+    assert_eq!(row.archive_state, "stored");
     let archived = row.read_archive();
     let (d, report) = diff(&archived, &relayed.data);
     eprintln!("{report}");

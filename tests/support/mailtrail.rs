@@ -14,18 +14,31 @@ use super::util::{free_port, port_open, signal, wait_until};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailtrail");
 
-/// One entry of `mailtrail archive ls --json`.
+/// One recipient of an [`ArchivedMessage`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct ArchivedRecipient {
+    pub address: String,
+    /// ESMTP arguments of its RCPT TO.
+    pub args: Vec<String>,
+}
+
+/// One entry of `mailtrail archive ls --json` (the fields the tests use; there are more).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ArchivedMessage {
     pub id: i64,
     pub queue_id: Option<String>,
+    /// RFC 3339.
     pub arrived_at: String,
     pub mail_from: String,
-    pub recipients: Vec<String>,
+    pub recipients: Vec<ArchivedRecipient>,
     pub subject: Option<String>,
     pub size: i64,
     pub message_id: Option<String>,
     pub archive_path: Option<PathBuf>,
+    /// `stored`, `too-large`, `excluded`, `disabled`, `failed`, `expired`.
+    pub archive_state: String,
+    pub helo: Option<String>,
+    pub client_addr: Option<String>,
 }
 
 impl ArchivedMessage {
@@ -38,11 +51,16 @@ impl ArchivedMessage {
         std::fs::read(path).unwrap_or_else(|e| panic!("read archive copy {}: {e}", path.display()))
     }
 
+    /// The recipient addresses, sorted.
+    pub fn recipient_addresses(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.recipients.iter().map(|r| r.address.clone()).collect();
+        v.sort();
+        v
+    }
+
     /// The Message-ID without angle brackets.
     pub fn message_id_bare(&self) -> Option<&str> {
-        self.message_id
-            .as_deref()
-            .map(|m| m.trim_matches(['<', '>']))
+        self.message_id.as_deref().map(|m| m.trim_matches(['<', '>']))
     }
 }
 
@@ -207,9 +225,9 @@ impl Mailtrail {
         String::from_utf8(out.stdout).expect("mailtrail prints UTF-8")
     }
 
-    /// `mailtrail archive ls --json`.
+    /// `mailtrail archive ls --json` (every message: `--limit` well above any test's count).
     pub fn archive_ls(&self) -> Vec<ArchivedMessage> {
-        let out = self.command(&["archive", "ls", "--json"]);
+        let out = self.command(&["archive", "ls", "--json", "--limit", "1000000"]);
         serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("archive ls --json is not the expected JSON ({e}):\n{out}"))
     }
@@ -248,10 +266,39 @@ impl Mailtrail {
             .unwrap_or_else(|e| panic!("counters --json is not the expected JSON ({e}):\n{out}"))
     }
 
-    /// Panics unless every error counter is 0.
+    /// Waits until counter `name` reaches at least `value` (counters reach the store about
+    /// once a second) and returns all counters.
+    pub fn wait_counter(&self, name: &str, value: u64, timeout: Duration) -> BTreeMap<String, u64> {
+        super::util::wait_for(
+            timeout,
+            &format!("mailtrail counter {name} to reach {value}"),
+            || {
+                let c = self.counters();
+                (c.get(name).copied().unwrap_or(0) >= value).then_some(c)
+            },
+            || format!("{:?}", self.counters()),
+        )
+    }
+
+    /// The error counters (`*_errors`: archive_errors, store_errors, ...).
+    pub fn error_counters(&self) -> BTreeMap<String, u64> {
+        self.counters()
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("_errors"))
+            .collect()
+    }
+
+    /// Panics unless there are error counters and all are 0. Waits for the next counter flush
+    /// first (one second), so errors of the last messages are included.
     pub fn assert_no_errors(&self) {
-        let counters = self.counters();
-        let nonzero: Vec<_> = counters.iter().filter(|(_, v)| **v != 0).collect();
+        std::thread::sleep(COUNTER_FLUSH);
+        let errors = self.error_counters();
+        assert!(
+            errors.contains_key("archive_errors") && errors.contains_key("store_errors"),
+            "counters --json lacks archive_errors/store_errors: {:?}",
+            self.counters()
+        );
+        let nonzero: Vec<_> = errors.iter().filter(|(_, v)| **v != 0).collect();
         assert!(
             nonzero.is_empty(),
             "mailtrail counted errors: {nonzero:?}\ndaemon log tail:\n{}",
@@ -259,6 +306,9 @@ impl Mailtrail {
         );
     }
 }
+
+/// How often mailtrail flushes its counters to the store (recorder.rs), plus a margin.
+pub const COUNTER_FLUSH: Duration = Duration::from_millis(1500);
 
 impl Drop for Mailtrail {
     fn drop(&mut self) {

@@ -51,8 +51,7 @@ pub struct Postfix {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 impl Postfix {
@@ -94,10 +93,7 @@ impl Postfix {
             master_out.push_str(&fields.join(" "));
             master_out.push('\n');
         }
-        assert!(
-            saw_smtpd,
-            "no 'smtp inet' service in /etc/postfix/master.cf"
-        );
+        assert!(saw_smtpd, "no 'smtp inet' service in /etc/postfix/master.cf");
         std::fs::write(root.join("etc/master.cf"), master_out).unwrap();
 
         let r = root.display();
@@ -377,10 +373,7 @@ impl Drop for Postfix {
         }
         if std::env::var_os(KEEP_ENV).is_some() {
             let path = self.keep();
-            eprintln!(
-                "{KEEP_ENV} set: postfix instance kept in {}",
-                path.display()
-            );
+            eprintln!("{KEEP_ENV} set: postfix instance kept in {}", path.display());
         }
     }
 }
