@@ -69,6 +69,8 @@ impl Sendmail {
         let d = dir.path();
         std::fs::create_dir(d.join("queue")).unwrap();
         std::fs::create_dir(d.join("dev")).unwrap();
+        // sendmail keeps delivery statistics only in a file that exists.
+        std::fs::write(d.join("statistics"), b"").unwrap();
         for n in ["null", "zero", "random", "urandom", "log"] {
             std::fs::write(d.join("dev").join(n), b"").unwrap();
         }
