@@ -288,17 +288,23 @@ impl Mailtrail {
             .collect()
     }
 
-    /// Panics unless there are error counters and all are 0. Waits for the next counter flush
-    /// first (one second), so errors of the last messages are included.
-    pub fn assert_no_errors(&self) {
-        std::thread::sleep(COUNTER_FLUSH);
-        let errors = self.error_counters();
+    /// Waits until mailtrail's counters show `recorded` messages recorded, then panics unless
+    /// exactly that many were recorded and archived and every error counter (`*_errors`:
+    /// archive_errors, store_errors) is 0. Counters reach the store about once a second, in
+    /// the same flush for a message's record and its errors, so waiting for the record count
+    /// covers the errors of those messages too.
+    pub fn assert_recorded_without_errors(&self, recorded: u64) {
+        let counters = self.wait_counter("messages_recorded", recorded, Duration::from_secs(30));
         assert!(
-            errors.contains_key("archive_errors") && errors.contains_key("store_errors"),
-            "counters --json lacks archive_errors/store_errors: {:?}",
-            self.counters()
+            counters.contains_key("archive_errors") && counters.contains_key("store_errors"),
+            "counters --json lacks archive_errors/store_errors: {counters:?}"
         );
-        let nonzero: Vec<_> = errors.iter().filter(|(_, v)| **v != 0).collect();
+        assert_eq!(counters["messages_recorded"], recorded, "{counters:?}");
+        assert_eq!(counters.get("messages_archived"), Some(&recorded), "{counters:?}");
+        let nonzero: Vec<_> = counters
+            .iter()
+            .filter(|(k, v)| k.ends_with("_errors") && **v != 0)
+            .collect();
         assert!(
             nonzero.is_empty(),
             "mailtrail counted errors: {nonzero:?}\ndaemon log tail:\n{}",
@@ -306,9 +312,6 @@ impl Mailtrail {
         );
     }
 }
-
-/// How often mailtrail flushes its counters to the store (recorder.rs), plus a margin.
-pub const COUNTER_FLUSH: Duration = Duration::from_millis(1500);
 
 impl Drop for Mailtrail {
     fn drop(&mut self) {

@@ -72,7 +72,9 @@ impl Postfix {
         let smtpd_port = free_port();
         // master.cf: Debian's, with smtpd on our port and no chroot (the chroot would need
         // copies of /etc files inside the queue directory).
-        let master = std::fs::read_to_string("/etc/postfix/master.cf")
+        let master = ["/etc/postfix/master.cf", "/etc/postfix/master.cf.proto"]
+            .iter()
+            .find_map(|p| std::fs::read_to_string(p).ok())
             .expect("read /etc/postfix/master.cf (is Debian's postfix package installed?)");
         let mut master_out = String::new();
         let mut saw_smtpd = false;
