@@ -216,3 +216,31 @@ async fn sendmail_mta_relays_and_logs() {
     let received = relayed.header("Received").unwrap();
     assert!(received.contains(&format!("with ESMTP id {qid};")), "{received}");
 }
+
+/// The sendmail log is written in the syslog file format, with the host name, like postfix's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendmail_log_has_syslog_file_format() {
+    let server = ScriptedServer::start();
+    let sm = Sendmail::start(server.port(), None);
+    let id = message_id("sendmail-log");
+    let m = submit::simple_message(
+        "sender@client.test.example",
+        &["z@remote.test.example"],
+        "log",
+        &id,
+        "x\n",
+    );
+    submit::send(sm.smtp_port(), m).await;
+    let qid = sm.wait_queue_id(&id, T);
+    sm.wait_queue_empty(T);
+    let lines = sm.log_lines_for(&qid);
+    assert!(lines.iter().any(|l| l.contains("stat=Sent")), "{lines:?}");
+    for line in lines {
+        // "Nov 23 19:21:05 sm sendmail[13362]: QID: ..."
+        let (stamp, rest) = line.split_at(16);
+        assert_eq!(stamp.len(), 16, "{line}");
+        assert!(stamp.as_bytes()[3] == b' ' && stamp.ends_with(' '), "{line}");
+        assert!(rest.starts_with("sm sendmail["), "{line}");
+        assert!(rest.contains(&format!("]: {qid}: ")), "{line}");
+    }
+}

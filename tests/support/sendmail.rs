@@ -48,6 +48,31 @@ pub fn sendmail_root() -> PathBuf {
     root
 }
 
+/// The short hostname written in log lines, as a syslog daemon writes the host's name.
+pub const LOG_HOST: &str = "sm";
+
+/// A datagram from glibc's syslog(3), `<PRI>Mmm dd hh:mm:ss sendmail[pid]: text`, as a syslog
+/// daemon writes it to a file: `Mmm dd hh:mm:ss sm sendmail[pid]: text\n`.
+fn syslog_file_line(datagram: &[u8]) -> Vec<u8> {
+    let msg = match datagram.iter().position(|b| *b == b'>') {
+        Some(i) if datagram.first() == Some(&b'<') => &datagram[i + 1..],
+        _ => datagram,
+    };
+    let msg = msg.strip_suffix(b"\n").unwrap_or(msg);
+    let mut line = Vec::with_capacity(msg.len() + 8);
+    // The timestamp is the first 15 bytes ("Nov 23 19:21:05").
+    if msg.len() > 16 && msg[15] == b' ' {
+        line.extend_from_slice(&msg[..16]);
+        line.extend_from_slice(LOG_HOST.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(&msg[16..]);
+    } else {
+        line.extend_from_slice(msg);
+    }
+    line.push(b'\n');
+    line
+}
+
 /// A running private sendmail; stopped and removed on drop.
 pub struct Sendmail {
     dir: tempfile::TempDir,
@@ -145,16 +170,7 @@ impl Sendmail {
             let mut buf = vec![0u8; 64 * 1024];
             while !stop.load(Ordering::SeqCst) {
                 if let Ok(n) = sock.recv(&mut buf) {
-                    // "<PRI>Mmm dd hh:mm:ss sendmail[pid]: ..." → drop "<PRI>".
-                    let msg = &buf[..n];
-                    let msg = match msg.iter().position(|b| *b == b'>') {
-                        Some(i) if msg.first() == Some(&b'<') => &msg[i + 1..],
-                        _ => msg,
-                    };
-                    let _ = log.write_all(msg);
-                    if !msg.ends_with(b"\n") {
-                        let _ = log.write_all(b"\n");
-                    }
+                    let _ = log.write_all(&syslog_file_line(&buf[..n]));
                 }
             }
         });
@@ -222,7 +238,7 @@ impl Sendmail {
         self.smtp_port
     }
 
-    /// The log (syslog lines without the priority).
+    /// The log, as a syslog daemon writes it: `Mmm dd hh:mm:ss sm sendmail[pid]: text`.
     pub fn maillog(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
     }
