@@ -18,4 +18,4 @@ fi
 # installed beside postfix); this fetches and unpacks it once.
 bash scripts/e2e-sendmail.sh
 
-cargo test --locked --all-targets
+cargo test --locked

@@ -30,7 +30,11 @@ pub enum RunError {
 }
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
-pub async fn run(config: ConfigHandle, shutdown: impl Future, ready: impl FnOnce()) -> Result<(), RunError> {
+pub async fn run(
+    config: ConfigHandle,
+    shutdown: impl Future,
+    ready: impl FnOnce(),
+) -> Result<(), RunError> {
     let start = config.current();
     let store = Store::open(&start.store.path)?;
     let archive = match start.archive.maildir {
@@ -80,8 +84,10 @@ async fn sweep_forever(config: ConfigHandle, counters: Arc<Counters>) {
     loop {
         let current = config.current();
         let interval = current.archive.sweep_interval;
-        match tokio::task::spawn_blocking(move || sweep::expire_archive(&current, SystemTime::now(), false))
-            .await
+        match tokio::task::spawn_blocking(move || {
+            sweep::expire_archive(&current, SystemTime::now(), false)
+        })
+        .await
         {
             Ok(Ok(report)) if !report.expired.is_empty() => {
                 Counters::add(&counters.archive_expired, report.expired.len() as u64);

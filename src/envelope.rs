@@ -19,6 +19,8 @@ pub enum ArchiveState {
     Failed,
     /// The copy was deleted by the retention sweep.
     Expired,
+    /// Known from the MTA log only: the milter never saw the message.
+    NotSeen,
 }
 
 impl ArchiveState {
@@ -30,6 +32,7 @@ impl ArchiveState {
             ArchiveState::Disabled => "disabled",
             ArchiveState::Failed => "failed",
             ArchiveState::Expired => "expired",
+            ArchiveState::NotSeen => "not-seen",
         }
     }
 
@@ -41,6 +44,7 @@ impl ArchiveState {
             ArchiveState::Disabled,
             ArchiveState::Failed,
             ArchiveState::Expired,
+            ArchiveState::NotSeen,
         ]
         .into_iter()
         .find(|s| s.as_str() == text)

@@ -4,6 +4,7 @@
 //! envelope, and the archive retention sweep. The CLI lives in `main.rs` and [`cli`].
 
 pub mod archive;
+pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod counters;

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let filter = args.log.clone().unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -37,8 +39,12 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run => return run(source, config),
         Command::CheckConfig => check_config(&source, &config),
-        Command::Archive(command) => cli::archive_command(&config, command, &mut std::io::stdout().lock()),
-        Command::Counters { json } => cli::counters_command(&config, json, &mut std::io::stdout().lock()),
+        Command::Archive(command) => {
+            cli::archive_command(&config, command, &mut std::io::stdout().lock())
+        }
+        Command::Counters { json } => {
+            cli::counters_command(&config, json, &mut std::io::stdout().lock())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -60,9 +66,9 @@ fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
     writeln!(out, "store = {}", config.store.path.display())?;
     writeln!(out, "archive = {}", config.archive.dir.display())?;
     for (mode, policy) in &config.policies {
-        let warn = policy
-            .warn_after
-            .map_or("never".into(), |d| humantime::format_duration(d).to_string());
+        let warn = policy.warn_after.map_or("never".into(), |d| {
+            humantime::format_duration(d).to_string()
+        });
         writeln!(
             out,
             "policy {mode}: retry every {}, warn after {warn}, give up after {}",

@@ -17,7 +17,11 @@ pub enum SweepError {
 }
 
 /// Runs one sweep. Blocking: call from a blocking thread.
-pub fn expire_archive(config: &Config, now: SystemTime, dry_run: bool) -> Result<SweepReport, SweepError> {
+pub fn expire_archive(
+    config: &Config,
+    now: SystemTime,
+    dry_run: bool,
+) -> Result<SweepReport, SweepError> {
     let archive = Archive::open_existing(&config.archive.dir);
     if !archive.root().join("new").is_dir() {
         return Ok(SweepReport::default()); // nothing archived yet

@@ -82,7 +82,10 @@ impl Daemon {
     }
 
     fn messages(&self) -> Vec<StoredMessage> {
-        let mut all = self.store().list_messages(&MessageFilter::default()).unwrap();
+        let mut all = self
+            .store()
+            .list_messages(&MessageFilter::default())
+            .unwrap();
         all.reverse(); // oldest first
         all
     }
@@ -94,7 +97,12 @@ impl Daemon {
     }
 
     fn counter(&self, name: &str) -> u64 {
-        self.store().counters().unwrap().get(name).copied().unwrap_or(0)
+        self.store()
+            .counters()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -190,10 +198,15 @@ async fn connected(daemon: &Daemon) -> TestConnection {
     .await
     .unwrap();
     assert_eq!(
-        conn.connect("client.example.org", [192, 0, 2, 10]).await.unwrap(),
+        conn.connect("client.example.org", [192, 0, 2, 10])
+            .await
+            .unwrap(),
         Status::Continue
     );
-    assert_eq!(conn.helo("helo.example.org").await.unwrap(), Status::Continue);
+    assert_eq!(
+        conn.helo("helo.example.org").await.unwrap(),
+        Status::Continue
+    );
     conn
 }
 
@@ -213,7 +226,11 @@ async fn full_transaction_is_archived_byte_for_byte_with_every_envelope_field() 
     let mail = Mail {
         queue_id: "4ABC123DEF",
         from: "alice@example.com",
-        rcpts: &["bob@dest.example", "carol@dest.example", "dave@other.example"],
+        rcpts: &[
+            "bob@dest.example",
+            "carol@dest.example",
+            "dave@other.example",
+        ],
         headers: SIMPLE_HEADERS,
         body: &[b"Hello Bob,\r\n", b"\r\nbye\r\n"],
     };
@@ -255,10 +272,16 @@ async fn full_transaction_is_archived_byte_for_byte_with_every_envelope_field() 
     let mut expected = mail.expected_copy();
     // Folded header lines reach the milter with a bare LF; the copy uses CRLF throughout.
     let folded = b"first line\n\tsecond";
-    let at = expected.windows(folded.len()).position(|w| w == folded).unwrap();
+    let at = expected
+        .windows(folded.len())
+        .position(|w| w == folded)
+        .unwrap();
     expected.splice(at + 10..at + 11, *b"\r\n");
     let copy = daemon.archived(m);
-    assert_eq!(String::from_utf8_lossy(&copy), String::from_utf8_lossy(&expected));
+    assert_eq!(
+        String::from_utf8_lossy(&copy),
+        String::from_utf8_lossy(&expected)
+    );
     assert_eq!(e.size, copy.len() as u64);
     assert_eq!(daemon.counter("messages_archived"), 1);
     assert_eq!(daemon.counter("archive_errors"), 0);
@@ -266,7 +289,8 @@ async fn full_transaction_is_archived_byte_for_byte_with_every_envelope_field() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_on_one_connection_and_after_abort_start_clean() {
-    let mut daemon = Daemon::start("[[sender]]\nmatch = \"@bulk.example\"\nmode = \"bulk\"\n").await;
+    let mut daemon =
+        Daemon::start("[[sender]]\nmatch = \"@bulk.example\"\nmode = \"bulk\"\n").await;
     let mut conn = connected(&daemon).await;
 
     // An aborted transaction leaves nothing behind.
@@ -560,7 +584,11 @@ fn expiry_removes_only_old_copies_and_marks_their_rows() {
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let dry = run(&["archive", "expire", "--dry-run"]);

@@ -44,7 +44,11 @@ pub fn export_mbox(
         ))
         .or_else(|_| arrived.format(&Rfc2822))
         .unwrap_or_default();
-    writeln!(out, "From {} {date}", sender.replace(char::is_whitespace, "_"))?;
+    writeln!(
+        out,
+        "From {} {date}",
+        sender.replace(char::is_whitespace, "_")
+    )?;
     let mut lines = bytes.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
         if lines.peek().is_none() && line.is_empty() {

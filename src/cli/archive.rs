@@ -135,12 +135,16 @@ fn find(store: &Store, id: &str) -> Result<StoredMessage, CliError> {
         .messages_by_queue_id(id)?
         .into_iter()
         .next()
-        .ok_or_else(|| CliError::NotFound(format!("no message with id or queue id {}", printable(id))))
+        .ok_or_else(|| {
+            CliError::NotFound(format!("no message with id or queue id {}", printable(id)))
+        })
 }
 
 fn copy_of(config: &Config, m: &StoredMessage) -> Result<Vec<u8>, CliError> {
     match (&m.envelope.archive_name, m.envelope.archive_state) {
-        (Some(name), ArchiveState::Stored) => Ok(Archive::open_existing(&config.archive.dir).read(name)?),
+        (Some(name), ArchiveState::Stored) => {
+            Ok(Archive::open_existing(&config.archive.dir).read(name)?)
+        }
         (_, state) => Err(CliError::NotFound(format!(
             "message {} has no archived copy (archive state: {})",
             m.id,
@@ -270,11 +274,21 @@ fn export(
             .map_err(io_err)?;
         let mut file = BufWriter::new(file);
         for (m, copy) in &messages {
-            archive::export_mbox(&mut file, &m.envelope.mail_from, m.envelope.arrived_at, copy)
-                .map_err(io_err)?;
+            archive::export_mbox(
+                &mut file,
+                &m.envelope.mail_from,
+                m.envelope.arrived_at,
+                copy,
+            )
+            .map_err(io_err)?;
         }
         file.flush().map_err(io_err)?;
-        writeln!(out, "{} messages appended to {}", messages.len(), path.display())?;
+        writeln!(
+            out,
+            "{} messages appended to {}",
+            messages.len(),
+            path.display()
+        )?;
     }
     Ok(())
 }

@@ -56,7 +56,11 @@ impl Config {
 fn default_state_dir() -> PathBuf {
     std::env::var_os("STATE_DIRECTORY")
         .and_then(|dirs| {
-            let first = dirs.to_string_lossy().split(':').next().map(str::to_owned)?;
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .map(str::to_owned)?;
             (!first.is_empty()).then(|| PathBuf::from(first))
         })
         .unwrap_or_else(|| PathBuf::from("mailtrail-data"))

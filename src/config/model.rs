@@ -101,7 +101,8 @@ impl AddressPattern {
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim().to_ascii_lowercase();
         if let Some(domain) = text.strip_prefix('@') {
-            (!domain.is_empty() && !domain.contains('@')).then(|| AddressPattern::Domain(domain.into()))
+            (!domain.is_empty() && !domain.contains('@'))
+                .then(|| AddressPattern::Domain(domain.into()))
         } else {
             let (local, domain) = text.rsplit_once('@')?;
             (!local.is_empty() && !domain.is_empty()).then_some(AddressPattern::Address(text))

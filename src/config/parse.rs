@@ -166,7 +166,10 @@ impl Locator<'_> {
             Err(e) => self.error(
                 value.span(),
                 key,
-                format!("`{}` is not a duration like 10m, 4h or 7d ({e})", value.get_ref()),
+                format!(
+                    "`{}` is not a duration like 10m, 4h or 7d ({e})",
+                    value.get_ref()
+                ),
             ),
         }
     }
@@ -267,7 +270,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     for (name, policy) in raw.policy {
-        let base = config.policies.get(&name).cloned().unwrap_or_else(Policy::normal);
+        let base = config
+            .policies
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(Policy::normal);
         let key = |field: &str| format!("policy.{name}.{field}");
         let p = policy.get_ref();
         let parsed = Policy {
@@ -303,7 +310,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-fn parse_archive(loc: &Locator, a: RawArchive, archive: &mut ArchiveConfig) -> Result<(), ConfigError> {
+fn parse_archive(
+    loc: &Locator,
+    a: RawArchive,
+    archive: &mut ArchiveConfig,
+) -> Result<(), ConfigError> {
     if let Some(m) = a.maildir {
         archive.maildir = m;
     }
@@ -347,7 +358,9 @@ fn parse_archive(loc: &Locator, a: RawArchive, archive: &mut ArchiveConfig) -> R
     }
     if let Some(bcc) = a.bcc {
         match AddressPattern::parse(bcc.get_ref()) {
-            Some(AddressPattern::Address(addr)) if !bcc.get_ref().contains(['\r', '\n', '<', '>']) => {
+            Some(AddressPattern::Address(addr))
+                if !bcc.get_ref().contains(['\r', '\n', '<', '>']) =>
+            {
                 archive.bcc = Some(addr);
             }
             _ => {
@@ -398,7 +411,11 @@ fn parse_sender(
             return loc.error(
                 m.span(),
                 &key("mode"),
-                format!("unknown mode `{}` (defined: {})", m.get_ref(), known.join(", ")),
+                format!(
+                    "unknown mode `{}` (defined: {})",
+                    m.get_ref(),
+                    known.join(", ")
+                ),
             );
         }
         None => DEFAULT_MODE.to_string(),
@@ -429,7 +446,11 @@ pub fn parse_listen(text: &str) -> Option<ListenAddr> {
         .or_else(|| text.strip_prefix("inet6:"))?;
     let (host, port) = rest.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let ip: std::net::IpAddr = host.parse().ok()?;
     let port: u16 = port.parse().ok()?;
     Some(ListenAddr::Inet((ip, port).into()))

@@ -19,7 +19,9 @@ impl Source {
     pub fn resolve(explicit: Option<PathBuf>) -> Source {
         match explicit {
             Some(path) => Source::File(path),
-            None if std::path::Path::new(DEFAULT_PATH).exists() => Source::File(DEFAULT_PATH.into()),
+            None if std::path::Path::new(DEFAULT_PATH).exists() => {
+                Source::File(DEFAULT_PATH.into())
+            }
             None => Source::Defaults,
         }
     }
@@ -51,7 +53,10 @@ impl ConfigHandle {
     /// so a reload never changes the rules half-way through it.
     pub fn current(&self) -> Arc<Config> {
         // A poisoned lock still holds a valid, fully written `Arc`.
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Re-reads the source. On error the running configuration stays in force. Settings that only

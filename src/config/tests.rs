@@ -113,13 +113,21 @@ fn unknown_key_names_its_line() {
         3,
         "milter.lisen",
     );
-    error_at("[archive]\n\n\nretension = \"7d\"\n", 4, "archive.retension");
+    error_at(
+        "[archive]\n\n\nretension = \"7d\"\n",
+        4,
+        "archive.retension",
+    );
     error_at("[mliter]\n", 1, "mliter");
 }
 
 #[test]
 fn bad_values_name_their_line_and_key() {
-    error_at("[archive]\nretention = \"seven days\"\n", 2, "archive.retention");
+    error_at(
+        "[archive]\nretention = \"seven days\"\n",
+        2,
+        "archive.retention",
+    );
     error_at("[archive]\nretention = \"0s\"\n", 2, "archive.retention");
     error_at(
         "[archive]\nmax_message_size = \"lots\"\n",
@@ -138,7 +146,11 @@ fn bad_values_name_their_line_and_key() {
     );
     error_at("[milter]\nlisten = \"tcp:1.2.3.4\"\n", 2, "milter.listen");
     error_at("[milter]\n\non_error = \"panic\"\n", 3, "milter.on_error");
-    error_at("[milter]\nmax_recipients = -1\n", 2, "milter.max_recipients");
+    error_at(
+        "[milter]\nmax_recipients = -1\n",
+        2,
+        "milter.max_recipients",
+    );
     error_at("[milter]\nmax_headers = \"many\"\n", 2, "max_headers");
     error_at(
         "[policy.normal]\nretry_every = \"soon\"\n",
@@ -199,11 +211,17 @@ fn reload_keeps_running_config_on_error() {
     std::fs::write(&path, "[archive]\nretention = \"2d\"\n").unwrap();
     let source = Source::File(path.clone());
     let handle = ConfigHandle::new(source.clone(), source.load().unwrap());
-    assert_eq!(handle.current().archive.retention, Duration::from_secs(2 * 86400));
+    assert_eq!(
+        handle.current().archive.retention,
+        Duration::from_secs(2 * 86400)
+    );
 
     std::fs::write(&path, "[archive]\nretention = \"forever\"\n").unwrap();
     assert!(handle.reload().is_err());
-    assert_eq!(handle.current().archive.retention, Duration::from_secs(2 * 86400));
+    assert_eq!(
+        handle.current().archive.retention,
+        Duration::from_secs(2 * 86400)
+    );
 
     std::fs::write(
         &path,
@@ -211,7 +229,10 @@ fn reload_keeps_running_config_on_error() {
     )
     .unwrap();
     assert_eq!(handle.reload().unwrap(), vec!["milter.listen"]);
-    assert_eq!(handle.current().archive.retention, Duration::from_secs(86400));
+    assert_eq!(
+        handle.current().archive.retention,
+        Duration::from_secs(86400)
+    );
 }
 
 #[test]

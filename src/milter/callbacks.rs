@@ -7,8 +7,8 @@ use super::{
 };
 use crate::{config::OnError, counters::Counters, envelope::ArchiveState};
 use indymilter::{
-    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext, ProtoOpts,
-    SetErrorReply, SocketInfo, Status,
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
+    ProtoOpts, SetErrorReply, SocketInfo, Status,
 };
 use std::{
     ffi::{CStr, CString},
@@ -79,7 +79,12 @@ async fn negotiate(
     Status::Continue
 }
 
-async fn connect(_: &Shared, cx: &mut Context<Session>, hostname: CString, socket: SocketInfo) -> Status {
+async fn connect(
+    _: &Shared,
+    cx: &mut Context<Session>,
+    hostname: CString,
+    socket: SocketInfo,
+) -> Status {
     let mta_host = macro_value(&cx.macros, c"j");
     let client_addr = macro_value(&cx.macros, c"{client_addr}").or(match socket {
         SocketInfo::Inet(addr) => Some(addr.ip().to_string()),
@@ -100,7 +105,12 @@ async fn helo(_: &Shared, cx: &mut Context<Session>, name: CString) -> Status {
 async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let sasl_user = macro_value(&cx.macros, c"{auth_authen}");
     let args = args.iter().map(|a| lossy(a.as_bytes())).collect();
-    let message = MessageState::new(shared.config.current(), shared.archive.as_ref(), args, sasl_user);
+    let message = MessageState::new(
+        shared.config.current(),
+        shared.archive.as_ref(),
+        args,
+        sasl_user,
+    );
     if message.excluded {
         Counters::add(&shared.counters.messages_excluded, 1);
     }
@@ -119,7 +129,12 @@ async fn rcpt(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) ->
     Status::Continue
 }
 
-async fn header(shared: &Shared, cx: &mut Context<Session>, name: CString, value: CString) -> Status {
+async fn header(
+    shared: &Shared,
+    cx: &mut Context<Session>,
+    name: CString,
+    value: CString,
+) -> Status {
     let exact = cx.data.as_ref().is_some_and(|s| s.exact_leading_space);
     if let Some(message) = message_of(cx)
         && !message.add_header(name.as_bytes(), value.as_bytes(), exact)
@@ -154,7 +169,12 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
         return Status::Continue;
     };
     let on_error = message.config.milter.on_error;
-    let bcc = message.config.archive.bcc.clone().filter(|_| !message.excluded);
+    let bcc = message
+        .config
+        .archive
+        .bcc
+        .clone()
+        .filter(|_| !message.excluded);
     let mut envelope = message.envelope(session, queue_id.clone());
     let mut failed = false;
 

@@ -114,7 +114,8 @@ impl MessageState {
         if self.headers_seen > self.config.milter.max_headers {
             return false;
         }
-        let wanted = name.eq_ignore_ascii_case(b"subject") || name.eq_ignore_ascii_case(b"message-id");
+        let wanted =
+            name.eq_ignore_ascii_case(b"subject") || name.eq_ignore_ascii_case(b"message-id");
         if wanted && self.key_headers.len() + line.len() <= MAX_KEY_HEADERS {
             self.key_headers.extend_from_slice(&line);
         }

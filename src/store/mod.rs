@@ -1,6 +1,9 @@
 //! The SQLite store: schema, migrations and every SQL statement of mailtrail.
 
+mod log;
 mod schema;
+
+pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
 
 use crate::{
     config::Receipts,
@@ -71,14 +74,16 @@ impl Store {
             source,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
         // WAL lets readers (CLI, web) run beside the writers; FULL makes each commit durable
         // before the milter answers the MTA.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -97,7 +102,24 @@ impl Store {
             let mut recipient = tx.prepare_cached(
                 "INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut adopt = tx.prepare_cached(
+                "SELECT id FROM message WHERE queue_id = ?1 AND source = 'log' AND removed_at IS NULL
+                   AND arrived_at BETWEEN ?2 - 300 AND ?2 + 300 ORDER BY id DESC LIMIT 1",
+            )?;
             for e in envelopes {
+                // The log follower may have seen this queue id first (postfix logs message-id=
+                // before the milter's end-of-message): the milter's record takes over that row.
+                let log_row: Option<i64> = match &e.queue_id {
+                    Some(qid) => adopt
+                        .query_row(params![qid, e.arrived_at.unix_timestamp()], |row| row.get(0))
+                        .optional()?,
+                    None => None,
+                };
+                if let Some(id) = log_row {
+                    adopt_log_row(&tx, id, e)?;
+                    ids.push(id);
+                    continue;
+                }
                 message.execute(params![
                     e.queue_id,
                     e.arrived_at.unix_timestamp(),
@@ -209,7 +231,9 @@ impl Store {
         };
         message.envelope.recipients = self
             .conn
-            .prepare_cached("SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position")?
+            .prepare_cached(
+                "SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position",
+            )?
             .query_map([id], |row| {
                 let args: String = row.get(1)?;
                 Ok(Recipient {
@@ -225,7 +249,9 @@ impl Store {
     pub fn messages_by_queue_id(&self, queue_id: &str) -> Result<Vec<StoredMessage>, StoreError> {
         let ids: Vec<i64> = self
             .conn
-            .prepare_cached("SELECT id FROM message WHERE queue_id = ?1 ORDER BY arrived_at DESC, id DESC")?
+            .prepare_cached(
+                "SELECT id FROM message WHERE queue_id = ?1 ORDER BY arrived_at DESC, id DESC",
+            )?
             .query_map([queue_id], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         ids.into_iter()
@@ -272,6 +298,49 @@ impl Store {
             .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
             .collect::<Result<_, _>>()?)
     }
+}
+
+/// Writes the milter's envelope over a row the log follower created, keeping what the log added.
+fn adopt_log_row(tx: &rusqlite::Transaction, id: i64, e: &Envelope) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE message SET arrived_at = ?2, mta_host = ?3, client_name = ?4, client_addr = ?5,
+            helo = ?6, sasl_user = ?7, mail_from = ?8, mail_args = ?9, recipients_dropped = ?10,
+            size = ?11, message_id = ?12, subject = ?13, archive_name = ?14, archive_state = ?15,
+            mode = ?16, receipts = ?17, source = 'milter'
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        e.arrived_at.unix_timestamp(),
+        e.mta_host,
+        e.client_name,
+        e.client_addr,
+        e.helo,
+        e.sasl_user,
+        e.mail_from,
+        e.mail_args.join(" "),
+        e.recipients_dropped,
+        e.size as i64,
+        e.message_id,
+        e.subject,
+        e.archive_name,
+        e.archive_state.as_str(),
+        e.mode,
+        receipts_str(e.receipts),
+    ])?;
+    for (position, r) in e.recipients.iter().enumerate() {
+        let updated = tx
+            .prepare_cached(
+                "UPDATE recipient SET position = ?3, args = ?4
+                 WHERE message = ?1 AND (address = ?2 COLLATE NOCASE OR orig_to = ?2 COLLATE NOCASE)",
+            )?
+            .execute(params![id, r.address, position as i64, r.args.join(" ")])?;
+        if updated == 0 {
+            tx.prepare_cached("INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![id, position as i64, r.address, r.args.join(" ")])?;
+        }
+    }
+    Ok(())
 }
 
 fn receipts_str(r: Receipts) -> &'static str {

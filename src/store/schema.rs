@@ -42,6 +42,75 @@ const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );",
+    // 2: delivery tracking from the MTA log.
+    "ALTER TABLE message ADD COLUMN source TEXT NOT NULL DEFAULT 'milter';
+    ALTER TABLE message ADD COLUMN nrcpt INTEGER;
+    ALTER TABLE message ADD COLUMN removed_at INTEGER;
+    ALTER TABLE recipient ADD COLUMN orig_to TEXT;
+    ALTER TABLE recipient ADD COLUMN status TEXT NOT NULL DEFAULT 'pending';
+    ALTER TABLE recipient ADD COLUMN category TEXT;
+    ALTER TABLE recipient ADD COLUMN dsn TEXT;
+    ALTER TABLE recipient ADD COLUMN reply TEXT;
+    ALTER TABLE recipient ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE recipient ADD COLUMN last_attempt_at INTEGER;
+    ALTER TABLE recipient ADD COLUMN final_at INTEGER;
+    CREATE INDEX recipient_message_address ON recipient (message, address);
+    CREATE INDEX recipient_status ON recipient (status) WHERE status IN ('pending', 'deferred');
+    CREATE TABLE attempt (
+        id INTEGER PRIMARY KEY,
+        recipient INTEGER NOT NULL REFERENCES recipient (id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        relay_host TEXT,
+        relay_ip TEXT,
+        relay_port INTEGER,
+        dsn TEXT,
+        smtp_code INTEGER,
+        reply TEXT,
+        stage TEXT,
+        delay REAL,
+        delays TEXT,
+        category TEXT
+    );
+    CREATE INDEX attempt_recipient ON attempt (recipient);
+    CREATE INDEX attempt_at ON attempt (at);
+    CREATE TABLE reject (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        mta_host TEXT,
+        source TEXT NOT NULL,
+        code INTEGER,
+        dsn TEXT,
+        client_host TEXT,
+        client_ip TEXT,
+        sender TEXT,
+        recipient TEXT,
+        helo TEXT,
+        stage TEXT,
+        reason TEXT NOT NULL,
+        category TEXT
+    );
+    CREATE INDEX reject_at ON reject (at);
+    CREATE TABLE mta_notice (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        notice_queue_id TEXT
+    );
+    CREATE INDEX mta_notice_message ON mta_notice (message);
+    CREATE TABLE raw_line (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        queue_id TEXT,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX raw_line_at ON raw_line (at);
+    CREATE INDEX raw_line_queue_id ON raw_line (queue_id) WHERE queue_id IS NOT NULL;
+    CREATE TABLE log_position (
+        source TEXT PRIMARY KEY,
+        position TEXT NOT NULL
+    );",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

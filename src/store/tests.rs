@@ -49,7 +49,10 @@ fn envelopes_round_trip_and_filter() {
     assert_eq!(got.envelope, a);
 
     let all = store.list_messages(&MessageFilter::default()).unwrap();
-    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[1], ids[0]]);
+    assert_eq!(
+        all.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]]
+    );
 
     let by = |f: MessageFilter| {
         store

@@ -1,0 +1,314 @@
+//! Writing what the MTA log says: one transaction per batch of lines, together with the read
+//! position, so a crash neither loses nor repeats an event.
+
+use super::{Store, StoreError};
+use rusqlite::{OptionalExtension, Transaction, params};
+
+/// How far back a queue id is looked for: longer than any MTA keeps a message queued.
+const CORRELATION_WINDOW_SECS: i64 = 10 * 86400;
+/// Log stamps and the milter's clock may disagree a little.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// What the log tells about a message as a whole.
+#[derive(Debug, Default)]
+pub struct LogMessageFields<'a> {
+    pub sender: Option<&'a str>,
+    pub size: Option<u64>,
+    pub nrcpt: Option<u32>,
+    pub message_id: Option<&'a str>,
+    pub client_host: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub sasl_user: Option<&'a str>,
+    /// The sender's mode, for messages the milter never saw.
+    pub mode: Option<&'a str>,
+}
+
+/// One delivery attempt for one recipient.
+#[derive(Debug)]
+pub struct AttemptRow<'a> {
+    pub at: i64,
+    /// sent, deferred, bounced or expired.
+    pub status: &'a str,
+    pub relay_host: Option<&'a str>,
+    pub relay_ip: Option<&'a str>,
+    pub relay_port: Option<u16>,
+    pub dsn: Option<&'a str>,
+    pub smtp_code: Option<u16>,
+    pub reply: &'a str,
+    pub stage: Option<&'a str>,
+    pub delay: Option<f64>,
+    pub delays: Option<&'a str>,
+    pub category: Option<&'a str>,
+}
+
+/// A refused SMTP command (`NOQUEUE: reject`, sendmail `ruleset=`, milter-reject, postscreen).
+#[derive(Debug)]
+pub struct RejectRow<'a> {
+    pub at: i64,
+    pub mta_host: Option<&'a str>,
+    pub source: &'a str,
+    pub code: Option<u16>,
+    pub dsn: Option<&'a str>,
+    pub client_host: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+    pub sender: Option<&'a str>,
+    pub recipient: Option<&'a str>,
+    pub helo: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    pub reason: &'a str,
+    pub category: Option<&'a str>,
+}
+
+/// The writes of one batch of log lines; nothing is visible until [`LogBatch::commit`].
+pub struct LogBatch<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Store {
+    pub fn log_batch(&mut self) -> Result<LogBatch<'_>, StoreError> {
+        Ok(LogBatch {
+            tx: self.conn.transaction()?,
+        })
+    }
+
+    /// The saved read position of a log source, as written by [`LogBatch::save_position`].
+    pub fn log_position(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT position FROM log_position WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Deletes raw log lines older than `before` (unix seconds); returns how many.
+    pub fn expire_raw_lines(&mut self, before: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM raw_line WHERE at < ?1", [before])?)
+    }
+}
+
+impl LogBatch<'_> {
+    /// The message a log line with `queue_id` at `at` belongs to: the newest not yet removed
+    /// from the queue (postfix reuses short ids after removal). Created when the milter never saw
+    /// it (local pickup, milter off, or a line logged before the milter's row was committed).
+    pub fn message_for(&self, queue_id: &str, at: i64, mta_host: Option<&str>) -> Result<i64, StoreError> {
+        let found: Option<i64> = self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM message WHERE queue_id = ?1 AND removed_at IS NULL
+                   AND arrived_at BETWEEN ?2 AND ?3 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![queue_id, at - CORRELATION_WINDOW_SECS, at + CLOCK_SKEW_SECS],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from, size, archive_state,
+                    mode, receipts, source)
+                 VALUES (?1, ?2, ?3, '', 0, 'not-seen', 'normal', 'off', 'log')",
+            )?
+            .execute(params![queue_id, at, mta_host])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Fills in what the log knows. The milter's own record wins where both know a field.
+    pub fn set_message_fields(&self, message: i64, f: &LogMessageFields) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE message SET
+                    mail_from = CASE WHEN source = 'log' AND ?2 IS NOT NULL THEN ?2 ELSE mail_from END,
+                    size = CASE WHEN source = 'log' AND ?3 IS NOT NULL THEN ?3 ELSE size END,
+                    nrcpt = COALESCE(?4, nrcpt),
+                    message_id = COALESCE(message_id, ?5),
+                    client_name = COALESCE(client_name, ?6),
+                    client_addr = COALESCE(client_addr, ?7),
+                    sasl_user = COALESCE(sasl_user, ?8),
+                    mode = CASE WHEN source = 'log' AND ?9 IS NOT NULL THEN ?9 ELSE mode END
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                message,
+                f.sender,
+                f.size.map(|s| s as i64),
+                f.nrcpt,
+                f.message_id,
+                f.client_host,
+                f.client_ip,
+                f.sasl_user,
+                f.mode,
+            ])?;
+        Ok(())
+    }
+
+    /// The recipient row a delivery line is about: matched on the address, then on the original
+    /// address the milter recorded (aliases and virtual rewrites); created when new.
+    pub fn recipient_for(&self, message: i64, to: &str, orig_to: Option<&str>) -> Result<i64, StoreError> {
+        let mut find = self.tx.prepare_cached(
+            "SELECT id FROM recipient WHERE message = ?1 AND address = ?2 COLLATE NOCASE
+             ORDER BY position LIMIT 1",
+        )?;
+        if let Some(id) = find.query_row(params![message, to], |row| row.get(0)).optional()? {
+            return Ok(id);
+        }
+        if let Some(orig) = orig_to
+            && let Some(id) = find
+                .query_row(params![message, orig], |row| row.get::<_, i64>(0))
+                .optional()?
+        {
+            // The milter saw the original address; keep it and learn the final one.
+            self.tx
+                .prepare_cached("UPDATE recipient SET orig_to = address, address = ?2 WHERE id = ?1")?
+                .execute(params![id, to])?;
+            return Ok(id);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO recipient (message, position, address, orig_to)
+                 VALUES (?1, (SELECT COALESCE(MAX(position) + 1, 0) FROM recipient WHERE message = ?1), ?2, ?3)",
+            )?
+            .execute(params![message, to, orig_to])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Records an attempt and moves the recipient to its state. A final state (sent, bounced,
+    /// expired) is never overwritten by a later deferral logged out of order.
+    pub fn record_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO attempt (recipient, at, status, relay_host, relay_ip, relay_port, dsn,
+                    smtp_code, reply, stage, delay, delays, category)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                recipient,
+                a.at,
+                a.status,
+                a.relay_host,
+                a.relay_ip,
+                a.relay_port,
+                a.dsn,
+                a.smtp_code,
+                a.reply,
+                a.stage,
+                a.delay,
+                a.delays,
+                a.category,
+            ])?;
+        let is_final = a.status != "deferred";
+        self.tx
+            .prepare_cached(
+                "UPDATE recipient SET
+                    attempts = attempts + 1,
+                    last_attempt_at = MAX(COALESCE(last_attempt_at, ?2), ?2),
+                    status = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?3 ELSE status END,
+                    dsn = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?4 ELSE dsn END,
+                    reply = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?5 ELSE reply END,
+                    category = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?7 ELSE category END,
+                    final_at = CASE WHEN ?6 THEN COALESCE(final_at, ?2) ELSE final_at END
+                 WHERE id = ?1",
+            )?
+            .execute(params![recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category])?;
+        Ok(())
+    }
+
+    /// The MTA gave up on the message: every recipient not yet final gets an `expired` attempt.
+    pub fn expire_pending(&self, message: i64, at: i64, reason: &str, category: &str) -> Result<usize, StoreError> {
+        let pending: Vec<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM recipient WHERE message = ?1 AND status IN ('pending', 'deferred')")?
+            .query_map([message], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for &recipient in &pending {
+            self.record_attempt(
+                recipient,
+                &AttemptRow {
+                    at,
+                    status: "expired",
+                    relay_host: None,
+                    relay_ip: None,
+                    relay_port: None,
+                    dsn: Some("4.4.7"),
+                    smtp_code: None,
+                    reply: reason,
+                    stage: None,
+                    delay: None,
+                    delays: None,
+                    category: Some(category),
+                },
+            )?;
+        }
+        Ok(pending.len())
+    }
+
+    /// The message left the MTA's queue; its queue id may now be reused.
+    pub fn mark_removed(&self, message: i64, at: i64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE message SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL")?
+            .execute(params![message, at])?;
+        Ok(())
+    }
+
+    /// A notification the MTA itself sent about the message (bounce, delay warning).
+    pub fn add_mta_notice(&self, message: i64, at: i64, kind: &str, notice_queue_id: Option<&str>) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("INSERT INTO mta_notice (message, at, kind, notice_queue_id) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![message, at, kind, notice_queue_id])?;
+        Ok(())
+    }
+
+    pub fn insert_reject(&self, r: &RejectRow) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO reject (at, mta_host, source, code, dsn, client_host, client_ip, sender,
+                    recipient, helo, stage, reason, category)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?
+            .execute(params![
+                r.at,
+                r.mta_host,
+                r.source,
+                r.code,
+                r.dsn,
+                r.client_host,
+                r.client_ip,
+                r.sender,
+                r.recipient,
+                r.helo,
+                r.stage,
+                r.reason,
+                r.category,
+            ])?;
+        Ok(())
+    }
+
+    pub fn insert_raw_line(&self, at: i64, queue_id: Option<&str>, line: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("INSERT INTO raw_line (at, queue_id, line) VALUES (?1, ?2, ?3)")?
+            .execute(params![at, queue_id, line])?;
+        Ok(())
+    }
+
+    /// Saves where reading stopped, in the same transaction as the events read up to there.
+    pub fn save_position(&self, source: &str, position: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO log_position (source, position) VALUES (?1, ?2)
+                 ON CONFLICT(source) DO UPDATE SET position = excluded.position",
+            )?
+            .execute(params![source, position])?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+}
