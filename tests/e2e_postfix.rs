@@ -68,7 +68,11 @@ async fn archive_copy_matches_relayed_message() {
     assert_eq!(server.messages().len(), 1);
 
     let row = wait_archived(&mt, &id);
-    assert_eq!(row.queue_id.as_deref(), Some(qid.as_str()), "queue id of {row:?}");
+    assert_eq!(
+        row.queue_id.as_deref(),
+        Some(qid.as_str()),
+        "queue id of {row:?}"
+    );
     assert_eq!(row.mail_from, FROM);
     assert_eq!(row.recipient_addresses(), sorted(&rcpts));
     assert_eq!(row.archive_state, "stored");
@@ -99,7 +103,11 @@ async fn archive_copy_matches_relayed_message() {
     // "\r\n.\r\n" even after a final CRLF, so the message gained one empty line on the wire.
     let mut on_the_wire = raw.clone();
     on_the_wire.extend_from_slice(b"\r\n");
-    assert!(archived == on_the_wire, "{}", diff(&archived, &on_the_wire).1);
+    assert!(
+        archived == on_the_wire,
+        "{}",
+        diff(&archived, &on_the_wire).1
+    );
     assert_eq!(
         row.size,
         archived.len() as i64,
@@ -243,7 +251,10 @@ fn sendmail_submission_is_archived() {
     let row = wait_archived(&mt, &id);
     assert_eq!(row.queue_id.as_deref(), Some(qid.as_str()));
     assert_eq!(row.mail_from, FROM);
-    assert_eq!(row.recipient_addresses(), ["local-submit@remote.test.example"]);
+    assert_eq!(
+        row.recipient_addresses(),
+        ["local-submit@remote.test.example"]
+    );
     assert_eq!(row.archive_state, "stored");
     let archived = row.read_archive();
 
@@ -316,7 +327,10 @@ async fn postfix_changes_after_the_milter() {
     let a_body = String::from_utf8(support::message::split(&archived).body.to_vec()).unwrap();
     let r_body = String::from_utf8(support::message::split(&relayed.data).body.to_vec()).unwrap();
     let lens: Vec<usize> = r_body.split("\r\n").map(str::len).collect();
-    assert!(lens.iter().all(|l| *l <= 998), "relayed line lengths {lens:?}");
+    assert!(
+        lens.iter().all(|l| *l <= 998),
+        "relayed line lengths {lens:?}"
+    );
     assert_eq!(r_body.replace("\r\n ", ""), a_body.replace("\r\n ", ""));
     assert!(
         r_body.contains(&format!(
@@ -338,7 +352,9 @@ async fn postfix_changes_after_the_milter() {
     let archived = wait_archived(&mt, &id).read_archive();
     let a = support::message::split(&archived);
     let r = support::message::split(&relayed.data);
-    let names = |h: &[&[u8]]| -> Vec<String> { h.iter().map(|f| support::message::field_name(f)).collect() };
+    let names = |h: &[&[u8]]| -> Vec<String> {
+        h.iter().map(|f| support::message::field_name(f)).collect()
+    };
     let mut expected_names = names(&a.headers);
     let cte = expected_names
         .iter()

@@ -61,7 +61,11 @@ async fn sendmail_archive_copy_matches_relayed_message() {
     // The archive is what sendmail received (lettre's final CRLF included, see e2e_postfix).
     let mut on_the_wire = raw.clone();
     on_the_wire.extend_from_slice(b"\r\n");
-    assert!(archived == on_the_wire, "{}", diff(&archived, &on_the_wire).1);
+    assert!(
+        archived == on_the_wire,
+        "{}",
+        diff(&archived, &on_the_wire).1
+    );
 
     // What sendmail relays differs in two ways: its Received: field in front (not shown to the
     // milter), and the To: field, an address header that sendmail re-formats on output (joined

@@ -60,7 +60,9 @@ impl ArchivedMessage {
 
     /// The Message-ID without angle brackets.
     pub fn message_id_bare(&self) -> Option<&str> {
-        self.message_id.as_deref().map(|m| m.trim_matches(['<', '>']))
+        self.message_id
+            .as_deref()
+            .map(|m| m.trim_matches(['<', '>']))
     }
 }
 
@@ -300,7 +302,11 @@ impl Mailtrail {
             "counters --json lacks archive_errors/store_errors: {counters:?}"
         );
         assert_eq!(counters["messages_recorded"], recorded, "{counters:?}");
-        assert_eq!(counters.get("messages_archived"), Some(&recorded), "{counters:?}");
+        assert_eq!(
+            counters.get("messages_archived"),
+            Some(&recorded),
+            "{counters:?}"
+        );
         let nonzero: Vec<_> = counters
             .iter()
             .filter(|(k, v)| k.ends_with("_errors") && **v != 0)

@@ -51,7 +51,8 @@ pub struct Postfix {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 impl Postfix {
@@ -95,7 +96,10 @@ impl Postfix {
             master_out.push_str(&fields.join(" "));
             master_out.push('\n');
         }
-        assert!(saw_smtpd, "no 'smtp inet' service in /etc/postfix/master.cf");
+        assert!(
+            saw_smtpd,
+            "no 'smtp inet' service in /etc/postfix/master.cf"
+        );
         std::fs::write(root.join("etc/master.cf"), master_out).unwrap();
 
         let r = root.display();
@@ -375,7 +379,10 @@ impl Drop for Postfix {
         }
         if std::env::var_os(KEEP_ENV).is_some() {
             let path = self.keep();
-            eprintln!("{KEEP_ENV} set: postfix instance kept in {}", path.display());
+            eprintln!(
+                "{KEEP_ENV} set: postfix instance kept in {}",
+                path.display()
+            );
         }
     }
 }

@@ -162,7 +162,8 @@ impl Sendmail {
 
         // The syslog socket, read into <dir>/maillog.
         let sock = UnixDatagram::bind(d.join("log.sock")).expect("bind the syslog socket");
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let log_stop = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&log_stop);
         let mut log = std::fs::File::create(d.join("maillog")).unwrap();

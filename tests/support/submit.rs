@@ -21,13 +21,17 @@ pub fn transport(port: u16) -> AsyncSmtpTransport<Tokio1Executor> {
 }
 
 fn address(a: &str) -> Address {
-    a.parse().unwrap_or_else(|e| panic!("bad address {a:?}: {e}"))
+    a.parse()
+        .unwrap_or_else(|e| panic!("bad address {a:?}: {e}"))
 }
 
 /// Sends `raw` (the exact message bytes, CRLF line ends) with envelope `from` → `rcpts`.
 pub async fn send_raw(port: u16, from: &str, rcpts: &[&str], raw: &[u8]) {
-    let envelope =
-        Envelope::new(Some(address(from)), rcpts.iter().map(|r| address(r)).collect()).expect("envelope");
+    let envelope = Envelope::new(
+        Some(address(from)),
+        rcpts.iter().map(|r| address(r)).collect(),
+    )
+    .expect("envelope");
     transport(port)
         .send_raw(&envelope, raw)
         .await
@@ -43,7 +47,13 @@ pub async fn send(port: u16, message: Message) {
 }
 
 /// A simple text message with the given Message-ID (without brackets).
-pub fn simple_message(from: &str, to: &[&str], subject: &str, message_id: &str, body: &str) -> Message {
+pub fn simple_message(
+    from: &str,
+    to: &[&str],
+    subject: &str,
+    message_id: &str,
+    body: &str,
+) -> Message {
     let mut b = Message::builder()
         .from(from.parse::<Mailbox>().expect("from mailbox"))
         .subject(subject)

@@ -49,7 +49,10 @@ pub fn wait_for<T>(
             return v;
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", describe());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                describe()
+            );
         }
         std::thread::sleep(POLL);
     }
@@ -67,7 +70,11 @@ pub fn wait_until(
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 pub fn port_open(port: u16) -> bool {
-    TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &(Ipv4Addr::LOCALHOST, port).into(),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 /// Whether process `pid` exists and is not a zombie (a daemon whose parent is a non-reaping
@@ -104,7 +111,11 @@ pub fn pids_with_env(var: &str, value: &Path) -> Vec<i32> {
     };
     let mut pids = Vec::new();
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let Ok(env) = std::fs::read(entry.path().join("environ")) else {
