@@ -92,10 +92,17 @@ async fn archive_copy_matches_relayed_message() {
     assert!(d.headers_equal && d.body_equal, "{report}");
     assert_eq!(d.prepended.len(), 1, "{report}");
     let received = &d.prepended[0];
+    // "Received: from HELO (REVERSE-NAME [127.0.0.1])\r\n\tby mx... id QID;\r\n\tDATE\r\n"
+    let (from, by) = received
+        .split_once(" [127.0.0.1])\r\n\t")
+        .unwrap_or_else(|| panic!("{report}"));
     assert!(
-        received.starts_with(&format!(
-            "Received: from {} (localhost [127.0.0.1])\r\n\tby {MYHOSTNAME} (Postfix) with ESMTP id {qid};\r\n\t",
-            submit::CLIENT_HELO
+        from.starts_with(&format!("Received: from {} (", submit::CLIENT_HELO)),
+        "{report}"
+    );
+    assert!(
+        by.starts_with(&format!(
+            "by {MYHOSTNAME} (Postfix) with ESMTP id {qid};\r\n\t"
         )),
         "{report}"
     );
@@ -273,9 +280,10 @@ fn sendmail_submission_is_archived() {
     let a = support::message::split(&archived);
     let date = String::from_utf8_lossy(a.headers.last().unwrap()).into_owned();
     assert!(
-        date.starts_with("Date: ") && date.ends_with(" +0000 (UTC)\r\n"),
+        date.starts_with("Date: ") && date.ends_with("\r\n"),
         "{date}"
     );
+    assert!(!raw.contains("\nDate:"), "the submission had no Date:");
     let expected = format!("{head}\r\n{date}\r\n{body}");
     assert!(
         archived == expected.as_bytes(),
