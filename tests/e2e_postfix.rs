@@ -238,7 +238,8 @@ async fn mail_flows_while_mailtrail_is_down() {
 }
 
 /// Scenario 4: a message submitted with postfix's sendmail command (pickup → cleanup, the
-/// non_smtpd_milters path) is archived with its queue id. What the milter sees, and so the
+/// non_smtpd_milters path) is archived with its queue id, also without a Message-ID of its own.
+/// What the milter sees, and so the
 /// archive holds, is the message after cleanup's header fix-ups: the missing `Date:` (and
 /// `Message-ID:`, when missing) are appended to the header block *before* the milter, and LF line
 /// ends become CRLF. Postfix's local `Received: by ... (Postfix, from userid 0)` is added *after*
@@ -290,7 +291,32 @@ fn sendmail_submission_is_archived() {
         "{}",
         diff(&archived, expected.as_bytes()).1
     );
-    mt.assert_recorded_without_errors(1);
+    // Without a Message-ID: cleanup makes one (<DATE.QUEUEID@myhostname>), also before the
+    // milter: the row and the archive copy have it, the same as the log.
+    let raw = format!(
+        "From: {FROM}\nTo: local-submit@remote.test.example\nSubject: no message-id\n\nbody\n"
+    );
+    pf.sendmail(FROM, &["local-submit@remote.test.example"], raw.as_bytes());
+    let row = wait_for(
+        T,
+        "the message without Message-ID in archive ls",
+        || {
+            mt.archive_ls()
+                .into_iter()
+                .find(|m| m.subject.as_deref() == Some("no message-id"))
+        },
+        || format!("{:#?}", mt.archive_ls()),
+    );
+    let qid = row.queue_id.clone().expect("queue id");
+    let made = row.message_id_bare().expect("a Message-ID").to_string();
+    assert!(made.ends_with(&format!(".{qid}@{MYHOSTNAME}")), "{made}");
+    assert_eq!(pf.queue_id_for_message_id(&made), Some(qid));
+    assert_eq!(
+        support::message::header_value(&row.read_archive(), "Message-ID"),
+        Some(format!("<{made}>"))
+    );
+    server.wait_for_message_id(&made, T);
+    mt.assert_recorded_without_errors(2);
 }
 
 /// What postfix changes in a message after the milter, beyond the `Received:` field, shown on
