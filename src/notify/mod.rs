@@ -362,10 +362,21 @@ impl Validated {
                 printable_ascii(field, value)?;
             }
         }
-        let original_id = o.message_id.as_deref().map(|id| {
-            let id = id.trim_start_matches('<').trim_end_matches('>');
-            format!("<{id}>")
-        });
+        let original_id = o
+            .message_id
+            .as_deref()
+            .map(|id| {
+                let id = id.strip_prefix('<').unwrap_or(id);
+                let id = id.strip_suffix('>').unwrap_or(id);
+                if id.is_empty() || id.contains(['<', '>']) {
+                    return Err(NoticeError::InvalidValue {
+                        field: "message_id",
+                        reason: "must be one <id>",
+                    });
+                }
+                Ok(format!("<{id}>"))
+            })
+            .transpose()?;
         if input.recipients.is_empty() {
             return Err(NoticeError::NoRecipients);
         }
@@ -733,13 +744,18 @@ fn boundary_for(parts: &[SinglePart], seed: &str) -> String {
 
 fn notice_message_id(input: &NoticeInput) -> String {
     let o = &input.original;
-    let key = match (&o.queue_id, &o.message_id) {
-        (Some(qid), _) => qid
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>(),
-        (None, Some(id)) => format!("{:016x}", fnv1a(id.as_bytes())),
-        (None, None) => format!("{:016x}", fnv1a(o.sender.as_bytes())),
+    // Queue ids repeat over time; with the arrival second they identify the message.
+    let qid: String = o
+        .queue_id
+        .iter()
+        .flat_map(|q| q.chars())
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let key = if qid.is_empty() {
+        let seed = o.message_id.as_deref().unwrap_or(&o.sender);
+        format!("{:016x}", fnv1a(seed.as_bytes()))
+    } else {
+        qid
     };
     format!(
         "<mailtrail.{}.{}.{key}@{}>",

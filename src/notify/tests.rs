@@ -445,6 +445,25 @@ fn invalid_inputs_refused() {
             field: "reporting_mta"
         }
     );
+    for bad in ["<>", "<a><b>", "a>b"] {
+        let mut i = warning();
+        i.original.message_id = Some(bad.into());
+        assert!(
+            matches!(
+                build(&i).unwrap_err(),
+                NoticeError::InvalidValue {
+                    field: "message_id",
+                    ..
+                }
+            ),
+            "{bad}"
+        );
+    }
+    let mut i = warning();
+    i.original.message_id = Some("bare-id@example.com".into());
+    let bytes = build(&i).unwrap().formatted();
+    let msg = MessageParser::default().parse(&bytes).unwrap();
+    assert_eq!(msg.in_reply_to().as_text(), Some("bare-id@example.com"));
     let mut i = warning();
     i.recipients.clear();
     assert_eq!(build(&i).unwrap_err(), NoticeError::NoRecipients);

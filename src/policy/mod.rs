@@ -93,7 +93,8 @@ pub enum Action {
     SendWarning { waiting: Vec<String> },
     /// Remove the message from the MTA queue, mark these recipients `Expired`, set `expiry_sent`.
     /// `notify` is false for the null sender, `MAILER-DAEMON` and notices: the queue is still
-    /// cleaned, but no expiry notice is sent.
+    /// cleaned, but no expiry notice is sent. The tick records the expiry attempt under
+    /// [`crate::bounce::Category::MessageExpired`].
     Expire { failed: Vec<String>, notify: bool },
     /// Send a return receipt listing these delivered recipients; set `receipt_sent`.
     SendReceipt { delivered: Vec<String> },
