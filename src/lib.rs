@@ -10,6 +10,8 @@ pub mod config;
 pub mod counters;
 pub mod envelope;
 pub mod milter;
+pub mod notify;
+pub mod policy;
 pub mod recorder;
 pub mod store;
 
