@@ -14,4 +14,8 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
+# The sendmail end-to-end test runs Debian's sendmail unpacked into target/ (it cannot be
+# installed beside postfix); this fetches and unpacks it once.
+bash scripts/e2e-sendmail.sh
+
 cargo test --locked

@@ -13,6 +13,8 @@ pub mod envelope;
 pub mod follower;
 pub mod maillog;
 pub mod milter;
+pub mod notify;
+pub mod policy;
 pub mod recorder;
 pub mod store;
 

@@ -210,9 +210,9 @@ impl Tracker {
                 queue_id, reason, ..
             } => {
                 let id = self.message(batch, &queue_id, header)?;
-                let expired =
-                    batch.expire_pending(id, at, &reason, Category::MessageExpired.as_str())?;
-                stats.expired += expired as u64;
+                batch.expire_pending(id, at, &reason, Category::MessageExpired.as_str())?;
+                // Counted per message, as the MTA logs it (one `status=expired` line).
+                stats.expired += 1;
             }
             Event::Removed { queue_id } => {
                 let id = self.message(batch, &queue_id, header)?;

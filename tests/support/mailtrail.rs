@@ -1,0 +1,332 @@
+//! mailtrail as the real binary (`CARGO_BIN_EXE_mailtrail`), with a config file and a state
+//! directory of its own, started and stopped (SIGTERM) by a guard, and its inspection commands
+//! (`archive ls --json`, `counters --json`) as typed helpers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::util::{free_port, port_open, signal, wait_until};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mailtrail");
+
+/// One recipient of an [`ArchivedMessage`].
+#[derive(Clone, Debug, Deserialize)]
+pub struct ArchivedRecipient {
+    pub address: String,
+    /// ESMTP arguments of its RCPT TO.
+    pub args: Vec<String>,
+}
+
+/// One entry of `mailtrail archive ls --json` (the fields the tests use; there are more).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ArchivedMessage {
+    pub id: i64,
+    pub queue_id: Option<String>,
+    /// RFC 3339.
+    pub arrived_at: String,
+    pub mail_from: String,
+    pub recipients: Vec<ArchivedRecipient>,
+    pub subject: Option<String>,
+    pub size: i64,
+    pub message_id: Option<String>,
+    pub archive_path: Option<PathBuf>,
+    /// `stored`, `too-large`, `excluded`, `disabled`, `failed`, `expired`.
+    pub archive_state: String,
+    pub helo: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl ArchivedMessage {
+    /// The archived copy's bytes (panics if there is none or it cannot be read).
+    pub fn read_archive(&self) -> Vec<u8> {
+        let path = self
+            .archive_path
+            .as_ref()
+            .unwrap_or_else(|| panic!("message {} has no archive_path: {self:?}", self.id));
+        std::fs::read(path).unwrap_or_else(|e| panic!("read archive copy {}: {e}", path.display()))
+    }
+
+    /// The recipient addresses, sorted.
+    pub fn recipient_addresses(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.recipients.iter().map(|r| r.address.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// The Message-ID without angle brackets.
+    pub fn message_id_bare(&self) -> Option<&str> {
+        self.message_id
+            .as_deref()
+            .map(|m| m.trim_matches(['<', '>']))
+    }
+}
+
+/// A mailtrail daemon with its own state directory and milter port; stopped when dropped.
+pub struct Mailtrail {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    milter_port: u16,
+    child: Option<Child>,
+}
+
+impl Mailtrail {
+    /// Writes a config (state dir and milter port of its own) without starting the daemon.
+    pub fn configure() -> Mailtrail {
+        let dir = tempfile::Builder::new()
+            .prefix("mailtrail-e2e-daemon.")
+            .tempdir()
+            .expect("temp dir for mailtrail");
+        let milter_port = free_port();
+        let state = dir.path().join("state");
+        let config = dir.path().join("mailtrail.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n",
+                state.display()
+            ),
+        )
+        .unwrap();
+        Mailtrail {
+            dir,
+            config,
+            milter_port,
+            child: None,
+        }
+    }
+
+    /// [`Mailtrail::configure`] and [`Mailtrail::start`].
+    pub fn start_new() -> Mailtrail {
+        let mut m = Mailtrail::configure();
+        m.start();
+        m
+    }
+
+    /// Starts `mailtrail run --config FILE`; returns once the milter port accepts connections.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "mailtrail is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(BIN)
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+        self.child = Some(child);
+        let port = self.milter_port;
+        let log_path = self.log_path();
+        let child = self.child.as_mut().unwrap();
+        wait_until(
+            Duration::from_secs(20),
+            "mailtrail's milter port to accept connections",
+            || {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "mailtrail exited at start ({status}):\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
+                }
+                port_open(port)
+            },
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit (SIGKILL after 10 s); returns
+    /// whether it exited on its own.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        signal(child.id() as i32, libc::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(super::util::POLL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn milter_port(&self) -> u16 {
+        self.milter_port
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    /// The state directory (`[state] dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The archive Maildir (`<state dir>/archive`).
+    pub fn archive_dir(&self) -> PathBuf {
+        self.state_dir().join("archive")
+    }
+
+    /// Files in the archive Maildir's `new/` and `cur/`.
+    pub fn archive_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(rd) = std::fs::read_dir(self.archive_dir().join(sub)) {
+                files.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_file()));
+            }
+        }
+        files.sort();
+        files
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("mailtrail.log")
+    }
+
+    /// The daemon's stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Runs `mailtrail ARGS... --config FILE` and returns its stdout (panics on failure).
+    pub fn command(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap_or_else(|e| panic!("run {BIN} {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "mailtrail {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("mailtrail prints UTF-8")
+    }
+
+    /// `mailtrail archive ls --json` (every message: `--limit` well above any test's count).
+    pub fn archive_ls(&self) -> Vec<ArchivedMessage> {
+        let out = self.command(&["archive", "ls", "--json", "--limit", "1000000"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("archive ls --json is not the expected JSON ({e}):\n{out}"))
+    }
+
+    /// The `archive ls` entry with Message-ID `message_id` (with or without brackets).
+    pub fn find_message(&self, message_id: &str) -> Option<ArchivedMessage> {
+        let want = message_id.trim_matches(['<', '>']);
+        self.archive_ls()
+            .into_iter()
+            .find(|m| m.message_id_bare() == Some(want))
+    }
+
+    /// Waits until `archive ls` lists at least `n` messages and returns them.
+    pub fn wait_for_archived(&self, n: usize, timeout: Duration) -> Vec<ArchivedMessage> {
+        super::util::wait_for(
+            timeout,
+            &format!("{n} message(s) in mailtrail archive ls"),
+            || {
+                let all = self.archive_ls();
+                (all.len() >= n).then_some(all)
+            },
+            || {
+                format!(
+                    "{} listed; daemon log tail:\n{}",
+                    self.archive_ls().len(),
+                    super::postfix::tail(&self.log(), 40)
+                )
+            },
+        )
+    }
+
+    /// `mailtrail counters --json`.
+    pub fn counters(&self) -> BTreeMap<String, u64> {
+        let out = self.command(&["counters", "--json"]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("counters --json is not the expected JSON ({e}):\n{out}"))
+    }
+
+    /// Waits until counter `name` reaches at least `value` (counters reach the store about
+    /// once a second) and returns all counters.
+    pub fn wait_counter(&self, name: &str, value: u64, timeout: Duration) -> BTreeMap<String, u64> {
+        super::util::wait_for(
+            timeout,
+            &format!("mailtrail counter {name} to reach {value}"),
+            || {
+                let c = self.counters();
+                (c.get(name).copied().unwrap_or(0) >= value).then_some(c)
+            },
+            || format!("{:?}", self.counters()),
+        )
+    }
+
+    /// The error counters (`*_errors`: archive_errors, store_errors, ...).
+    pub fn error_counters(&self) -> BTreeMap<String, u64> {
+        self.counters()
+            .into_iter()
+            .filter(|(k, _)| k.ends_with("_errors"))
+            .collect()
+    }
+
+    /// Waits until mailtrail's counters show `recorded` messages recorded, then panics unless
+    /// exactly that many were recorded and archived and every error counter (`*_errors`:
+    /// archive_errors, store_errors) is 0. Counters reach the store about once a second, in
+    /// the same flush for a message's record and its errors, so waiting for the record count
+    /// covers the errors of those messages too.
+    pub fn assert_recorded_without_errors(&self, recorded: u64) {
+        let counters = self.wait_counter("messages_recorded", recorded, Duration::from_secs(30));
+        assert!(
+            counters.contains_key("archive_errors") && counters.contains_key("store_errors"),
+            "counters --json lacks archive_errors/store_errors: {counters:?}"
+        );
+        assert_eq!(counters["messages_recorded"], recorded, "{counters:?}");
+        assert_eq!(
+            counters.get("messages_archived"),
+            Some(&recorded),
+            "{counters:?}"
+        );
+        let nonzero: Vec<_> = counters
+            .iter()
+            .filter(|(k, v)| k.ends_with("_errors") && **v != 0)
+            .collect();
+        assert!(
+            nonzero.is_empty(),
+            "mailtrail counted errors: {nonzero:?}\ndaemon log tail:\n{}",
+            super::postfix::tail(&self.log(), 40)
+        );
+    }
+}
+
+impl Drop for Mailtrail {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- log of the failed test's mailtrail, last 40 lines ---\n{}",
+                super::postfix::tail(&self.log(), 40)
+            );
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end test harness: a private postfix instance ([`postfix`]), a scripted remote SMTP
+//! server ([`smtp_server`]), the real mailtrail binary ([`mailtrail`]), submission helpers
+//! ([`submit`]) and raw-message helpers ([`message`]).
+//!
+//! Each test binary includes it with `mod support;`; not every binary uses every helper.
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod mailtrail;
+pub mod message;
+pub mod postfix;
+pub mod sendmail;
+pub mod smtp_server;
+pub mod submit;
+pub mod util;
