@@ -215,6 +215,9 @@ impl Event {
     }
 }
 
+// Boxing the event would add one more allocation per line on the hot path;
+// outcomes are consumed at once, never stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum ParseOutcome {
     Event(Header, Event),

@@ -117,19 +117,18 @@ impl FileFollower {
                 offset = start.offset;
             } else if start.inode != meta.ino() && start.inode != 0 {
                 // Rotated while we were down: finish the old file first if it is still beside.
-                if let Some(old) = find_by_inode(&self.path, start.inode) {
-                    if let Ok(mut f) = File::open(&old) {
-                        if f.seek(SeekFrom::Start(start.offset)).is_ok() {
-                            self.cur = Some(Open {
-                                file: f,
-                                inode: start.inode,
-                                offset: start.offset,
-                                partial: Vec::new(),
-                            });
-                            self.rotated_pending = true;
-                            return Ok(true);
-                        }
-                    }
+                if let Some(old) = find_by_inode(&self.path, start.inode)
+                    && let Ok(mut f) = File::open(&old)
+                    && f.seek(SeekFrom::Start(start.offset)).is_ok()
+                {
+                    self.cur = Some(Open {
+                        file: f,
+                        inode: start.inode,
+                        offset: start.offset,
+                        partial: Vec::new(),
+                    });
+                    self.rotated_pending = true;
+                    return Ok(true);
                 }
             }
             // Same inode but shorter: truncated while we were down; read it from the start.
@@ -311,12 +310,10 @@ fn find_by_inode(path: &Path, inode: u64) -> Option<PathBuf> {
             && !f.ends_with(".gz")
             && !f.ends_with(".xz")
             && !f.ends_with(".bz2")
+            && let Ok(m) = entry.metadata()
+            && m.ino() == inode
         {
-            if let Ok(m) = entry.metadata() {
-                if m.ino() == inode {
-                    return Some(entry.path());
-                }
-            }
+            return Some(entry.path());
         }
     }
     None

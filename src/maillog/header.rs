@@ -214,13 +214,12 @@ pub(crate) fn parse(line: &str) -> Result<RawHeader<'_>, HeaderError> {
     let s = s.get(end..).ok_or(HeaderError::Malformed)?;
     let mut s = s.strip_prefix(' ').ok_or(HeaderError::Malformed)?;
     // syslog-ng `<mail.notice>` (facility.priority) between stamp and host.
-    if s.starts_with('<') {
-        if let Some(end) = s
+    if s.starts_with('<')
+        && let Some(end) = s
             .find("> ")
             .filter(|&e| s[..e].contains('.') && !s[..e].contains(' '))
-        {
-            s = &s[end + 2..];
-        }
+    {
+        s = &s[end + 2..];
     }
     let sp = find_byte(s, b' ').ok_or(HeaderError::Malformed)?;
     let host = &s[..sp];
@@ -250,16 +249,12 @@ pub(crate) fn parse(line: &str) -> Result<RawHeader<'_>, HeaderError> {
     if let Some(r) = message
         .strip_prefix('m')
         .and_then(|m| m.strip_prefix("essage repeated "))
+        && let Some(sp) = r.find(' ')
+        && let (Ok(n), Some(inner)) = (r[..sp].parse::<u32>(), r[sp..].strip_prefix(" times: ["))
     {
-        if let Some(sp) = r.find(' ') {
-            if let (Ok(n), Some(inner)) =
-                (r[..sp].parse::<u32>(), r[sp..].strip_prefix(" times: ["))
-            {
-                repeat = n;
-                let inner = inner.strip_prefix(' ').unwrap_or(inner);
-                message = inner.strip_suffix(']').unwrap_or(inner);
-            }
-        }
+        repeat = n;
+        let inner = inner.strip_prefix(' ').unwrap_or(inner);
+        message = inner.strip_suffix(']').unwrap_or(inner);
     }
     Ok(RawHeader {
         stamp,

@@ -135,10 +135,10 @@ impl Parser {
         };
         self.last = Some((year, s.month));
         let skey = (year, s.month, s.day, s.hour, s.minute, s.second, s.offset);
-        if let Some((k, t)) = self.second_cache {
-            if k == skey {
-                return t.replace_microsecond(s.micro).ok();
-            }
+        if let Some((k, t)) = self.second_cache
+            && k == skey
+        {
+            return t.replace_microsecond(s.micro).ok();
         }
         let key = (year, s.month, s.day);
         let date = match self.date_cache {

@@ -118,6 +118,10 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
     if let Some(r) = rest.strip_prefix("reject: ") {
         return Some(reject(service, Some(qid), r, false));
     }
+    // Fields in another order than postfix writes them.
+    if rest.contains("status=") && (rest.contains(" to=") || rest.contains(",to=")) {
+        return delivery(service, qid, rest);
+    }
     if let Some(r) = rest.strip_prefix("milter-reject: ") {
         return Some(reject(service, Some(qid), r, true));
     }

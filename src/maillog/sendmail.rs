@@ -20,10 +20,11 @@ pub(crate) fn parse(msg: &str) -> Option<Event> {
             return with_queue_id(qid, &msg[colon + 2..]);
         }
         // `QID[2]: ...`: the second piece of a line too long for one syslog message.
-        if let Some((q, n)) = qid.strip_suffix(']').and_then(|q| q.split_once('[')) {
-            if is_queue_id(q) && n.bytes().all(|c| c.is_ascii_digit()) {
-                return Some(other(q, "continuation"));
-            }
+        if let Some((q, n)) = qid.strip_suffix(']').and_then(|q| q.split_once('['))
+            && is_queue_id(q)
+            && n.bytes().all(|c| c.is_ascii_digit())
+        {
+            return Some(other(q, "continuation"));
         }
     }
     let msg = msg.strip_prefix("NOQUEUE: ").unwrap_or(msg);
@@ -162,9 +163,9 @@ fn session_kind(m: &str) -> Option<&'static str> {
         || m.contains("]: VRFY ")
         || m.contains("]: expn ")
         || m.contains("]: vrfy ")
+        || m.contains("protocol error")
+        || m.starts_with("rejecting connections")
     {
-        Some("smtp-session")
-    } else if m.contains("protocol error") || m.starts_with("rejecting connections") {
         Some("smtp-session")
     } else if m.contains("[more]") {
         Some("continuation")
