@@ -40,6 +40,8 @@ pub enum FollowError {
     Spawn(io::Error),
     #[error("receiver dropped")]
     Closed,
+    #[error("follower task: {0}")]
+    Task(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FollowError + '_ {
@@ -276,8 +278,16 @@ impl FileFollower {
         interval: Duration,
     ) -> Result<(), FollowError> {
         loop {
-            // Reads are short and local; a full batch means more is waiting, so poll again.
-            let batch = self.poll()?;
+            // File reads block: do them off the async workers.
+            let (back, batch) = tokio::task::spawn_blocking(move || {
+                let batch = self.poll();
+                (self, batch)
+            })
+            .await
+            .map_err(|e| FollowError::Task(e.to_string()))?;
+            self = back;
+            let batch = batch?;
+            // A full batch means more is waiting: poll again at once.
             let full = batch.len() >= self.max_batch;
             if !batch.is_empty() && tx.send(batch).await.is_err() {
                 return Err(FollowError::Closed);

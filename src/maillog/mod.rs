@@ -29,10 +29,12 @@ pub struct ParserOptions {
     pub default_offset: UtcOffset,
 }
 
-impl Default for ParserOptions {
-    fn default() -> Self {
+impl ParserOptions {
+    /// Options for postfix's default `syslog_name` and UTC stamps; `now` is the reference for
+    /// the year of syslog stamps (the clock is read by the caller, never here).
+    pub fn new(now: OffsetDateTime) -> Self {
         ParserOptions {
-            now: OffsetDateTime::now_utc(),
+            now,
             syslog_names: vec!["postfix".to_owned()],
             default_offset: UtcOffset::UTC,
         }
