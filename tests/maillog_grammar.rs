@@ -704,10 +704,23 @@ fn sendmail_lines() {
         )
     );
 
+    let e = event(
+        "May 20 00:00:09 mail sm-mta[2034]: AUTH=server, relay=h.example [192.0.2.1], authid=u@x, mech=LOGIN, bits=0",
+    );
+    assert_eq!(
+        e,
+        Event::SaslLogin {
+            queue_id: None,
+            client_host: Some("h.example".into()),
+            client_ip: Some("192.0.2.1".into()),
+            username: "u@x".into(),
+            mechanism: Some("LOGIN".into()),
+        }
+    );
     for (text, kind) in [
         (
-            "AUTH=server, relay=h [192.0.2.1], authid=u@x, mech=LOGIN, bits=0",
-            "auth",
+            "AUTH failure (LOGIN): authentication failure (-13), user=x, relay=[192.0.2.1]",
+            "auth-failure",
         ),
         (
             "STARTTLS=client, relay=mx.y., version=TLSv1.3, verify=OK, cipher=X, bits=256/256",

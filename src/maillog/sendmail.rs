@@ -31,6 +31,9 @@ pub(crate) fn parse(msg: &str) -> Option<Event> {
     if msg.starts_with("ruleset=") {
         return Some(ruleset_reject(None, msg));
     }
+    if msg.starts_with("AUTH=server") {
+        return Some(sasl_login(None, msg));
+    }
     Some(Event::Other {
         queue_id: None,
         kind: session_kind(msg).unwrap_or("unclassified"),
@@ -47,6 +50,9 @@ fn other(qid: &str, kind: &'static str) -> Event {
 fn with_queue_id(qid: &str, rest: &str) -> Option<Event> {
     if rest.starts_with("to=") {
         return delivery(qid, rest);
+    }
+    if rest.starts_with("AUTH=server") {
+        return Some(sasl_login(Some(qid), rest));
     }
     if rest.starts_with("from=") {
         return Some(from_line(qid, rest));
@@ -444,4 +450,24 @@ fn milter_reject(qid: &str, m: &str) -> Event {
         }
     }
     Event::Reject(rej)
+}
+
+/// `AUTH=server, relay=host [ip], authid=user, mech=LOGIN, bits=0`: a client logged in.
+fn sasl_login(qid: Option<&str>, m: &str) -> Event {
+    let (mut host, mut ip, mut username, mut mechanism) = (None, None, String::new(), None);
+    for (k, v) in fields(m) {
+        match k {
+            "relay" => (host, ip) = relay(v),
+            "authid" => username = v.to_owned(),
+            "mech" => mechanism = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    Event::SaslLogin {
+        queue_id: qid.map(str::to_owned),
+        client_host: host,
+        client_ip: ip,
+        username,
+        mechanism,
+    }
 }
