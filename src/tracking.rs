@@ -234,7 +234,19 @@ impl Tracker {
                 self.record_reject(batch, header, &reject)?;
                 stats.rejects += u64::from(header.repeat.max(1));
             }
-            Event::Other { .. } => {}
+            Event::SaslLogin {
+                queue_id: Some(queue_id),
+                username,
+                ..
+            } => {
+                let id = self.message(batch, &queue_id, header)?;
+                let fields = LogMessageFields {
+                    sasl_user: Some(&username),
+                    ..Default::default()
+                };
+                batch.set_message_fields(id, &fields)?;
+            }
+            Event::SaslLogin { queue_id: None, .. } | Event::Other { .. } => {}
         }
         Ok(())
     }

@@ -193,7 +193,9 @@ fn journal_entries_become_parseable_lines() {
         ),
         "{line}"
     );
-    let mut p = Parser::new(ParserOptions::default());
+    let mut p = Parser::new(ParserOptions::new(
+        time::macros::datetime!(2026-06-01 0:00 UTC),
+    ));
     let ParseOutcome::Event(h, Event::Delivery(d)) = p.parse(&line) else {
         panic!("{line}")
     };

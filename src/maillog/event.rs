@@ -192,6 +192,15 @@ pub enum Event {
         notice_queue_id: Option<String>,
     },
     Reject(Reject),
+    /// sendmail `AUTH=server, relay=.., authid=.., mech=..`: the SASL user of a session. It is
+    /// usually logged before the queue id exists; the `from=` line of the same pid follows.
+    SaslLogin {
+        queue_id: Option<String>,
+        client_host: Option<String>,
+        client_ip: Option<String>,
+        username: String,
+        mechanism: Option<String>,
+    },
     /// Recognised lines we deliberately don't use.
     Other {
         queue_id: Option<String>,
@@ -210,11 +219,15 @@ impl Event {
             | Event::Notification { queue_id, .. } => Some(queue_id),
             Event::Delivery(d) => Some(&d.queue_id),
             Event::Reject(r) => r.queue_id.as_deref(),
+            Event::SaslLogin { queue_id, .. } => queue_id.as_deref(),
             Event::Other { queue_id, .. } => queue_id.as_deref(),
         }
     }
 }
 
+// Boxing the event would add one more allocation per line on the hot path;
+// outcomes are consumed at once, never stored in bulk.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum ParseOutcome {
     Event(Header, Event),

@@ -40,6 +40,8 @@ pub enum FollowError {
     Spawn(io::Error),
     #[error("receiver dropped")]
     Closed,
+    #[error("follower task: {0}")]
+    Task(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FollowError + '_ {
@@ -117,19 +119,18 @@ impl FileFollower {
                 offset = start.offset;
             } else if start.inode != meta.ino() && start.inode != 0 {
                 // Rotated while we were down: finish the old file first if it is still beside.
-                if let Some(old) = find_by_inode(&self.path, start.inode) {
-                    if let Ok(mut f) = File::open(&old) {
-                        if f.seek(SeekFrom::Start(start.offset)).is_ok() {
-                            self.cur = Some(Open {
-                                file: f,
-                                inode: start.inode,
-                                offset: start.offset,
-                                partial: Vec::new(),
-                            });
-                            self.rotated_pending = true;
-                            return Ok(true);
-                        }
-                    }
+                if let Some(old) = find_by_inode(&self.path, start.inode)
+                    && let Ok(mut f) = File::open(&old)
+                    && f.seek(SeekFrom::Start(start.offset)).is_ok()
+                {
+                    self.cur = Some(Open {
+                        file: f,
+                        inode: start.inode,
+                        offset: start.offset,
+                        partial: Vec::new(),
+                    });
+                    self.rotated_pending = true;
+                    return Ok(true);
                 }
             }
             // Same inode but shorter: truncated while we were down; read it from the start.
@@ -277,8 +278,16 @@ impl FileFollower {
         interval: Duration,
     ) -> Result<(), FollowError> {
         loop {
-            // Reads are short and local; a full batch means more is waiting, so poll again.
-            let batch = self.poll()?;
+            // File reads block: do them off the async workers.
+            let (back, batch) = tokio::task::spawn_blocking(move || {
+                let batch = self.poll();
+                (self, batch)
+            })
+            .await
+            .map_err(|e| FollowError::Task(e.to_string()))?;
+            self = back;
+            let batch = batch?;
+            // A full batch means more is waiting: poll again at once.
             let full = batch.len() >= self.max_batch;
             if !batch.is_empty() && tx.send(batch).await.is_err() {
                 return Err(FollowError::Closed);
@@ -311,12 +320,10 @@ fn find_by_inode(path: &Path, inode: u64) -> Option<PathBuf> {
             && !f.ends_with(".gz")
             && !f.ends_with(".xz")
             && !f.ends_with(".bz2")
+            && let Ok(m) = entry.metadata()
+            && m.ino() == inode
         {
-            if let Ok(m) = entry.metadata() {
-                if m.ino() == inode {
-                    return Some(entry.path());
-                }
-            }
+            return Some(entry.path());
         }
     }
     None

@@ -1,6 +1,8 @@
 //! The syslog envelope: optional `<PRI>`, timestamp (classic, RFC 3339, short-iso),
 //! host, `prog[pid]:`, and rsyslog's `message repeated N times: [ .. ]`.
 
+use super::text::{find_any3, find_byte};
+
 /// A timestamp as written: the year is absent in classic syslog stamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
@@ -33,9 +35,24 @@ pub(crate) enum HeaderError {
     NoTag,
 }
 
-const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+#[inline]
+fn month(m: &[u8]) -> Option<u8> {
+    Some(match m {
+        b"Jan" => 1,
+        b"Feb" => 2,
+        b"Mar" => 3,
+        b"Apr" => 4,
+        b"May" => 5,
+        b"Jun" => 6,
+        b"Jul" => 7,
+        b"Aug" => 8,
+        b"Sep" => 9,
+        b"Oct" => 10,
+        b"Nov" => 11,
+        b"Dec" => 12,
+        _ => return None,
+    })
+}
 
 #[inline]
 fn digit(b: u8) -> Option<u32> {
@@ -90,7 +107,7 @@ fn fraction(b: &[u8], mut i: usize) -> (u32, usize) {
 
 /// `Mmm dd HH:MM:SS` (day space- or zero-padded; postlog writes `May 01`).
 fn classic(b: &[u8]) -> Option<(Stamp, usize)> {
-    let m = MONTHS.iter().position(|m| b.get(..3) == Some(&m[..]))? as u8 + 1;
+    let m = month(b.get(..3)?)?;
     if b.get(3) != Some(&b' ') {
         return None;
     }
@@ -176,9 +193,9 @@ pub(crate) fn parse_stamp(b: &[u8]) -> Option<(Stamp, usize)> {
 }
 
 pub(crate) fn parse(line: &str) -> Result<RawHeader<'_>, HeaderError> {
-    let line = line.trim_end_matches(['\n', '\r']);
-    let mut s = line;
-    if s.trim().is_empty() {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let mut s = line.strip_suffix('\r').unwrap_or(line);
+    if s.as_bytes().first().is_none_or(u8::is_ascii_whitespace) && s.trim().is_empty() {
         return Err(HeaderError::Blank);
     }
     // <PRI> as sent on the wire or written by some relays.
@@ -197,24 +214,23 @@ pub(crate) fn parse(line: &str) -> Result<RawHeader<'_>, HeaderError> {
     let s = s.get(end..).ok_or(HeaderError::Malformed)?;
     let mut s = s.strip_prefix(' ').ok_or(HeaderError::Malformed)?;
     // syslog-ng `<mail.notice>` (facility.priority) between stamp and host.
-    if s.starts_with('<') {
-        if let Some(end) = s
+    if s.starts_with('<')
+        && let Some(end) = s
             .find("> ")
             .filter(|&e| s[..e].contains('.') && !s[..e].contains(' '))
-        {
-            s = &s[end + 2..];
-        }
+    {
+        s = &s[end + 2..];
     }
-    let sp = s.find(' ').ok_or(HeaderError::Malformed)?;
+    let sp = find_byte(s, b' ').ok_or(HeaderError::Malformed)?;
     let host = &s[..sp];
     let s = &s[sp + 1..];
     // The tag ends at `[` (pid follows) or `:`; a space first means there is no tag.
-    let tag_end = s.find(['[', ':', ' ']).ok_or(HeaderError::NoTag)?;
+    let tag_end = find_any3(s, b'[', b':', b' ').ok_or(HeaderError::NoTag)?;
     let program = &s[..tag_end];
     let (pid, rest) = match s.as_bytes()[tag_end] {
         b'[' => {
             let after = &s[tag_end + 1..];
-            let close = after.find(']').ok_or(HeaderError::Malformed)?;
+            let close = find_byte(after, b']').ok_or(HeaderError::Malformed)?;
             let pid = after[..close].parse::<u32>().ok();
             let rest = after[close + 1..]
                 .strip_prefix(':')
@@ -229,16 +245,16 @@ pub(crate) fn parse(line: &str) -> Result<RawHeader<'_>, HeaderError> {
     }
     let mut message = rest.strip_prefix(' ').unwrap_or(rest);
     let mut repeat = 1;
-    if let Some(r) = message.strip_prefix("message repeated ") {
-        if let Some(sp) = r.find(' ') {
-            if let (Ok(n), Some(inner)) =
-                (r[..sp].parse::<u32>(), r[sp..].strip_prefix(" times: ["))
-            {
-                repeat = n;
-                let inner = inner.strip_prefix(' ').unwrap_or(inner);
-                message = inner.strip_suffix(']').unwrap_or(inner);
-            }
-        }
+    // First-byte test first: this runs on every line and is almost never true.
+    if let Some(r) = message
+        .strip_prefix('m')
+        .and_then(|m| m.strip_prefix("essage repeated "))
+        && let Some(sp) = r.find(' ')
+        && let (Ok(n), Some(inner)) = (r[..sp].parse::<u32>(), r[sp..].strip_prefix(" times: ["))
+    {
+        repeat = n;
+        let inner = inner.strip_prefix(' ').unwrap_or(inner);
+        message = inner.strip_suffix(']').unwrap_or(inner);
     }
     Ok(RawHeader {
         stamp,

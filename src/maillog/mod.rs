@@ -29,10 +29,12 @@ pub struct ParserOptions {
     pub default_offset: UtcOffset,
 }
 
-impl Default for ParserOptions {
-    fn default() -> Self {
+impl ParserOptions {
+    /// Options for postfix's default `syslog_name` and UTC stamps; `now` is the reference for
+    /// the year of syslog stamps (the clock is read by the caller, never here).
+    pub fn new(now: OffsetDateTime) -> Self {
         ParserOptions {
-            now: OffsetDateTime::now_utc(),
+            now,
             syslog_names: vec!["postfix".to_owned()],
             default_offset: UtcOffset::UTC,
         }
@@ -47,7 +49,12 @@ pub struct Parser {
     last: Option<(i32, u8)>,
     /// The calendar date of the previous line, reused while it does not change.
     date_cache: Option<((i32, u8, u8), Date)>,
+    /// The previous line's time to the second: consecutive lines often share it.
+    second_cache: Option<(SecondKey, OffsetDateTime)>,
 }
+
+/// (year, month, day, hour, minute, second, offset seconds)
+type SecondKey = (i32, u8, u8, u8, u8, u8, Option<i32>);
 
 impl Parser {
     pub fn new(opts: ParserOptions) -> Self {
@@ -55,6 +62,7 @@ impl Parser {
             opts,
             last: None,
             date_cache: None,
+            second_cache: None,
         }
     }
 
@@ -109,15 +117,17 @@ impl Parser {
         if program == "sendmail" || program.starts_with("sm-") {
             return Some((Mta::Sendmail, program));
         }
-        let slash = program.find('/')?;
+        // Tags are short: plain byte loops beat memchr's setup here.
+        let b = program.as_bytes();
+        let slash = b.iter().position(|&c| c == b'/')?;
         let name = &program[..slash];
         let ours = name.starts_with("postfix-") || self.opts.syslog_names.iter().any(|n| n == name);
         if !ours {
             return None;
         }
         // postfix/submission/smtpd → smtpd
-        let service = program.rsplit('/').next().unwrap_or(program);
-        Some((Mta::Postfix, service))
+        let last = b.iter().rposition(|&c| c == b'/').unwrap_or(slash);
+        Some((Mta::Postfix, &program[last + 1..]))
     }
 
     fn time_of(&mut self, s: &header::Stamp) -> Option<OffsetDateTime> {
@@ -126,6 +136,12 @@ impl Parser {
             None => self.infer_year(s.month, s.day),
         };
         self.last = Some((year, s.month));
+        let skey = (year, s.month, s.day, s.hour, s.minute, s.second, s.offset);
+        if let Some((k, t)) = self.second_cache
+            && k == skey
+        {
+            return t.replace_microsecond(s.micro).ok();
+        }
         let key = (year, s.month, s.day);
         let date = match self.date_cache {
             Some((k, d)) if k == key => d,
@@ -142,7 +158,9 @@ impl Parser {
             Some(secs) => UtcOffset::from_whole_seconds(secs).ok()?,
             None => self.opts.default_offset,
         };
-        Some(PrimitiveDateTime::new(date, t).assume_offset(offset))
+        let t = PrimitiveDateTime::new(date, t).assume_offset(offset);
+        self.second_cache = Some((skey, t));
+        Some(t)
     }
 
     fn infer_year(&self, month: u8, day: u8) -> i32 {

@@ -3,7 +3,10 @@
 use super::event::{
     Delivery, DeliveryStatus, Event, NotificationKind, Reject, RejectSource, SmtpStage,
 };
-use super::text::{code_dsn_text, host_ip_port, matching_paren, stage_of_command, unbracket};
+use super::text::{
+    code_dsn_text, find_any2, find_any3, find_byte, find_pair, host_ip_port, matching_paren,
+    stage_of_command, unbracket,
+};
 
 /// Short ids are upper-case hex; long ids (`enable_long_queue_ids`) use a vowel-free base-51
 /// alphabet with a `z` between time and inode parts, so English words never match.
@@ -24,10 +27,15 @@ pub(crate) fn is_queue_id(t: &str) -> bool {
 
 /// Result of the grammar: an event, or None for an unrecognised line.
 pub(crate) fn parse(service: &str, msg: &str) -> Option<Event> {
-    if let Some(rest) = msg.strip_prefix("NOQUEUE: ") {
+    if let Some(rest) = msg
+        .strip_prefix('N')
+        .and_then(|m| m.strip_prefix("OQUEUE: "))
+    {
         return Some(noqueue(service, rest));
     }
-    if let Some(colon) = msg.find(": ") {
+    // A queue id is at most 32 bytes, so only the head of the line can hold `QID: `.
+    let head = msg.get(..msg.len().min(34)).unwrap_or(msg);
+    if let Some(colon) = find_pair(head, b':', b' ') {
         let qid = &msg[..colon];
         if is_queue_id(qid) {
             return with_queue_id(service, qid, &msg[colon + 2..]);
@@ -109,6 +117,10 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
     }
     if let Some(r) = rest.strip_prefix("reject: ") {
         return Some(reject(service, Some(qid), r, false));
+    }
+    // Fields in another order than postfix writes them.
+    if rest.contains("status=") && (rest.contains(" to=") || rest.contains(",to=")) {
+        return delivery(service, qid, rest);
     }
     if let Some(r) = rest.strip_prefix("milter-reject: ") {
         return Some(reject(service, Some(qid), r, true));
@@ -224,38 +236,27 @@ fn comma_kv(s: &str) -> impl Iterator<Item = (&str, &str)> {
                 rest = after;
                 return Some(("(", v));
             }
-            let Some(eq) = rest
-                .find(['=', ',', ' '])
-                .filter(|&i| rest.as_bytes()[i] == b'=')
+            let Some(eq) =
+                find_any3(rest, b'=', b',', b' ').filter(|&i| rest.as_bytes()[i] == b'=')
             else {
                 // A bare word (`(queue active)` handled above); skip it.
-                let cut = rest.find([',', ' ']).unwrap_or(rest.len());
+                let cut = find_any2(rest, b',', b' ').unwrap_or(rest.len());
                 rest = &rest[cut..];
                 continue;
             };
             let key = &rest[..eq];
             let v = &rest[eq + 1..];
             let end = if v.starts_with('<') {
-                v.find('>').map(|i| i + 1).unwrap_or(v.len())
-            } else if key == "status" {
-                // status=sent (..): the word only; the parenthesis follows.
-                v.find([' ', ',']).unwrap_or(v.len())
+                find_byte(v, b'>').map(|i| i + 1).unwrap_or(v.len())
             } else {
-                value_end(v)
+                // Plain values (and the status word before its parenthesis) hold no space
+                // or comma; some logs omit the comma (`conn_use=2 delay=1`).
+                find_any2(v, b',', b' ').unwrap_or(v.len())
             };
             rest = &v[end..];
             return Some((key, unbracket(&v[..end])));
         }
     })
-}
-
-/// End of a plain value (`relay=`, `delay=`, `dsn=` ...): postfix never puts a space or a
-/// comma in them, and some logs omit the comma (`conn_use=2 delay=1`).
-#[inline]
-fn value_end(v: &str) -> usize {
-    v.bytes()
-        .position(|c| c == b',' || c == b' ')
-        .unwrap_or(v.len())
 }
 
 fn from_line(qid: &str, rest: &str) -> Event {
@@ -354,9 +355,13 @@ fn delivery(service: &str, qid: &str, rest: &str) -> Option<Event> {
 
 /// Splits the parenthesised text after `status=`: remote code, reply, and the SMTP stage.
 pub(crate) fn status_text(text: &str) -> (Option<u16>, &str, Option<SmtpStage>) {
-    if let Some(i) = text.find(" said: ") {
+    // Fast path: a bare reply (`250 2.0.0 Ok: queued as ...`), as on most sent lines.
+    if let (code @ Some(_), _, _) = code_dsn_text(text) {
+        return (code, text, None);
+    }
+    if let Some(i) = memchr::memmem::find(text.as_bytes(), b" said: ") {
         let remote = &text[i + 7..];
-        let (reply, stage) = match remote.rfind(" (in reply to ") {
+        let (reply, stage) = match memchr::memmem::rfind(remote.as_bytes(), b" (in reply to ") {
             Some(j) => {
                 let cmd = remote[j + 14..].trim_end_matches(')');
                 let cmd = cmd.strip_suffix(" command").unwrap_or(cmd);
@@ -471,8 +476,12 @@ fn reject(service: &str, qid: Option<&str>, r: &str, milter: bool) -> Event {
 /// Index of the `; ` that starts the envelope tail (`from=`, or `to=`/`proto=`/`helo=` when
 /// there is no sender); the last one, since reply texts hold `; ` too.
 fn envelope_start(r: &str) -> Option<usize> {
-    r.rmatch_indices("; ").map(|(i, _)| i).find(|&i| {
-        let t = &r[i + 2..];
+    let b = r.as_bytes();
+    memchr::memrchr_iter(b';', b).find(|&i| {
+        let t = &r[i + 1..];
+        let Some(t) = t.strip_prefix(' ') else {
+            return false;
+        };
         ["from=", "to=", "proto=", "helo="]
             .iter()
             .any(|k| t.starts_with(k))

@@ -20,15 +20,19 @@ pub(crate) fn parse(msg: &str) -> Option<Event> {
             return with_queue_id(qid, &msg[colon + 2..]);
         }
         // `QID[2]: ...`: the second piece of a line too long for one syslog message.
-        if let Some((q, n)) = qid.strip_suffix(']').and_then(|q| q.split_once('[')) {
-            if is_queue_id(q) && n.bytes().all(|c| c.is_ascii_digit()) {
-                return Some(other(q, "continuation"));
-            }
+        if let Some((q, n)) = qid.strip_suffix(']').and_then(|q| q.split_once('['))
+            && is_queue_id(q)
+            && n.bytes().all(|c| c.is_ascii_digit())
+        {
+            return Some(other(q, "continuation"));
         }
     }
     let msg = msg.strip_prefix("NOQUEUE: ").unwrap_or(msg);
     if msg.starts_with("ruleset=") {
         return Some(ruleset_reject(None, msg));
+    }
+    if msg.starts_with("AUTH=server") {
+        return Some(sasl_login(None, msg));
     }
     Some(Event::Other {
         queue_id: None,
@@ -46,6 +50,9 @@ fn other(qid: &str, kind: &'static str) -> Event {
 fn with_queue_id(qid: &str, rest: &str) -> Option<Event> {
     if rest.starts_with("to=") {
         return delivery(qid, rest);
+    }
+    if rest.starts_with("AUTH=server") {
+        return Some(sasl_login(Some(qid), rest));
     }
     if rest.starts_with("from=") {
         return Some(from_line(qid, rest));
@@ -162,9 +169,9 @@ fn session_kind(m: &str) -> Option<&'static str> {
         || m.contains("]: VRFY ")
         || m.contains("]: expn ")
         || m.contains("]: vrfy ")
+        || m.contains("protocol error")
+        || m.starts_with("rejecting connections")
     {
-        Some("smtp-session")
-    } else if m.contains("protocol error") || m.starts_with("rejecting connections") {
         Some("smtp-session")
     } else if m.contains("[more]") {
         Some("continuation")
@@ -443,4 +450,24 @@ fn milter_reject(qid: &str, m: &str) -> Event {
         }
     }
     Event::Reject(rej)
+}
+
+/// `AUTH=server, relay=host [ip], authid=user, mech=LOGIN, bits=0`: a client logged in.
+fn sasl_login(qid: Option<&str>, m: &str) -> Event {
+    let (mut host, mut ip, mut username, mut mechanism) = (None, None, String::new(), None);
+    for (k, v) in fields(m) {
+        match k {
+            "relay" => (host, ip) = relay(v),
+            "authid" => username = v.to_owned(),
+            "mech" => mechanism = Some(v.to_owned()),
+            _ => {}
+        }
+    }
+    Event::SaslLogin {
+        queue_id: qid.map(str::to_owned),
+        client_host: host,
+        client_ip: ip,
+        username,
+        mechanism,
+    }
 }

@@ -3,6 +3,28 @@
 
 use super::event::SmtpStage;
 
+/// Index of the two-byte sequence `a b` (e.g. `": "`), by memchr on the first byte.
+#[inline]
+pub(crate) fn find_pair(s: &str, a: u8, b: u8) -> Option<usize> {
+    let h = s.as_bytes();
+    memchr::memchr_iter(a, h).find(|&i| h.get(i + 1) == Some(&b))
+}
+
+#[inline]
+pub(crate) fn find_byte(s: &str, a: u8) -> Option<usize> {
+    memchr::memchr(a, s.as_bytes())
+}
+
+#[inline]
+pub(crate) fn find_any2(s: &str, a: u8, b: u8) -> Option<usize> {
+    memchr::memchr2(a, b, s.as_bytes())
+}
+
+#[inline]
+pub(crate) fn find_any3(s: &str, a: u8, b: u8, c: u8) -> Option<usize> {
+    memchr::memchr3(a, b, c, s.as_bytes())
+}
+
 /// Strips one pair of angle brackets: `<a@b>` → `a@b`, `<>` → ``.
 #[inline]
 pub(crate) fn unbracket(v: &str) -> &str {
