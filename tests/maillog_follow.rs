@@ -276,3 +276,49 @@ fn reader_lines_carry_byte_offsets() {
         [3, 6, 10]
     );
 }
+
+/// The journald follower end to end, with a stand-in `journalctl` that prints two entries.
+#[tokio::test]
+async fn journal_follower_runs_journalctl() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("journalctl");
+    let args_file = dir.path().join("args");
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" > '{}'\necho '{}'\necho 'not json'\necho '{}'\n",
+        args_file.display(),
+        r#"{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1780209982000000","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"postfix/qmgr","_PID":"7","MESSAGE":"3F1A2B4C5D: removed"}"#,
+        r#"{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"1780209983000000","_HOSTNAME":"mx","SYSLOG_IDENTIFIER":"sm-mta","_PID":"8","MESSAGE":"hello"}"#,
+    );
+    fs::write(&fake, script).expect("write script");
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let jf = mailtrail::maillog::JournalFollower {
+        cursor: Some("c0".into()),
+        since: None,
+        journalctl: Some(fake),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let res = jf.run(tx).await;
+    // journalctl ending is an error for a follower: it is meant to run forever.
+    assert!(
+        matches!(res, Err(mailtrail::maillog::FollowError::Journal(_))),
+        "{res:?}"
+    );
+    let mut got = Vec::new();
+    while let Ok(b) = rx.try_recv() {
+        got.extend(b);
+    }
+    assert_eq!(got.len(), 2, "the bad entry is skipped");
+    assert_eq!(got[0].position.cursor.as_deref(), Some("c1"));
+    assert_eq!(got[1].position.cursor.as_deref(), Some("c2"));
+    assert!(
+        got[0]
+            .text
+            .ends_with("mx postfix/qmgr[7]: 3F1A2B4C5D: removed")
+    );
+    let args = fs::read_to_string(&args_file).expect("args");
+    assert!(
+        args.contains("--after-cursor=c0") && args.contains("--follow"),
+        "{args}"
+    );
+}
