@@ -109,7 +109,7 @@ impl FromStr for Category {
 }
 
 /// The SMTP command a reply answered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum SmtpStage {
     Connect,
     Helo,

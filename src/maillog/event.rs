@@ -19,18 +19,8 @@ pub enum Mta {
     Sendmail,
 }
 
-/// The SMTP command a remote reply answered (same variants as `crate::bounce::SmtpStage`;
-/// unified at merge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum SmtpStage {
-    Connect,
-    Helo,
-    MailFrom,
-    RcptTo,
-    Data,
-    EndOfData,
-    Unknown,
-}
+/// The SMTP command a remote reply answered: the classifier's own type.
+pub use crate::bounce::SmtpStage;
 
 /// Syslog envelope of one line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,6 +84,27 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// A delivery of `queue_id` by `agent` with every detail still unknown; the grammars fill it in.
+    pub fn new(queue_id: &str, agent: &str) -> Delivery {
+        Delivery {
+            queue_id: queue_id.to_owned(),
+            to: String::new(),
+            also_to: Vec::new(),
+            orig_to: None,
+            relay_host: None,
+            relay_ip: None,
+            relay_port: None,
+            delay_secs: None,
+            delays: None,
+            dsn: None,
+            status: DeliveryStatus::Sent,
+            smtp_code: None,
+            reply: String::new(),
+            stage: None,
+            agent: agent.to_owned(),
+        }
+    }
+
     /// Every recipient this attempt is about.
     pub fn recipients(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.to.as_str()).chain(self.also_to.iter().map(String::as_str))

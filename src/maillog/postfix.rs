@@ -298,23 +298,7 @@ fn from_line(qid: &str, rest: &str) -> Event {
 }
 
 fn delivery(service: &str, qid: &str, rest: &str) -> Option<Event> {
-    let mut d = Delivery {
-        queue_id: qid.to_owned(),
-        to: String::new(),
-        also_to: Vec::new(),
-        orig_to: None,
-        relay_host: None,
-        relay_ip: None,
-        relay_port: None,
-        delay_secs: None,
-        delays: None,
-        dsn: None,
-        status: DeliveryStatus::Sent,
-        smtp_code: None,
-        reply: String::new(),
-        stage: None,
-        agent: service.to_owned(),
-    };
+    let mut d = Delivery::new(qid, service);
     let mut status = None;
     let mut text = "";
     for (k, v) in comma_kv(rest) {

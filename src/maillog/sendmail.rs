@@ -278,23 +278,7 @@ fn from_line(qid: &str, rest: &str) -> Event {
 }
 
 fn delivery(qid: &str, rest: &str) -> Option<Event> {
-    let mut d = Delivery {
-        queue_id: qid.to_owned(),
-        to: String::new(),
-        also_to: Vec::new(),
-        orig_to: None,
-        relay_host: None,
-        relay_ip: None,
-        relay_port: None,
-        delay_secs: None,
-        delays: None,
-        dsn: None,
-        status: DeliveryStatus::Sent,
-        smtp_code: None,
-        reply: String::new(),
-        stage: None,
-        agent: String::new(),
-    };
+    let mut d = Delivery::new(qid, "");
     let mut stat = None;
     let mut reply = None;
     for (k, v) in fields(rest) {

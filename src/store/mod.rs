@@ -95,59 +95,22 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut ids = Vec::with_capacity(envelopes.len());
         {
-            let mut message = tx.prepare_cached(
-                "INSERT INTO message (queue_id, arrived_at, mta_host, client_name, client_addr, helo,
-                    sasl_user, mail_from, mail_args, recipients_dropped, size, message_id, subject,
-                    archive_name, archive_state, mode, receipts)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
-            let mut recipient = tx.prepare_cached(
-                "INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut adopt = tx.prepare_cached(
+            let mut log_row = tx.prepare_cached(
                 "SELECT id FROM message WHERE queue_id = ?1 AND source = 'log' AND removed_at IS NULL
                    AND arrived_at BETWEEN ?2 - 300 AND ?2 + 300 ORDER BY id DESC LIMIT 1",
             )?;
             for e in envelopes {
                 // The log follower may have seen this queue id first (postfix logs message-id=
                 // before the milter's end-of-message): the milter's record takes over that row.
-                let log_row: Option<i64> = match &e.queue_id {
-                    Some(qid) => adopt
+                let existing: Option<i64> = match &e.queue_id {
+                    Some(qid) => log_row
                         .query_row(params![qid, e.arrived_at.unix_timestamp()], |row| {
                             row.get(0)
                         })
                         .optional()?,
                     None => None,
                 };
-                if let Some(id) = log_row {
-                    adopt_log_row(&tx, id, e)?;
-                    ids.push(id);
-                    continue;
-                }
-                message.execute(params![
-                    e.queue_id,
-                    e.arrived_at.unix_timestamp(),
-                    e.mta_host,
-                    e.client_name,
-                    e.client_addr,
-                    e.helo,
-                    e.sasl_user,
-                    e.mail_from,
-                    e.mail_args.join(" "),
-                    e.recipients_dropped,
-                    e.size as i64,
-                    e.message_id,
-                    e.subject,
-                    e.archive_name,
-                    e.archive_state.as_str(),
-                    e.mode,
-                    receipts_str(e.receipts),
-                ])?;
-                let id = tx.last_insert_rowid();
-                for (position, r) in e.recipients.iter().enumerate() {
-                    recipient.execute(params![id, position as i64, r.address, r.args.join(" ")])?;
-                }
-                ids.push(id);
+                ids.push(write_envelope(&tx, existing, e)?);
             }
         }
         tx.commit()?;
@@ -304,17 +267,30 @@ impl Store {
     }
 }
 
-/// Writes the milter's envelope over a row the log follower created, keeping what the log added.
-fn adopt_log_row(tx: &rusqlite::Transaction, id: i64, e: &Envelope) -> Result<(), StoreError> {
+/// Writes an envelope into a new row, or over `existing`, a row the log follower created (what
+/// the log added is kept: it only fills columns the milter does not write). Returns the row id.
+fn write_envelope(
+    tx: &rusqlite::Transaction,
+    existing: Option<i64>,
+    e: &Envelope,
+) -> Result<i64, StoreError> {
+    // A NULL id makes SQLite pick a new one.
     tx.prepare_cached(
-        "UPDATE message SET arrived_at = ?2, mta_host = ?3, client_name = ?4, client_addr = ?5,
-            helo = ?6, sasl_user = ?7, mail_from = ?8, mail_args = ?9, recipients_dropped = ?10,
-            size = ?11, message_id = ?12, subject = ?13, archive_name = ?14, archive_state = ?15,
-            mode = ?16, receipts = ?17, source = 'milter'
-         WHERE id = ?1",
+        "INSERT INTO message (id, queue_id, arrived_at, mta_host, client_name, client_addr, helo,
+            sasl_user, mail_from, mail_args, recipients_dropped, size, message_id, subject,
+            archive_name, archive_state, mode, receipts, source)
+         VALUES (?18, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'milter')
+         ON CONFLICT (id) DO UPDATE SET queue_id = excluded.queue_id, arrived_at = excluded.arrived_at,
+            mta_host = excluded.mta_host, client_name = excluded.client_name,
+            client_addr = excluded.client_addr, helo = excluded.helo, sasl_user = excluded.sasl_user,
+            mail_from = excluded.mail_from, mail_args = excluded.mail_args,
+            recipients_dropped = excluded.recipients_dropped, size = excluded.size,
+            message_id = excluded.message_id, subject = excluded.subject,
+            archive_name = excluded.archive_name, archive_state = excluded.archive_state,
+            mode = excluded.mode, receipts = excluded.receipts, source = 'milter'",
     )?
     .execute(params![
-        id,
+        e.queue_id,
         e.arrived_at.unix_timestamp(),
         e.mta_host,
         e.client_name,
@@ -331,22 +307,29 @@ fn adopt_log_row(tx: &rusqlite::Transaction, id: i64, e: &Envelope) -> Result<()
         e.archive_state.as_str(),
         e.mode,
         receipts_str(e.receipts),
+        existing,
     ])?;
+    let id = existing.unwrap_or_else(|| tx.last_insert_rowid());
     for (position, r) in e.recipients.iter().enumerate() {
-        let updated = tx
-            .prepare_cached(
-                "UPDATE recipient SET position = ?3, args = ?4
-                 WHERE message = ?1 AND (address = ?2 COLLATE NOCASE OR orig_to = ?2 COLLATE NOCASE)",
-            )?
-            .execute(params![id, r.address, position as i64, r.args.join(" ")])?;
+        let args = r.args.join(" ");
+        // Delivery lines may have created the recipient already (under its original address too).
+        let updated = match existing {
+            Some(_) => tx
+                .prepare_cached(
+                    "UPDATE recipient SET position = ?3, args = ?4
+                     WHERE message = ?1 AND (address = ?2 COLLATE NOCASE OR orig_to = ?2 COLLATE NOCASE)",
+                )?
+                .execute(params![id, r.address, position as i64, args])?,
+            None => 0,
+        };
         if updated == 0 {
             tx.prepare_cached(
                 "INSERT INTO recipient (message, position, address, args) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![id, position as i64, r.address, r.args.join(" ")])?;
+            .execute(params![id, position as i64, r.address, args])?;
         }
     }
-    Ok(())
+    Ok(id)
 }
 
 fn receipts_str(r: Receipts) -> &'static str {

@@ -149,3 +149,70 @@ fn expiry_mark_and_counters() {
     assert_eq!(counters.get("archive_errors"), Some(&5));
     assert_eq!(counters.get("store_errors"), Some(&0));
 }
+
+#[test]
+fn milter_envelope_takes_over_the_row_the_log_created_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("m.db")).unwrap();
+    let e = envelope(
+        "4XyZ1",
+        "alice@example.com",
+        &["bob@dest.example", "carol@dest.example"],
+        "hi",
+    );
+    let at = e.arrived_at.unix_timestamp();
+    // postfix logs message-id= and even a delivery before the milter's row is committed.
+    let batch = store.log_batch().unwrap();
+    let log_id = batch.message_for("4XyZ1", at - 1, Some("mx")).unwrap();
+    let rcpt = batch
+        .recipient_for(log_id, "bob@dest.example", None)
+        .unwrap();
+    batch
+        .record_attempt(
+            rcpt,
+            &AttemptRow {
+                at,
+                status: "sent",
+                relay_host: Some("mx.dest.example"),
+                relay_ip: None,
+                relay_port: None,
+                dsn: Some("2.0.0"),
+                smtp_code: Some(250),
+                reply: "250 ok",
+                stage: None,
+                delay: Some(0.5),
+                delays: None,
+                category: None,
+            },
+        )
+        .unwrap();
+    batch.commit().unwrap();
+
+    let ids = store.insert_envelopes(&[&e]).unwrap();
+    assert_eq!(ids, vec![log_id], "no second row for the same message");
+    let all = store.list_messages(&MessageFilter::default()).unwrap();
+    assert_eq!(all.len(), 1);
+    let m = &all[0].envelope;
+    assert_eq!(m.mail_from, "alice@example.com");
+    assert_eq!(m.subject.as_deref(), Some("hi"));
+    assert_eq!(m.archive_state, ArchiveState::Stored);
+    let addresses: Vec<&str> = m.recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(addresses, vec!["bob@dest.example", "carol@dest.example"]);
+    // The delivery the log recorded stays with bob.
+    let status: String = store
+        .conn
+        .query_row(
+            "SELECT status FROM recipient WHERE message = ?1 AND address = 'bob@dest.example'",
+            [log_id],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(status, "sent");
+
+    // A later message reusing the queue id after removal gets its own row.
+    let batch = store.log_batch().unwrap();
+    batch.mark_removed(log_id, at + 10).unwrap();
+    let reused = batch.message_for("4XyZ1", at + 20, Some("mx")).unwrap();
+    batch.commit().unwrap();
+    assert_ne!(reused, log_id);
+}
