@@ -1,0 +1,272 @@
+//! The `mailtrail` binary as an operator uses it: inspection commands, export, check-config,
+//! and the daemon's answers to SIGHUP and SIGTERM.
+
+use mailtrail::{
+    archive::Archive,
+    config::Receipts,
+    envelope::{ArchiveState, Envelope, Recipient},
+    store::Store,
+};
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mailtrail");
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("mailtrail.toml");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            &config,
+            format!(
+                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n[maillog]\nsource = \"off\"\n{extra}",
+                dir.path().join("state").display()
+            ),
+        )
+        .unwrap();
+        Setup { dir, config }
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Archives `raw` and records it, as the milter would.
+    fn record(&self, queue_id: &str, from: &str, subject: &str, raw: &[u8]) -> i64 {
+        let archive = Arc::new(Archive::open(&self.state().join("archive")).unwrap());
+        let mut spool = archive.spool(u64::MAX);
+        spool.append(raw);
+        let name = spool.store().unwrap();
+        let envelope = Envelope {
+            queue_id: Some(queue_id.into()),
+            arrived_at: time::OffsetDateTime::now_utc(),
+            mta_host: None,
+            client_name: None,
+            client_addr: None,
+            helo: None,
+            sasl_user: None,
+            mail_from: from.into(),
+            mail_args: vec![],
+            recipients: vec![Recipient {
+                address: "bob@dest.example".into(),
+                args: vec![],
+            }],
+            recipients_dropped: 0,
+            size: raw.len() as u64,
+            message_id: None,
+            subject: Some(subject.into()),
+            archive_name: Some(name),
+            archive_state: ArchiveState::Stored,
+            mode: "normal".into(),
+            receipts: Receipts::Off,
+        };
+        let mut store = Store::open(&self.state().join("mailtrail.db")).unwrap();
+        store.insert_envelopes(&[&envelope]).unwrap()[0]
+    }
+}
+
+const FIRST: &[u8] = b"From: Alice <alice@example.com>\r\nSubject: first\r\n\r\nFrom the start\r\n>From quoted\r\nbye\r\n";
+const SECOND: &[u8] = b"Subject: second \x1b[31mred\r\n\r\nbody two\r\n";
+
+#[test]
+fn ls_show_and_export() {
+    let s = Setup::new("");
+    let first = s.record("AAA111", "alice@example.com", "first", FIRST);
+    let second = s.record("BBB222", "bob@example.org", "second \u{1b}[31mred", SECOND);
+
+    let (ok, out, err) = s.run(&["archive", "ls"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("AAA111") && out.contains("BBB222"), "{out}");
+    assert!(
+        !out.contains('\u{1b}'),
+        "control characters from mail reach the terminal: {out:?}"
+    );
+
+    let (ok, out, _) = s.run(&["archive", "ls", "--from", "alice", "--json"]);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["queue_id"], "AAA111");
+    let path = listed[0]["archive_path"].as_str().unwrap();
+    assert_eq!(std::fs::read(path).unwrap(), FIRST);
+
+    let (ok, out, _) = s.run(&["archive", "show", "BBB222", "--raw"]);
+    assert!(ok);
+    assert_eq!(out.as_bytes(), SECOND);
+    let (ok, out, _) = s.run(&["archive", "show", &first.to_string(), "--headers"]);
+    assert!(ok);
+    assert_eq!(
+        out,
+        "From: Alice <alice@example.com>\r\nSubject: first\r\n\r\n"
+    );
+    let (ok, out, _) = s.run(&["archive", "show", "AAA111"]);
+    assert!(ok);
+    assert!(
+        out.contains("Queue id:    AAA111") && out.contains("From the start"),
+        "{out}"
+    );
+    let (ok, _, err) = s.run(&["archive", "show", "NOPE"]);
+    assert!(
+        !ok && err.contains("no message with id or queue id NOPE"),
+        "{err}"
+    );
+
+    // .eml export: one file per message, unchanged.
+    let eml_dir = s.dir.path().join("eml");
+    let (ok, out, err) = s.run(&[
+        "archive",
+        "export",
+        &first.to_string(),
+        "BBB222",
+        "--eml",
+        eml_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let mut files: Vec<Vec<u8>> = out.lines().map(|p| std::fs::read(p).unwrap()).collect();
+    files.sort();
+    let mut expected = vec![FIRST.to_vec(), SECOND.to_vec()];
+    expected.sort();
+    assert_eq!(files, expected);
+
+    // mbox export: mboxrd quoting and LF line ends, readable back by a mail parser.
+    let mbox = s.dir.path().join("out.mbox");
+    let (ok, _, err) = s.run(&[
+        "archive",
+        "export",
+        "AAA111",
+        &second.to_string(),
+        "--mbox",
+        mbox.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    let separators: Vec<&str> = text.lines().filter(|l| l.starts_with("From ")).collect();
+    assert_eq!(separators.len(), 2, "{text}");
+    assert!(separators[0].starts_with("From alice@example.com "));
+    assert!(
+        text.contains("\n>From the start\n>>From quoted\n"),
+        "{text}"
+    );
+    assert!(!text.contains('\r'));
+
+    // A typo exports nothing.
+    let (ok, _, err) = s.run(&[
+        "archive",
+        "export",
+        "AAA111",
+        "NOPE",
+        "--eml",
+        s.dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("NOPE"));
+    assert!(!s.dir.path().join("x").exists());
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let s = Setup::new("[archive]\nretention = \"a week\"\n");
+    let (ok, _, err) = s.run(&["check-config"]);
+    assert!(!ok);
+    let config = s.config.display().to_string();
+    // Six lines of [state], [milter] and [maillog] come first.
+    assert!(
+        err.contains(&format!("{config}:8: archive.retention:")),
+        "{err}"
+    );
+    let good = Setup::new("");
+    let (ok, out, _) = good.run(&["check-config"]);
+    assert!(ok);
+    assert!(
+        out.contains("policy normal: retry every 10m, warn after 30m, give up after 4h"),
+        "{out}"
+    );
+}
+
+/// Reads the daemon's stderr until a line contains `needle`.
+fn wait_for_line(lines: &mut impl Iterator<Item = String>, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for line in lines.by_ref() {
+        if line.contains(needle) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no line with {needle:?}");
+    }
+    panic!("the daemon's output ended before {needle:?}");
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args(["-s", sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sighup_reloads_or_keeps_and_sigterm_exits_zero() {
+    let s = Setup::new("");
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    wait_for_line(&mut lines, "milter listening on");
+
+    let good = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("{good}[archive]\nretention = \"soon\"\n"),
+    )
+    .unwrap();
+    signal(pid, "HUP");
+    let line = wait_for_line(&mut lines, "configuration not reloaded");
+    assert!(line.contains("archive.retention"), "{line}");
+
+    std::fs::write(&s.config, format!("{good}[archive]\nretention = \"2d\"\n")).unwrap();
+    signal(pid, "HUP");
+    wait_for_line(&mut lines, "configuration reloaded");
+
+    signal(pid, "TERM");
+    wait_for_line(&mut lines, "stopped");
+    let status = daemon.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+    assert!(Path::new(&s.state()).join("mailtrail.db").exists());
+}
