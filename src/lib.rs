@@ -20,6 +20,7 @@ pub mod store;
 
 mod daemon;
 pub mod sweep;
+pub mod tick;
 pub mod tracking;
 
 pub use daemon::{RunError, run};

@@ -48,6 +48,18 @@ impl Config {
                 raw_retention: Duration::from_secs(7 * 24 * 3600),
                 poll_interval: Duration::from_millis(250),
             },
+            notify: NotifyConfig {
+                enabled: false,
+                smtp_host: "127.0.0.1".into(),
+                smtp_port: 25,
+                reporting_mta: hostname::get()
+                    .ok()
+                    .and_then(|h| h.into_string().ok())
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "localhost".into()),
+                language: crate::notify::Language::En,
+                tick: Duration::from_secs(30),
+            },
             bounce_rules: None,
             policies: BTreeMap::from([
                 ("normal".to_string(), Policy::normal()),

@@ -88,6 +88,21 @@ pub struct MaillogConfig {
     pub poll_interval: Duration,
 }
 
+/// Sender notices and the policy tick that decides them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotifyConfig {
+    /// Off by default: mailtrail sends nothing to senders until the operator says so.
+    pub enabled: bool,
+    /// The SMTP server notices are submitted to (usually the local MTA).
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// This host's name in `Reporting-MTA` and `MAILER-DAEMON@`.
+    pub reporting_mta: String,
+    pub language: crate::notify::Language,
+    /// How often the policy is applied to every open message.
+    pub tick: Duration,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -195,6 +210,7 @@ pub struct Config {
     pub archive: ArchiveConfig,
     pub store: StoreConfig,
     pub maillog: MaillogConfig,
+    pub notify: NotifyConfig,
     /// Extra bounce classification rules, tried before the built-in ones.
     pub bounce_rules: Option<PathBuf>,
     /// Named modes; `normal` and `bulk` always exist.

@@ -44,6 +44,7 @@ struct RawConfig {
     archive: Option<RawArchive>,
     store: Option<RawStore>,
     maillog: Option<RawMaillog>,
+    notify: Option<RawNotify>,
     bounce: Option<RawBounce>,
     #[serde(default)]
     policy: BTreeMap<String, Spanned<RawPolicy>>,
@@ -93,6 +94,16 @@ struct RawMaillog {
     syslog_names: Option<Vec<String>>,
     raw_retention: Option<Spanned<String>>,
     poll_interval: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotify {
+    enabled: Option<bool>,
+    smtp: Option<Spanned<String>>,
+    reporting_mta: Option<Spanned<String>>,
+    language: Option<Spanned<String>>,
+    tick: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -315,6 +326,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         }
     }
 
+    if let Some(n) = raw.notify {
+        parse_notify(&loc, n, &mut config.notify)?;
+    }
+
     if let Some(rules) = raw.bounce.and_then(|b| b.rules) {
         config.bounce_rules = Some(PathBuf::from(rules));
     }
@@ -421,6 +436,58 @@ fn parse_archive(
                 );
             }
         }
+    }
+    Ok(())
+}
+
+fn parse_notify(loc: &Locator, n: RawNotify, notify: &mut NotifyConfig) -> Result<(), ConfigError> {
+    if let Some(enabled) = n.enabled {
+        notify.enabled = enabled;
+    }
+    if let Some(smtp) = n.smtp {
+        let parsed = smtp
+            .get_ref()
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+            .filter(|(host, _)| !host.is_empty() && !host.contains(char::is_whitespace));
+        let Some((host, port)) = parsed else {
+            return loc.error(
+                smtp.span(),
+                "notify.smtp",
+                format!("`{}` is not HOST:PORT", smtp.get_ref()),
+            );
+        };
+        notify.smtp_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
+        notify.smtp_port = port;
+    }
+    if let Some(host) = n.reporting_mta {
+        let valid = !host.get_ref().is_empty()
+            && host
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        if !valid {
+            return loc.error(host.span(), "notify.reporting_mta", "must be a host name");
+        }
+        notify.reporting_mta = host.get_ref().clone();
+    }
+    if let Some(language) = n.language {
+        notify.language = match crate::notify::Language::parse(language.get_ref()) {
+            Some(l) => l,
+            None => {
+                return loc.error(
+                    language.span(),
+                    "notify.language",
+                    format!(
+                        "`{}` is not a shipped language (en, it)",
+                        language.get_ref()
+                    ),
+                );
+            }
+        };
+    }
+    if let Some(tick) = n.tick {
+        notify.tick = loc.duration(&tick, "notify.tick")?;
     }
     Ok(())
 }

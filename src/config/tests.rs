@@ -33,6 +33,10 @@ fn defaults_are_the_promised_policies() {
     assert_eq!(c.milter.on_error, OnError::Continue);
     assert_eq!(c.archive.retention, Duration::from_secs(7 * 86400));
     assert_eq!(c.archive.max_message_size, 50_000_000);
+    assert!(
+        !c.notify.enabled,
+        "nothing is sent to senders until the operator says so"
+    );
     // An empty file is the defaults too.
     let empty = parse_str("").unwrap();
     assert_eq!(empty.policies, c.policies);
@@ -49,6 +53,11 @@ dir = "/var/lib/mt"
 listen = "unix:/run/mailtrail/milter.sock"
 on_error = "tempfail"
 max_recipients = 50
+[notify]
+enabled = true
+smtp = "127.0.0.1:10025"
+language = "it"
+tick = "10s"
 [maillog]
 source = "journald"
 syslog_names = ["postfix-out"]
@@ -85,6 +94,13 @@ receipts = "dsn"
     assert_eq!(c.milter.on_error, OnError::Tempfail);
     assert_eq!(c.milter.max_recipients, 50);
     assert_eq!(c.maillog.source, LogSource::Journald);
+    assert!(c.notify.enabled);
+    assert_eq!(
+        (c.notify.smtp_host.as_str(), c.notify.smtp_port),
+        ("127.0.0.1", 10025)
+    );
+    assert_eq!(c.notify.language, crate::notify::Language::It);
+    assert_eq!(c.notify.tick, Duration::from_secs(10));
     assert_eq!(c.maillog.syslog_names, vec!["postfix-out"]);
     assert_eq!(c.archive.retention, Duration::from_secs(3 * 86400));
     assert_eq!(c.archive.max_message_size, 10_000_000);

@@ -1,9 +1,11 @@
 //! The SQLite store: schema, migrations and every SQL statement of mailtrail.
 
 mod log;
+mod policy;
 mod schema;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
+pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 
 use crate::{
     config::Receipts,
@@ -364,3 +366,11 @@ fn like_pattern(text: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl Store {
+    /// Direct access for tests that need to shape a row the normal paths would not.
+    pub(crate) fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -111,6 +111,22 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         position TEXT NOT NULL
     );",
+    // 3: sender notices (recorded as due before sending, marked once sent) and policy state.
+    "ALTER TABLE message ADD COLUMN is_notice INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE message ADD COLUMN retry_requested_at INTEGER;
+    CREATE TABLE notice (
+        id INTEGER PRIMARY KEY,
+        message INTEGER NOT NULL REFERENCES message (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        sent_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        notice_message_id TEXT,
+        UNIQUE (message, kind)
+    );
+    CREATE INDEX notice_unsent ON notice (due_at) WHERE sent_at IS NULL;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

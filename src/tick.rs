@@ -1,0 +1,277 @@
+//! The policy tick: applies each sender's promise to every open message. `policy` decides
+//! (purely), this module acts: it asks the MTA to retry or remove, records expiries and
+//! notices in the store, and sends the due notices. Each notice is recorded as due before it is
+//! sent and marked sent after, so a restart sends a due one and never repeats a sent one.
+
+use crate::{
+    archive::Archive,
+    config::{Config, DEFAULT_MODE},
+    notify::{self, NoticeInput, OriginalMessage, RecipientReport, Report},
+    policy::{self, Action, MessageState, RecipientState, RecipientStatus},
+    store::{DueNotice, PolicyMessage, Store, StoreError},
+};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::future::Future;
+use time::{Duration, OffsetDateTime};
+use tracing::{info, warn};
+
+/// A notice that failed this many times is left for the operator (it stays in the store).
+const MAX_NOTICE_ATTEMPTS: u32 = 20;
+
+/// The MTA's queue, as the tick needs it (implemented by `crate::mta`).
+pub trait QueueControl {
+    /// Asks the MTA to try delivering the message now.
+    fn retry(&self, queue_id: &str) -> impl Future<Output = Result<(), String>> + Send;
+    /// Removes the message from the queue so it is never delivered after its sender was told
+    /// it failed.
+    fn remove(&self, queue_id: &str) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Where notices go.
+pub trait NoticeTransport {
+    fn send(&self, notice: &notify::Notice) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Submits notices over SMTP with a null return path (`MAIL FROM:<>`).
+pub struct SmtpNoticeTransport(AsyncSmtpTransport<Tokio1Executor>);
+
+impl SmtpNoticeTransport {
+    pub fn new(host: &str, port: u16) -> Self {
+        // The local MTA on loopback: no TLS or authentication is involved.
+        SmtpNoticeTransport(
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                .port(port)
+                .timeout(Some(std::time::Duration::from_secs(30)))
+                .build(),
+        )
+    }
+}
+
+impl NoticeTransport for SmtpNoticeTransport {
+    async fn send(&self, notice: &notify::Notice) -> Result<(), String> {
+        self.0
+            .send_raw(&notice.envelope(), &notice.formatted())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What one tick did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub retries: usize,
+    pub expired: usize,
+    pub notices_recorded: usize,
+    pub notices_sent: usize,
+    pub notices_failed: usize,
+}
+
+/// Applies the policies at `now`. Store errors end the tick (the next one starts over); MTA and
+/// transport failures are logged and retried at the next tick.
+pub async fn run_once(
+    config: &Config,
+    store: &mut Store,
+    queue: &impl QueueControl,
+    transport: &impl NoticeTransport,
+    now: OffsetDateTime,
+) -> Result<TickReport, StoreError> {
+    let mut report = TickReport::default();
+    let longest = config
+        .policies
+        .values()
+        .map(|p| p.give_up_after)
+        .max()
+        .unwrap_or_default();
+    // A day of slack: a tick that was down for a while still expires what it should.
+    let since = now - longest - Duration::days(1);
+    for message in store.policy_messages(since)? {
+        if !message.seen_in_log {
+            continue;
+        }
+        let policy = config
+            .policy(&message.mode)
+            .or_else(|| config.policy(DEFAULT_MODE))
+            .cloned()
+            .unwrap_or_else(crate::config::Policy::normal);
+        let qid = message.queue_id.as_deref().unwrap_or("NOQUEUE");
+        for action in policy::decide(&state_of(&message), &policy, now) {
+            match action {
+                Action::RetryNow => {
+                    if let Some(queue_id) = message.queue_id.as_deref().filter(|_| !message.removed)
+                    {
+                        if let Err(e) = queue.retry(queue_id).await {
+                            warn!("{qid}: retry request failed: {e}");
+                        }
+                        report.retries += 1;
+                    }
+                    // Recorded even when the request failed: the next try is one interval later.
+                    store.set_retry_requested(message.id, now)?;
+                }
+                Action::SendWarning { waiting } => {
+                    if store.record_notice(message.id, "warning", &waiting, now)? {
+                        report.notices_recorded += 1;
+                    }
+                }
+                Action::Expire { failed, notify } => {
+                    if let Some(queue_id) = message.queue_id.as_deref().filter(|_| !message.removed)
+                        && let Err(e) = queue.remove(queue_id).await
+                    {
+                        // Never tell the sender it failed while the MTA may still deliver it.
+                        warn!(
+                            "{qid}: cannot remove the expired message from the queue, retrying: {e}"
+                        );
+                        continue;
+                    }
+                    let reason = format!(
+                        "Message could not be delivered for {}",
+                        humantime::format_duration(policy.give_up_after)
+                    );
+                    store.expire_message(message.id, now, &reason)?;
+                    report.expired += 1;
+                    info!(
+                        "{qid}: expired after {}",
+                        humantime::format_duration(policy.give_up_after)
+                    );
+                    if notify && store.record_notice(message.id, "expiry", &failed, now)? {
+                        report.notices_recorded += 1;
+                    }
+                }
+                Action::SendReceipt { delivered } => {
+                    if store.record_notice(message.id, "receipt", &delivered, now)? {
+                        report.notices_recorded += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let archive = Archive::open_existing(&config.archive.dir);
+    for due in store.due_notices()? {
+        if due.attempts >= MAX_NOTICE_ATTEMPTS {
+            continue;
+        }
+        let Some(message) = store.policy_message(due.message)? else {
+            continue;
+        };
+        let qid = message.queue_id.clone().unwrap_or_else(|| "NOQUEUE".into());
+        let built = notice_input(config, &archive, &message, &due, now)
+            .and_then(|input| notify::build(&input));
+        let notice = match built {
+            Ok(notice) => notice,
+            Err(e) => {
+                // Not sendable as it stands (e.g. a malformed address): kept for the operator.
+                warn!("{qid}: {} notice cannot be built: {e}", due.kind);
+                store.mark_notice_failed(due.id, &e.to_string())?;
+                report.notices_failed += 1;
+                continue;
+            }
+        };
+        match transport.send(&notice).await {
+            Ok(()) => {
+                store.mark_notice_sent(due.id, now, notice.message_id())?;
+                info!("{qid}: {} notice sent to <{}>", due.kind, message.sender);
+                report.notices_sent += 1;
+            }
+            Err(e) => {
+                warn!("{qid}: {} notice not sent, retrying: {e}", due.kind);
+                store.mark_notice_failed(due.id, &e)?;
+                report.notices_failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The policy's view of a stored message.
+fn state_of(m: &PolicyMessage) -> MessageState {
+    MessageState {
+        arrived_at: m.arrived_at,
+        sender: m.sender.clone(),
+        is_notice: m.is_notice,
+        receipts: m.receipts,
+        recipients: m.recipients.iter().map(recipient_state).collect(),
+        warning_sent: m.notices.iter().any(|k| k == "warning"),
+        expiry_sent: m.notices.iter().any(|k| k == "expiry"),
+        receipt_sent: m.notices.iter().any(|k| k == "receipt"),
+        last_retry_request_at: m.retry_requested_at,
+        removed_from_queue: m.removed,
+    }
+}
+
+fn recipient_state(r: &crate::store::PolicyRecipient) -> RecipientState {
+    RecipientState {
+        address: r.address.clone(),
+        status: match r.status.as_str() {
+            "deferred" => RecipientStatus::Deferred,
+            "sent" => RecipientStatus::Sent,
+            "bounced" => RecipientStatus::Bounced,
+            "expired" => RecipientStatus::Expired,
+            _ => RecipientStatus::Pending,
+        },
+        last_attempt_at: r.last_attempt_at,
+        last_reply: r.reply.clone(),
+        last_dsn: r.dsn.clone(),
+        remote_mta: r.remote_mta.clone(),
+    }
+}
+
+fn notice_input(
+    config: &Config,
+    archive: &Archive,
+    m: &PolicyMessage,
+    due: &DueNotice,
+    now: OffsetDateTime,
+) -> Result<NoticeInput, notify::NoticeError> {
+    let policy = config
+        .policy(&m.mode)
+        .cloned()
+        .unwrap_or_else(crate::config::Policy::normal);
+    let report = match due.kind.as_str() {
+        "warning" => Report::warning(&policy, m.arrived_at, due.due_at),
+        "expiry" => Report::expiry(&policy),
+        _ => Report::Receipt,
+    };
+    let recipients = m
+        .recipients
+        .iter()
+        .filter(|r| {
+            due.recipients
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&r.address))
+        })
+        .map(|r| {
+            let mut report = RecipientReport::from(&recipient_state(r));
+            report.original_recipient = r
+                .args
+                .iter()
+                .find_map(|a| {
+                    a.strip_prefix("ORCPT=")
+                        .or_else(|| a.strip_prefix("orcpt="))
+                })
+                .map(|orcpt| orcpt.trim_start_matches("rfc822;").to_string());
+            report
+        })
+        .collect();
+    Ok(NoticeInput {
+        reporting_mta: config.notify.reporting_mta.clone(),
+        original: OriginalMessage {
+            queue_id: m.queue_id.clone(),
+            sender: m.sender.clone(),
+            message_id: m.message_id.clone(),
+            envelope_id: None,
+            arrival: m.arrived_at,
+            headers: m
+                .archive_name
+                .as_deref()
+                .and_then(|name| archive.read(name).ok()),
+        },
+        recipients,
+        report,
+        language: config.notify.language,
+        now,
+    })
+}
+
+#[cfg(test)]
+mod tests;
