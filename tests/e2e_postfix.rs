@@ -19,7 +19,7 @@ const FROM: &str = "sender@client.test.example";
 
 fn started(mt: &Mailtrail) -> (ScriptedServer, Postfix) {
     let server = ScriptedServer::start();
-    let pf = Postfix::start(PostfixConfig::new(server.port(), Some(mt.milter_port())));
+    let pf = Postfix::start(PostfixConfig::for_mailtrail(server.port(), mt));
     (server, pf)
 }
 
@@ -332,7 +332,7 @@ async fn postfix_changes_after_the_milter() {
     let mt = Mailtrail::start_new();
     let server = ScriptedServer::start();
     let pf = Postfix::start(
-        PostfixConfig::new(server.port(), Some(mt.milter_port()))
+        PostfixConfig::for_mailtrail(server.port(), &mt)
             // Each delivery opens a new connection, so the EHLO features seen are current.
             .set("smtp_connection_cache_on_demand", "no"),
     );

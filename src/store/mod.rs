@@ -1,9 +1,11 @@
 //! The SQLite store: schema, migrations and every SQL statement of mailtrail.
 
 mod log;
+mod query;
 mod schema;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
+pub use query::{Attempt, RecipientDelivery};
 
 use crate::{
     config::Receipts,
