@@ -444,9 +444,11 @@ fn format_time(t: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// Body text keeps its line breaks and tabs; other control characters are replaced.
+/// Body text keeps its line breaks (CRLF printed as LF) and tabs; other control characters
+/// are replaced.
 fn printable_text(text: &str) -> String {
-    text.chars()
+    text.replace("\r\n", "\n")
+        .chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
                 '?'
