@@ -242,3 +242,62 @@ fn rotation_by_rename_loses_and_repeats_nothing() {
     assert_eq!(nonzero(store.attempt_counts().unwrap()), expected);
     assert!(mt.stop(), "mailtrail exits on SIGTERM");
 }
+
+/// The byte after the `n`th line of `text`.
+fn nth_line_end(text: &str, n: usize) -> usize {
+    text.match_indices('\n').nth(n - 1).unwrap().0 + 1
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// Another writer holds the store's write lock for longer than the busy timeout (10 s), so a
+/// batch of 1,000 lines fails to be stored; then 1,000 more lines are appended and the lock
+/// released. The failed batch is retried, not skipped: once the position reaches the end, the
+/// attempts equal the counts of all 3,000 lines. (Skipping it, the next batch's position would
+/// pass its lines and they would be lost for good.)
+#[test]
+fn a_batch_that_cannot_be_stored_is_retried_not_skipped() {
+    let all = generated();
+    let (a, b, c) = (
+        nth_line_end(all, 1000),
+        nth_line_end(all, 2000),
+        nth_line_end(all, 3000),
+    );
+    let text = &all[..c];
+    let mut mt = Mailtrail::configure();
+    let path = mt.mta_log_path();
+    std::fs::write(&path, &text[..a]).unwrap();
+    let ino = inode(&path);
+    mt.start();
+    let store = Store::open(&mt.store_path()).unwrap();
+    wait_position(&mt, &store, &path, ino, a as u64);
+
+    let lock = rusqlite::Connection::open(mt.store_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    append(&path, &text[a..b]);
+    wait_for(
+        Duration::from_secs(30),
+        "the follower to fail storing the lines (store locked)",
+        || mt.log().contains("log lines not stored").then_some(()),
+        || tail(&mt.log(), 20),
+    );
+    append(&path, &text[b..]);
+    lock.execute_batch("COMMIT").unwrap();
+
+    wait_position(&mt, &store, &path, ino, c as u64);
+    assert_eq!(
+        nonzero(store.attempt_counts().unwrap()),
+        expected_counts(text),
+        "{}",
+        tail(&mt.log(), 20)
+    );
+    assert!(mt.stop(), "mailtrail exits on SIGTERM");
+}
