@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || need+=(postfix)
+# tests/follower_crash.rs generates its log with ../shared/data/tools/gen_postfix_log.py.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   # Install postfix without configuring the machine's own mail system.

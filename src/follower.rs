@@ -22,6 +22,9 @@ use tracing::{error, info, warn};
 
 /// Lines per transaction: large enough to amortise the commit, small enough to stay live.
 const MAX_LINES_PER_BATCH: usize = 5_000;
+/// After a batch could not be stored, the wait before trying it again, doubling up to the max.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowerError {
@@ -151,29 +154,42 @@ pub fn start(
     }
 
     let stdin = source == LogSource::Stdin;
+    let applier_stop = stop.clone();
     let applier = thread::spawn(move || {
         while let Some(lines) = rx.blocking_recv() {
-            let current = config.current();
             for chunk in lines.chunks(MAX_LINES_PER_BATCH) {
                 let Some(last) = chunk.last() else { continue };
-                let position = BatchPosition {
-                    source: &key,
-                    position: serde_json::to_string(&last.position).unwrap_or_default(),
-                };
-                let raw_since =
-                    (OffsetDateTime::now_utc() - current.maillog.raw_retention).unix_timestamp();
-                let texts = chunk.iter().map(|l| l.text.as_str());
-                if let Err(e) = tracker.apply(
-                    &mut store,
-                    &current,
-                    texts,
-                    Some(position),
-                    raw_since,
-                    |_| {},
-                ) {
-                    // The batch is rolled back with its position: after a restart these lines
-                    // are read again, never lost.
-                    error!("log lines not stored: {e}");
+                let mut wait = RETRY_FIRST;
+                loop {
+                    let current = config.current();
+                    let position = BatchPosition {
+                        source: &key,
+                        position: serde_json::to_string(&last.position).unwrap_or_default(),
+                    };
+                    let raw_since = (OffsetDateTime::now_utc() - current.maillog.raw_retention)
+                        .unix_timestamp();
+                    let texts = chunk.iter().map(|l| l.text.as_str());
+                    let Err(e) = tracker.apply(
+                        &mut store,
+                        &current,
+                        texts,
+                        Some(position),
+                        raw_since,
+                        |_| {},
+                    ) else {
+                        break;
+                    };
+                    // The batch is rolled back with its position. Going on with the next one
+                    // would save a position past these lines and lose them: retry them until
+                    // they are stored. Stopped meanwhile, a restart reads them again.
+                    error!(
+                        "log lines not stored: {e}; retrying in {}",
+                        humantime::format_duration(wait)
+                    );
+                    if !sleep_unless_stopped(wait, &applier_stop) {
+                        return;
+                    }
+                    wait = (wait * 2).min(RETRY_MAX);
                 }
             }
         }
@@ -186,6 +202,18 @@ pub fn start(
         threads,
         journal,
     }))
+}
+
+/// Sleeps `total` in short steps; false when the follower is stopped meanwhile.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
+    let deadline = std::time::Instant::now() + total;
+    while std::time::Instant::now() < deadline {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    !stop.load(Ordering::Relaxed)
 }
 
 /// Runs journalctl, restarting it after the last stored cursor when it exits.

@@ -19,7 +19,7 @@ const FROM: &str = "sender@client.test.example";
 
 fn started(mt: &Mailtrail) -> (ScriptedServer, Postfix) {
     let server = ScriptedServer::start();
-    let pf = Postfix::start(PostfixConfig::new(server.port(), Some(mt.milter_port())));
+    let pf = Postfix::start(PostfixConfig::for_mailtrail(server.port(), mt));
     (server, pf)
 }
 
@@ -186,7 +186,8 @@ async fn two_hundred_messages_from_four_clients() {
 
 /// Scenario 3: with mailtrail stopped, mail still flows (milter_default_action = accept); started
 /// again, mailtrail archives the next message. Before, in between and after: three messages,
-/// the middle one relayed but not archived.
+/// the middle one relayed but not archived, and tracked from the log alone once mailtrail is
+/// back (a row of its own with archive state `not-seen`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_flows_while_mailtrail_is_down() {
     let mut mt = Mailtrail::start_new();
@@ -223,16 +224,39 @@ async fn mail_flows_while_mailtrail_is_down() {
     assert_eq!(row.queue_id.as_deref(), Some(after_qid.as_str()));
     pf.wait_queue_empty(T);
 
-    let listed: Vec<String> = mt
+    let archived: Vec<String> = mt
         .archive_ls()
         .iter()
+        .filter(|r| r.archive_state == "stored")
         .filter_map(|r| r.message_id_bare().map(str::to_string))
         .collect();
     assert_eq!(
-        sorted(&listed),
+        sorted(&archived),
         sorted(&[&before, &after]),
         "the one sent while down is not archived"
     );
+    // It is still tracked, from the log alone (read when mailtrail came back): its own row,
+    // without a copy, delivered.
+    let tracked = wait_for(
+        T,
+        "the message sent while down to be tracked from the log",
+        || {
+            mt.archive_ls().into_iter().find(|r| {
+                r.queue_id.as_deref() == Some(down_qid.as_str())
+                    && r.deliveries.first().is_some_and(|d| d.status == "sent")
+            })
+        },
+        || format!("{:#?}", mt.archive_ls()),
+    );
+    assert_eq!(tracked.archive_state, "not-seen", "{tracked:?}");
+    assert_eq!(tracked.archive_path, None, "{tracked:?}");
+    assert_eq!(tracked.mail_from, FROM, "{tracked:?}");
+    assert_eq!(
+        tracked.message_id_bare(),
+        Some(down.as_str()),
+        "{tracked:?}"
+    );
+    assert_eq!(mt.archive_ls().len(), 3);
     assert_eq!(server.messages().len(), 3);
     mt.assert_recorded_without_errors(2);
 }
@@ -332,7 +356,7 @@ async fn postfix_changes_after_the_milter() {
     let mt = Mailtrail::start_new();
     let server = ScriptedServer::start();
     let pf = Postfix::start(
-        PostfixConfig::new(server.port(), Some(mt.milter_port()))
+        PostfixConfig::for_mailtrail(server.port(), &mt)
             // Each delivery opens a new connection, so the EHLO features seen are current.
             .set("smtp_connection_cache_on_demand", "no"),
     );

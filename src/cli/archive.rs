@@ -5,7 +5,7 @@ use crate::{
     archive::{self, Archive},
     config::Config,
     envelope::ArchiveState,
-    store::{MessageFilter, Store, StoredMessage},
+    store::{MessageFilter, RecipientDelivery, Store, StoredMessage},
     sweep,
 };
 use mail_parser::MimeHeaders;
@@ -17,12 +17,50 @@ use std::{
 };
 use time::OffsetDateTime;
 
-/// A listed message, with the path of its copy for tools that open it.
+/// A listed message, with the path of its copy for tools that open it and where delivery of
+/// each recipient stands.
 #[derive(Serialize)]
 struct Listed<'a> {
     #[serde(flatten)]
     message: &'a StoredMessage,
     archive_path: Option<PathBuf>,
+    deliveries: Vec<DeliveryState<'a>>,
+}
+
+/// A recipient's state in `ls --json`: the attempts themselves only in `show --json`.
+#[derive(Serialize)]
+struct DeliveryState<'a> {
+    address: &'a str,
+    orig_to: Option<&'a str>,
+    status: &'a str,
+    category: Option<&'a str>,
+    dsn: Option<&'a str>,
+    attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    final_at: Option<OffsetDateTime>,
+}
+
+impl<'a> From<&'a RecipientDelivery> for DeliveryState<'a> {
+    fn from(r: &'a RecipientDelivery) -> Self {
+        DeliveryState {
+            address: &r.address,
+            orig_to: r.orig_to.as_deref(),
+            status: &r.status,
+            category: r.category.as_deref(),
+            dsn: r.dsn.as_deref(),
+            attempts: r.attempts,
+            final_at: r.final_at,
+        }
+    }
+}
+
+/// `show --json`: the message, its copy's path and every recipient with its attempts.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    message: &'a StoredMessage,
+    archive_path: Option<PathBuf>,
+    deliveries: &'a [RecipientDelivery],
 }
 
 pub fn archive_command(
@@ -32,7 +70,12 @@ pub fn archive_command(
 ) -> Result<(), CliError> {
     match command {
         ArchiveCommand::Ls(args) => ls(config, args, out),
-        ArchiveCommand::Show { id, raw, headers } => show(config, &id, raw, headers, out),
+        ArchiveCommand::Show {
+            id,
+            raw,
+            headers,
+            json,
+        } => show(config, &id, raw, headers, json, out),
         ArchiveCommand::Export { ids, eml, mbox } => export(config, &ids, eml, mbox, out),
         ArchiveCommand::Expire { dry_run, json } => {
             let report = sweep::expire_archive(config, SystemTime::now(), dry_run)?;
@@ -79,15 +122,21 @@ fn ls(config: &Config, args: LsArgs, out: &mut impl Write) -> Result<(), CliErro
     let messages = store.list_messages(&filter)?;
     let archive = Archive::open_existing(&config.archive.dir);
     if args.json {
+        let deliveries = messages
+            .iter()
+            .map(|m| store.deliveries(m.id))
+            .collect::<Result<Vec<_>, _>>()?;
         let listed: Vec<Listed> = messages
             .iter()
-            .map(|m| Listed {
+            .zip(&deliveries)
+            .map(|(m, d)| Listed {
                 message: m,
                 archive_path: m
                     .envelope
                     .archive_name
                     .as_deref()
                     .and_then(|n| archive.path_of(n)),
+                deliveries: d.iter().map(DeliveryState::from).collect(),
             })
             .collect();
         serde_json::to_writer_pretty(&mut *out, &listed).map_err(std::io::Error::from)?;
@@ -158,10 +207,25 @@ fn show(
     id: &str,
     raw: bool,
     headers_only: bool,
+    json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
     let store = open_store(config)?;
     let m = find(&store, id)?;
+    if json {
+        let shown = Shown {
+            message: &m,
+            archive_path: m
+                .envelope
+                .archive_name
+                .as_deref()
+                .and_then(|n| Archive::open_existing(&config.archive.dir).path_of(n)),
+            deliveries: &store.deliveries(m.id)?,
+        };
+        serde_json::to_writer_pretty(&mut *out, &shown).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
     if raw {
         out.write_all(&copy_of(config, &m)?)?;
         return Ok(());
@@ -217,6 +281,7 @@ fn show(
         e.archive_state.as_str(),
         field(&e.archive_name)
     )?;
+    write_deliveries(&store.deliveries(m.id)?, out)?;
     if let Ok(copy) = copy_of(config, &m)
         && let Some(parsed) = mail_parser::MessageParser::default().parse(&copy)
     {
@@ -231,6 +296,76 @@ fn show(
                 printable(attachment.attachment_name().unwrap_or("unnamed")),
                 attachment.contents().len()
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// Each recipient's state and its attempts, oldest first:
+///
+/// ```text
+/// Delivery:
+///   <grey@dest.example>  sent, 3 attempts, final 2026-11-23 19:50:04
+///     2026-11-23 19:50:01  deferred  mx.dest.example[192.0.2.25]:25  4.7.1  greylisting-issues
+///                          451 4.7.1 Greylisting in effect (in reply to RCPT TO command)
+/// ```
+fn write_deliveries(
+    deliveries: &[RecipientDelivery],
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "Delivery:")?;
+    for r in deliveries {
+        let orig = r
+            .orig_to
+            .as_deref()
+            .map(|o| format!(" (to <{}>)", printable(o)))
+            .unwrap_or_default();
+        let category = r
+            .category
+            .as_deref()
+            .map(|c| format!(" [{}]", printable(c)))
+            .unwrap_or_default();
+        let final_at = r
+            .final_at
+            .map(|t| format!(", final {}", format_time(t)))
+            .unwrap_or_default();
+        let plural = if r.attempts == 1 { "" } else { "s" };
+        writeln!(
+            out,
+            "  <{}>{orig}  {}{category}, {} attempt{plural}{final_at}",
+            printable(&r.address),
+            printable(&r.status),
+            r.attempts,
+        )?;
+        for a in &r.attempt_list {
+            let relay = match (&a.relay_host, &a.relay_ip, a.relay_port) {
+                (Some(h), Some(ip), Some(p)) => format!("{}[{}]:{p}", printable(h), printable(ip)),
+                (Some(h), Some(ip), None) => format!("{}[{}]", printable(h), printable(ip)),
+                (Some(h), None, _) => printable(h),
+                _ => "-".into(),
+            };
+            writeln!(
+                out,
+                "    {}  {:<8}  {}  {}  {}",
+                format_time(a.at),
+                printable(&a.status),
+                relay,
+                a.dsn
+                    .as_deref()
+                    .map(printable)
+                    .unwrap_or_else(|| "-".into()),
+                a.category
+                    .as_deref()
+                    .map(printable)
+                    .unwrap_or_else(|| "-".into()),
+            )?;
+            if !a.reply.is_empty() {
+                writeln!(out, "{:25}{}", "", printable(&a.reply))?;
+            }
         }
     }
     Ok(())
@@ -309,9 +444,11 @@ fn format_time(t: OffsetDateTime) -> String {
     .unwrap_or_default()
 }
 
-/// Body text keeps its line breaks and tabs; other control characters are replaced.
+/// Body text keeps its line breaks (CRLF printed as LF) and tabs; other control characters
+/// are replaced.
 fn printable_text(text: &str) -> String {
-    text.chars()
+    text.replace("\r\n", "\n")
+        .chars()
         .map(|c| {
             if c.is_control() && c != '\n' && c != '\t' {
                 '?'
@@ -320,4 +457,88 @@ fn printable_text(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Attempt;
+
+    fn at(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap()
+    }
+
+    #[test]
+    fn deliveries_are_printed_with_a_timeline_and_without_control_characters() {
+        let attempt =
+            |secs, status: &str, dsn: &str, reply: &str, category: Option<&str>| Attempt {
+                at: at(secs),
+                status: status.into(),
+                relay_host: Some("mx.dest.example".into()),
+                relay_ip: Some("192.0.2.25".into()),
+                relay_port: Some(25),
+                dsn: Some(dsn.into()),
+                smtp_code: None,
+                reply: reply.into(),
+                stage: Some("rcpt-to".into()),
+                delay: None,
+                category: category.map(Into::into),
+            };
+        let deliveries = [
+            RecipientDelivery {
+                address: "grey@dest.example".into(),
+                orig_to: None,
+                status: "sent".into(),
+                category: None,
+                dsn: Some("2.0.0".into()),
+                reply: Some("250 ok".into()),
+                attempts: 2,
+                last_attempt_at: Some(at(1_800_000_060)),
+                final_at: Some(at(1_800_000_060)),
+                attempt_list: vec![
+                    attempt(
+                        1_800_000_000,
+                        "deferred",
+                        "4.7.1",
+                        "451 4.7.1 Greylisted\x1b[2J\r\nX-Evil: 1",
+                        Some("greylisting-issues"),
+                    ),
+                    attempt(1_800_000_060, "sent", "2.0.0", "250 ok", None),
+                ],
+            },
+            RecipientDelivery {
+                address: "evil\x07@dest.example".into(),
+                orig_to: Some("alias@dest.example".into()),
+                status: "pending".into(),
+                category: None,
+                dsn: None,
+                reply: None,
+                attempts: 0,
+                last_attempt_at: None,
+                final_at: None,
+                attempt_list: Vec::new(),
+            },
+        ];
+        let mut out = Vec::new();
+        write_deliveries(&deliveries, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "\nDelivery:\n\
+             \x20 <grey@dest.example>  sent, 2 attempts, final 2027-01-15 08:01:00\n\
+             \x20   2027-01-15 08:00:00  deferred  mx.dest.example[192.0.2.25]:25  4.7.1  greylisting-issues\n\
+             \x20                        451 4.7.1 Greylisted?[2J??X-Evil: 1\n\
+             \x20   2027-01-15 08:01:00  sent      mx.dest.example[192.0.2.25]:25  2.0.0  -\n\
+             \x20                        250 ok\n\
+             \x20 <evil?@dest.example> (to <alias@dest.example>)  pending, 0 attempts\n"
+        );
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
+
+        let mut none = Vec::new();
+        write_deliveries(&[], &mut none).unwrap();
+        assert!(
+            none.is_empty(),
+            "nothing printed for a message without recipients"
+        );
+    }
 }

@@ -66,8 +66,11 @@ pub enum ArchiveCommand {
         #[arg(long, conflicts_with = "headers")]
         raw: bool,
         /// Only the archived copy's header block
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         headers: bool,
+        /// The envelope and every recipient's delivery state and attempts, as JSON
+        #[arg(long, conflicts_with = "raw")]
+        json: bool,
     },
     /// Export archived copies as .eml files or one mbox file
     Export {

@@ -67,7 +67,7 @@ pub struct LogBatch<'a> {
 impl Store {
     pub fn log_batch(&mut self) -> Result<LogBatch<'_>, StoreError> {
         Ok(LogBatch {
-            tx: self.conn.transaction()?,
+            tx: self.write_transaction()?,
         })
     }
 

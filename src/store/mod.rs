@@ -2,16 +2,20 @@
 
 mod log;
 mod policy;
+mod query;
 mod schema;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
+pub use query::{Attempt, RecipientDelivery};
 
 use crate::{
     config::Receipts,
     envelope::{ArchiveState, Envelope, Recipient},
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+};
 use serde::Serialize;
 use std::{collections::BTreeMap, path::Path, time::Duration};
 use time::OffsetDateTime;
@@ -92,9 +96,20 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// A transaction that writes: `BEGIN IMMEDIATE` takes the write lock at once, waiting for
+    /// other writers up to the busy timeout. A deferred transaction that reads before it writes
+    /// fails at its first write with "database is locked", without waiting, when another
+    /// connection committed in between (SQLITE_BUSY_SNAPSHOT); the milter and the log follower
+    /// write side by side and hit that within seconds.
+    fn write_transaction(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
     /// Inserts envelopes in one transaction (one sync for a whole batch); returns their ids.
     pub fn insert_envelopes(&mut self, envelopes: &[&Envelope]) -> Result<Vec<i64>, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         let mut ids = Vec::with_capacity(envelopes.len());
         {
             let mut log_row = tx.prepare_cached(
@@ -230,7 +245,7 @@ impl Store {
 
     /// Records that the retention sweep deleted these archive copies.
     pub fn mark_archive_expired(&mut self, names: &[String]) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         let mut changed = 0;
         {
             let mut update = tx.prepare_cached(
@@ -246,7 +261,7 @@ impl Store {
 
     /// Adds to the named counters.
     pub fn add_counters(&mut self, deltas: &[(&str, u64)]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         {
             let mut add = tx.prepare_cached(
                 "INSERT INTO counter (name, value) VALUES (?1, ?2)

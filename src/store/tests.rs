@@ -216,3 +216,61 @@ fn milter_envelope_takes_over_the_row_the_log_created_first() {
     batch.commit().unwrap();
     assert_ne!(reused, log_id);
 }
+
+/// The milter and the log follower write through two connections at once. A log batch that has
+/// read (found a message row) must not make the milter's insert, committed meanwhile, fail its
+/// own first write with "database is locked" (SQLITE_BUSY_SNAPSHOT): write transactions begin
+/// IMMEDIATE, so the second writer waits for the first instead.
+#[test]
+fn concurrent_writers_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut follower = Store::open(&path).unwrap();
+    let mut milter = Store::open(&path).unwrap();
+    milter
+        .insert_envelopes(&[&envelope("Q1", "a@example.com", &["x@y.example"], "s")])
+        .unwrap();
+    let at = datetime!(2026-11-20 10:00:01 UTC).unix_timestamp();
+
+    let batch = follower.log_batch().unwrap();
+    // A read: the milter's row for Q1.
+    let q1 = batch.message_for("Q1", at, None).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let r = milter.insert_envelopes(&[&envelope("Q2", "b@example.com", &["z@y.example"], "t")]);
+        done_tx.send(()).unwrap();
+        r.map(|ids| (ids, milter))
+    });
+    // Give the milter's insert a chance to commit in the middle of the batch (it must not: it
+    // waits for the batch's commit).
+    let finished_early = done_rx.recv_timeout(Duration::from_millis(300)).is_ok();
+    // A write after the read: a log-only message.
+    let q3 = batch.message_for("Q3", at, None).unwrap();
+    batch.commit().unwrap();
+    let (ids, milter) = writer
+        .join()
+        .unwrap()
+        .expect("the milter's insert waited, not failed");
+    assert!(
+        !finished_early,
+        "the milter's insert committed inside the log batch"
+    );
+    assert_ne!(q1, q3);
+    assert_eq!(
+        milter
+            .message(ids[0])
+            .unwrap()
+            .unwrap()
+            .envelope
+            .queue_id
+            .as_deref(),
+        Some("Q2")
+    );
+    assert_eq!(
+        follower
+            .list_messages(&MessageFilter::default())
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -1,6 +1,10 @@
 //! mailtrail as the real binary (`CARGO_BIN_EXE_mailtrail`), with a config file and a state
 //! directory of its own, started and stopped (SIGTERM) by a guard, and its inspection commands
-//! (`archive ls --json`, `counters --json`) as typed helpers.
+//! (`archive ls --json`, `archive show --json`, `counters --json`) as typed helpers.
+//!
+//! The daemon follows the MTA log file [`Mailtrail::mta_log_path`] (inside its own directory,
+//! polled every 100 ms): [`super::postfix::PostfixConfig::for_mailtrail`] makes postfix log
+//! there. Nothing reads the machine's own `/var/log/mail.log`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,40 @@ pub struct ArchivedRecipient {
     pub args: Vec<String>,
 }
 
-/// One entry of `mailtrail archive ls --json` (the fields the tests use; there are more).
+/// Where delivery of one recipient stands, as in `archive ls --json` and `archive show --json`
+/// (`attempt_list` only in `show`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Delivery {
+    pub address: String,
+    pub orig_to: Option<String>,
+    /// pending, deferred, sent, bounced or expired.
+    pub status: String,
+    pub category: Option<String>,
+    pub dsn: Option<String>,
+    pub attempts: u32,
+    pub final_at: Option<String>,
+    #[serde(default)]
+    pub attempt_list: Vec<DeliveryAttempt>,
+}
+
+/// One attempt in `archive show --json`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DeliveryAttempt {
+    /// RFC 3339.
+    pub at: String,
+    pub status: String,
+    pub relay_host: Option<String>,
+    pub relay_ip: Option<String>,
+    pub relay_port: Option<u16>,
+    pub dsn: Option<String>,
+    pub smtp_code: Option<u16>,
+    pub reply: String,
+    pub stage: Option<String>,
+    pub category: Option<String>,
+}
+
+/// One entry of `mailtrail archive ls --json`, or `archive show --json` (the fields the tests
+/// use; there are more).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ArchivedMessage {
     pub id: i64,
@@ -39,6 +76,8 @@ pub struct ArchivedMessage {
     pub archive_state: String,
     pub helo: Option<String>,
     pub client_addr: Option<String>,
+    /// Per recipient: status, category, attempts (and in `show`, the attempts themselves).
+    pub deliveries: Vec<Delivery>,
 }
 
 impl ArchivedMessage {
@@ -66,6 +105,9 @@ impl ArchivedMessage {
     }
 }
 
+/// File name of the followed MTA log inside the daemon's directory.
+const MTA_LOG: &str = "mta.log";
+
 /// A mailtrail daemon with its own state directory and milter port; stopped when dropped.
 pub struct Mailtrail {
     dir: tempfile::TempDir,
@@ -84,11 +126,14 @@ impl Mailtrail {
         let milter_port = free_port();
         let state = dir.path().join("state");
         let config = dir.path().join("mailtrail.toml");
+        let mta_log = dir.path().join(MTA_LOG);
         std::fs::write(
             &config,
             format!(
-                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n",
-                state.display()
+                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n\n\
+                 [maillog]\nsource = \"file:{}\"\npoll_interval = \"100ms\"\n",
+                state.display(),
+                mta_log.display()
             ),
         )
         .unwrap();
@@ -200,6 +245,30 @@ impl Mailtrail {
         files
     }
 
+    /// The MTA log file the daemon follows (`[maillog] source = "file:..."`); it need not
+    /// exist before the daemon starts.
+    pub fn mta_log_path(&self) -> PathBuf {
+        self.dir.path().join(MTA_LOG)
+    }
+
+    /// The store (`<state dir>/mailtrail.db`), for tests that read it with the library.
+    pub fn store_path(&self) -> PathBuf {
+        self.state_dir().join("mailtrail.db")
+    }
+
+    /// The daemon's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the daemon with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("mailtrail.log")
     }
@@ -259,6 +328,14 @@ impl Mailtrail {
                 )
             },
         )
+    }
+
+    /// `mailtrail archive show ID --json`: the message with every recipient's attempts.
+    pub fn archive_show(&self, id: i64) -> ArchivedMessage {
+        let out = self.command(&["archive", "show", &id.to_string(), "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!("archive show --json is not the expected JSON ({e}):\n{out}")
+        })
     }
 
     /// `mailtrail counters --json`.

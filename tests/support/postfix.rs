@@ -24,6 +24,8 @@ pub struct PostfixConfig {
     pub milter_port: Option<u16>,
     /// Extra `main.cf` settings, written last (so they override the defaults here).
     pub main_cf: Vec<(String, String)>,
+    /// `maillog_file`; `None` for `maillog` in the instance's directory.
+    pub maillog_file: Option<PathBuf>,
 }
 
 impl PostfixConfig {
@@ -32,7 +34,20 @@ impl PostfixConfig {
             relay_port,
             milter_port,
             main_cf: Vec::new(),
+            maillog_file: None,
         }
+    }
+
+    /// Relays to `relay_port`, with `mailtrail` as the milter, logging to the file that
+    /// mailtrail follows ([`Mailtrail::mta_log_path`](super::mailtrail::Mailtrail::mta_log_path)),
+    /// so mailtrail tracks every delivery of the instance.
+    pub fn for_mailtrail(
+        relay_port: u16,
+        mailtrail: &super::mailtrail::Mailtrail,
+    ) -> PostfixConfig {
+        let mut c = PostfixConfig::new(relay_port, Some(mailtrail.milter_port()));
+        c.maillog_file = Some(mailtrail.mta_log_path());
+        c
     }
 
     /// Adds or overrides one `main.cf` parameter.
@@ -46,6 +61,7 @@ impl PostfixConfig {
 pub struct Postfix {
     dir: Option<tempfile::TempDir>,
     root: PathBuf,
+    maillog: PathBuf,
     smtpd_port: u16,
     stopped: bool,
 }
@@ -103,6 +119,10 @@ impl Postfix {
         std::fs::write(root.join("etc/master.cf"), master_out).unwrap();
 
         let r = root.display();
+        let maillog = config
+            .maillog_file
+            .clone()
+            .unwrap_or_else(|| root.join("maillog"));
         let mut main_cf = vec![
             ("compatibility_level", "3.6".to_string()),
             ("queue_directory", format!("{r}/queue")),
@@ -126,7 +146,7 @@ impl Postfix {
             ("alias_maps", "".into()),
             ("alias_database", "".into()),
             ("local_recipient_maps", "".into()),
-            ("maillog_file", format!("{r}/maillog")),
+            ("maillog_file", maillog.display().to_string()),
             // Without it 'postfix start' exits 1 silently for a log file under /tmp.
             ("maillog_file_prefixes", "/tmp, /var, /dev/stdout".into()),
             ("queue_run_delay", "1s".into()),
@@ -153,6 +173,7 @@ impl Postfix {
         let pf = Postfix {
             dir: Some(dir),
             root,
+            maillog,
             smtpd_port,
             stopped: false,
         };
@@ -195,7 +216,7 @@ impl Postfix {
 
     /// Path of the instance's log file.
     pub fn maillog_path(&self) -> PathBuf {
-        self.root.join("maillog")
+        self.maillog.clone()
     }
 
     /// The whole log so far (empty if none yet).

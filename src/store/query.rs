@@ -1,0 +1,250 @@
+//! Reading what delivery tracking recorded: per recipient its final state and every attempt,
+//! and totals over all attempts.
+
+use super::{Store, StoreError};
+use rusqlite::params;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// One delivery attempt of one recipient, as the MTA logged it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Attempt {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// sent, deferred, bounced or expired.
+    pub status: String,
+    pub relay_host: Option<String>,
+    pub relay_ip: Option<String>,
+    pub relay_port: Option<u16>,
+    pub dsn: Option<String>,
+    pub smtp_code: Option<u16>,
+    /// The MTA's text: the remote reply or its own reason.
+    pub reply: String,
+    /// The SMTP command the reply answered (connect, rcpt-to, data, ...).
+    pub stage: Option<String>,
+    /// Seconds since the message arrived.
+    pub delay: Option<f64>,
+    /// Bounce category; none for `sent`.
+    pub category: Option<String>,
+}
+
+/// One recipient of a message: its current state and its attempts, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecipientDelivery {
+    pub address: String,
+    /// The address before alias or virtual rewriting, when the MTA logged one.
+    pub orig_to: Option<String>,
+    /// pending, deferred, sent, bounced or expired.
+    pub status: String,
+    /// The category of the attempt that set the status.
+    pub category: Option<String>,
+    pub dsn: Option<String>,
+    pub reply: Option<String>,
+    /// How many attempts were logged.
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_attempt_at: Option<OffsetDateTime>,
+    /// When the recipient reached a final state (sent, bounced, expired).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub final_at: Option<OffsetDateTime>,
+    pub attempt_list: Vec<Attempt>,
+}
+
+fn timestamp(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Store {
+    /// The recipients of message row `message` in RCPT order, each with its attempts.
+    pub fn deliveries(&self, message: i64) -> Result<Vec<RecipientDelivery>, StoreError> {
+        let mut recipients: Vec<(i64, RecipientDelivery)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, address, orig_to, status, category, dsn, reply, attempts,
+                    last_attempt_at, final_at
+                 FROM recipient WHERE message = ?1 ORDER BY position, id",
+            )?
+            .query_map([message], |row| {
+                Ok((
+                    row.get(0)?,
+                    RecipientDelivery {
+                        address: row.get(1)?,
+                        orig_to: row.get(2)?,
+                        status: row.get(3)?,
+                        category: row.get(4)?,
+                        dsn: row.get(5)?,
+                        reply: row.get(6)?,
+                        attempts: row.get::<_, i64>(7)?.try_into().unwrap_or(u32::MAX),
+                        last_attempt_at: row.get::<_, Option<i64>>(8)?.map(timestamp),
+                        final_at: row.get::<_, Option<i64>>(9)?.map(timestamp),
+                        attempt_list: Vec::new(),
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut attempts = self.conn.prepare_cached(
+            "SELECT at, status, relay_host, relay_ip, relay_port, dsn, smtp_code, reply, stage,
+                delay, category
+             FROM attempt WHERE recipient = ?1 ORDER BY at, id",
+        )?;
+        for (id, r) in &mut recipients {
+            r.attempt_list = attempts
+                .query_map(params![*id], |row| {
+                    Ok(Attempt {
+                        at: timestamp(row.get(0)?),
+                        status: row.get(1)?,
+                        relay_host: row.get(2)?,
+                        relay_ip: row.get(3)?,
+                        relay_port: row.get(4)?,
+                        dsn: row.get(5)?,
+                        smtp_code: row.get(6)?,
+                        reply: row.get(7)?,
+                        stage: row.get(8)?,
+                        delay: row.get(9)?,
+                        category: row.get(10)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(recipients.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// The number of attempts recorded, by status (sent, deferred, bounced, expired); statuses
+    /// without attempts are absent.
+    pub fn attempt_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare("SELECT status, COUNT(*) FROM attempt GROUP BY status")?
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AttemptRow;
+
+    fn attempt<'a>(at: i64, status: &'a str, reply: &'a str) -> AttemptRow<'a> {
+        AttemptRow {
+            at,
+            status,
+            relay_host: Some("mx.dest.example"),
+            relay_ip: Some("192.0.2.25"),
+            relay_port: Some(25),
+            dsn: Some(if status == "sent" { "2.0.0" } else { "4.7.1" }),
+            smtp_code: Some(if status == "sent" { 250 } else { 451 }),
+            reply,
+            stage: Some("rcpt-to"),
+            delay: Some(1.5),
+            delays: Some("0.1/0/0.4/1"),
+            category: (status != "sent").then_some("greylisting-issues"),
+        }
+    }
+
+    #[test]
+    fn deliveries_and_attempt_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("m.db")).unwrap();
+        assert!(store.attempt_counts().unwrap().is_empty());
+        let (message, other) = {
+            let batch = store.log_batch().unwrap();
+            let m = batch.message_for("ABC123", 1_000, Some("mx")).unwrap();
+            let grey = batch.recipient_for(m, "grey@dest.example", None).unwrap();
+            let alias = batch
+                .recipient_for(m, "real@dest.example", Some("alias@dest.example"))
+                .unwrap();
+            // A recipient without any attempt yet.
+            batch.recipient_for(m, "later@dest.example", None).unwrap();
+            // Logged out of order: the timeline is by time, not by insertion.
+            batch
+                .record_attempt(grey, &attempt(1_010, "sent", "250 2.0.0 Ok"))
+                .unwrap();
+            batch
+                .record_attempt(grey, &attempt(1_001, "deferred", "451 4.7.1 Greylisted"))
+                .unwrap();
+            batch
+                .record_attempt(grey, &attempt(1_005, "deferred", "451 4.7.1 Greylisted"))
+                .unwrap();
+            batch
+                .record_attempt(alias, &attempt(1_002, "sent", "250 ok"))
+                .unwrap();
+            let o = batch.message_for("DEF456", 1_000, Some("mx")).unwrap();
+            let r = batch.recipient_for(o, "x@else.example", None).unwrap();
+            batch
+                .record_attempt(r, &attempt(1_003, "deferred", "451 try later"))
+                .unwrap();
+            batch
+                .expire_pending(o, 1_100, "expired", "message-expired")
+                .unwrap();
+            batch.commit().unwrap();
+            (m, o)
+        };
+
+        let d = store.deliveries(message).unwrap();
+        let addresses: Vec<&str> = d.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                "grey@dest.example",
+                "real@dest.example",
+                "later@dest.example"
+            ]
+        );
+        let grey = &d[0];
+        assert_eq!(grey.status, "sent");
+        assert_eq!(grey.category, None);
+        assert_eq!(grey.dsn.as_deref(), Some("2.0.0"));
+        assert_eq!(grey.attempts, 3);
+        assert_eq!(grey.final_at, Some(timestamp(1_010)));
+        assert_eq!(grey.last_attempt_at, Some(timestamp(1_010)));
+        let timeline: Vec<(i64, &str, Option<&str>)> = grey
+            .attempt_list
+            .iter()
+            .map(|a| {
+                (
+                    a.at.unix_timestamp(),
+                    a.status.as_str(),
+                    a.category.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            timeline,
+            [
+                (1_001, "deferred", Some("greylisting-issues")),
+                (1_005, "deferred", Some("greylisting-issues")),
+                (1_010, "sent", None),
+            ]
+        );
+        let first = &grey.attempt_list[0];
+        assert_eq!(first.relay_host.as_deref(), Some("mx.dest.example"));
+        assert_eq!(first.relay_ip.as_deref(), Some("192.0.2.25"));
+        assert_eq!(first.relay_port, Some(25));
+        assert_eq!(first.smtp_code, Some(451));
+        assert_eq!(first.reply, "451 4.7.1 Greylisted");
+        assert_eq!(first.stage.as_deref(), Some("rcpt-to"));
+        assert_eq!(first.delay, Some(1.5));
+
+        assert_eq!(d[1].orig_to.as_deref(), Some("alias@dest.example"));
+        assert_eq!(d[1].status, "sent");
+        assert_eq!((d[2].status.as_str(), d[2].attempts), ("pending", 0));
+        assert!(d[2].attempt_list.is_empty() && d[2].final_at.is_none());
+
+        let o = store.deliveries(other).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].status, "expired");
+        assert_eq!(o[0].category.as_deref(), Some("message-expired"));
+        assert_eq!(o[0].dsn.as_deref(), Some("4.4.7"));
+        assert_eq!(o[0].attempt_list.len(), 2);
+
+        assert!(store.deliveries(999).unwrap().is_empty());
+        let counts = store.attempt_counts().unwrap();
+        let want: BTreeMap<String, u64> = [("deferred", 3), ("expired", 1), ("sent", 2)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(counts, want);
+    }
+}
