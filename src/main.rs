@@ -63,6 +63,13 @@ fn main() -> ExitCode {
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())
         }
+        Command::Policy(cli::PolicyCommand::Show { sender, auth, json }) => cli::policy_show(
+            &config,
+            &sender,
+            auth.as_deref(),
+            json,
+            &mut std::io::stdout().lock(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

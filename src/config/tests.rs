@@ -256,3 +256,62 @@ fn shipped_example_config_is_valid() {
     let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.policies.contains_key("normal") && config.policies.contains_key("bulk"));
 }
+
+#[test]
+fn mta_defaults_per_kind() {
+    let postfix = Config::defaults().mta;
+    assert_eq!(postfix.kind, MtaKind::Postfix);
+    assert_eq!(postfix.retry, ["postqueue", "-i", "{queue_id}"]);
+    assert_eq!(postfix.remove, ["postsuper", "-d", "{queue_id}"]);
+    assert_eq!(postfix.config_dir, None);
+    assert_eq!(postfix.timeout, Duration::from_secs(30));
+    assert_eq!(parse_str("[mta]\n").unwrap().mta, postfix);
+
+    let sendmail =
+        parse_str("[mta]\nkind = \"sendmail\"\nconfig_dir = \"/etc/mail/sendmail.cf\"\n")
+            .unwrap()
+            .mta;
+    assert_eq!(sendmail.kind, MtaKind::Sendmail);
+    assert_eq!(sendmail.retry, ["sendmail", "-qI{queue_id}"]);
+    assert_eq!(sendmail.remove[..2], ["sh", "-c"]);
+    assert_eq!(sendmail.remove.last().unwrap(), "{queue_id}");
+    assert_eq!(
+        sendmail.config_dir.as_deref(),
+        Some(Path::new("/etc/mail/sendmail.cf"))
+    );
+}
+
+#[test]
+fn mta_lists_override_the_kind_defaults() {
+    let mta = parse_str(
+        r#"
+[mta]
+kind = "sendmail"
+retry = ["/usr/sbin/sendmail", "-qI{queue_id}", "-v"]
+remove = ["/usr/local/sbin/mq-drop", "{queue_id}"]
+timeout = "5s"
+"#,
+    )
+    .unwrap()
+    .mta;
+    assert_eq!(mta.retry, ["/usr/sbin/sendmail", "-qI{queue_id}", "-v"]);
+    assert_eq!(mta.remove, ["/usr/local/sbin/mq-drop", "{queue_id}"]);
+    assert_eq!(mta.timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn mta_bad_values_name_their_line_and_key() {
+    let shown = error_at("[mta]\nkind = \"exim\"\n", 2, "mta.kind");
+    assert!(shown.contains("exim"), "{shown}");
+    let shown = error_at(
+        "[mta]\nkind = \"postfix\"\nretry = [\"postqueue\", \"-f\"]\n",
+        3,
+        "mta.retry",
+    );
+    assert!(shown.contains("{queue_id}"), "{shown}");
+    error_at("[mta]\n\nremove = []\n", 3, "mta.remove");
+    error_at("[mta]\nremove = [\"\", \"{queue_id}\"]\n", 2, "mta.remove");
+    error_at("[mta]\nconfig_dir = \"etc/postfix\"\n", 2, "mta.config_dir");
+    error_at("[mta]\ntimeout = \"soon\"\n", 2, "mta.timeout");
+    error_at("[mta]\nflush = [\"x\"]\n", 2, "flush");
+}

@@ -111,6 +111,8 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         position TEXT NOT NULL
     );",
+    // 3: the milter recognises mailtrail's own notices (X-Mailtrail-Notice).
+    "ALTER TABLE message ADD COLUMN is_notice INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -27,6 +27,7 @@ fn envelope(queue_id: &str, from: &str, to: &[&str], subject: &str) -> Envelope 
         archive_state: ArchiveState::Stored,
         mode: "normal".into(),
         receipts: Receipts::On,
+        is_notice: false,
     }
 }
 
