@@ -73,14 +73,15 @@ async fn negotiate(
         wanted_actions |= Actions::ADD_RCPT;
     }
     let rewrite = Actions::DELETE_RCPT | Actions::ADD_RCPT_EXT;
-    if config.senders.iter().any(|s| s.receipts == Receipts::Dsn) {
+    let wants_rewrite = config.senders.iter().any(|s| s.receipts == Receipts::Dsn);
+    // Both or neither: deleting a recipient that cannot be re-added would lose it.
+    let can_rewrite_recipients = wants_rewrite && mta_actions.contains(rewrite);
+    if can_rewrite_recipients {
         wanted_actions |= rewrite;
-    }
-    cx.requested_actions = mta_actions & wanted_actions;
-    let can_rewrite_recipients = cx.requested_actions.contains(rewrite);
-    if wanted_actions.contains(rewrite) && !can_rewrite_recipients {
+    } else if wants_rewrite {
         warn!("the MTA does not offer recipient rewriting: receipts = \"dsn\" has no effect");
     }
+    cx.requested_actions = mta_actions & wanted_actions;
     for (stage, macros) in MACROS {
         cx.requested_macros.insert(*stage, (*macros).into());
     }
