@@ -59,10 +59,6 @@ impl Daemon {
         }
     }
 
-    async fn connect(&self) -> TestConnection {
-        self.connect_offering(Actions::ADD_RCPT).await
-    }
-
     /// A connection from an MTA that offers the milter these actions.
     async fn connect_offering(&self, actions: Actions) -> TestConnection {
         TestConnection::configure()
