@@ -73,12 +73,15 @@ impl MtaControl {
         MtaControl { config }
     }
 
-    /// Asks the MTA to attempt delivery of `queue_id` now.
+    /// Asks the MTA to attempt delivery of `queue_id` now. Success means the request was
+    /// accepted, not that an attempt happened: `postqueue -i` and `sendmail -qI` also exit 0
+    /// for an id that is no longer queued. The MTA log shows the attempt.
     pub async fn retry(&self, queue_id: &str) -> Result<(), MtaError> {
         self.run(MtaAction::Retry, queue_id).await
     }
 
-    /// Deletes `queue_id` from the MTA queue (the MTA sends no bounce for it).
+    /// Deletes `queue_id` from the MTA queue (the MTA sends no bounce for it). An id that is not
+    /// queued is an error (postfix: postsuper's "Deleted: 0 messages"; sendmail default: no qf).
     pub async fn remove(&self, queue_id: &str) -> Result<(), MtaError> {
         self.run(MtaAction::Remove, queue_id).await
     }
