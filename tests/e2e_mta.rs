@@ -6,11 +6,12 @@ mod support;
 use std::time::Duration;
 
 use mailtrail::{
-    config::{MtaConfig, MtaKind},
+    config::{MtaConfig, MtaKind, SENDMAIL_REMOVE_SCRIPT},
     mta::{MtaControl, MtaError},
 };
 use support::message::message_id;
 use support::postfix::{Postfix, PostfixConfig, tail};
+use support::sendmail::Sendmail;
 use support::smtp_server::{Reply, ScriptedServer};
 use support::submit;
 use support::util::wait_until;
@@ -114,4 +115,73 @@ async fn retry_makes_postfix_attempt_delivery_now() {
         .expect("postqueue -i exits 0");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(server.rcpt_attempts().len(), 2);
+}
+
+/// The default sendmail remove command (the script, pointed at the test's queue directory)
+/// against a real sendmail whose queue runner tries the message every second: it deletes the
+/// message's queue files under the runner's lock, retried while a runner holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendmail_remove_deletes_the_queue_files() {
+    let server = ScriptedServer::start();
+    server.script("full@remote.test.example", Reply::MailboxFull);
+    let sm = Sendmail::start(server.port(), None);
+    let mut qids = Vec::new();
+    for tag in ["sm-keep", "sm-drop"] {
+        let id = message_id(tag);
+        let m = submit::simple_message(
+            "sender@client.test.example",
+            &["full@remote.test.example"],
+            tag,
+            &id,
+            "x\n",
+        );
+        submit::send(sm.smtp_port(), m).await;
+        let qid = sm.wait_queue_id(&id, T);
+        wait_until(
+            T,
+            "the 452 to defer the message",
+            || {
+                sm.log_lines_for(&qid)
+                    .iter()
+                    .any(|l| l.contains("stat=Deferred"))
+            },
+            || tail(&sm.maillog(), 20),
+        );
+        qids.push(qid);
+    }
+    let (keep, drop) = (&qids[0], &qids[1]);
+    let queue_dir = sm.root().join("queue");
+    assert!(queue_dir.join(format!("qf{drop}")).exists());
+    assert!(queue_dir.join(format!("df{drop}")).exists());
+
+    let mut config = MtaConfig::defaults(MtaKind::Sendmail);
+    // The default list with the queue directory (its last element) of this instance.
+    assert_eq!(config.remove[2], SENDMAIL_REMOVE_SCRIPT);
+    *config.remove.last_mut().unwrap() = queue_dir.display().to_string();
+    let mta = MtaControl::new(config);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match mta.remove(drop).await {
+            Ok(()) => break,
+            // A queue runner holds the lock: what the caller does, try again.
+            Err(MtaError::Failed { .. }) if tries < 50 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}\n{}", tail(&sm.maillog(), 20)),
+        }
+    }
+    for prefix in ["qf", "df", "xf"] {
+        assert!(
+            !queue_dir.join(format!("{prefix}{drop}")).exists(),
+            "{prefix}{drop}"
+        );
+    }
+    assert_eq!(sm.queued(), [format!("qf{keep}")]);
+    // Gone: a second remove fails, and the runner never delivers or bounces it.
+    let err = mta.remove(drop).await.unwrap_err();
+    assert!(matches!(err, MtaError::Failed { .. }), "{err}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(server.messages().is_empty());
+    assert_eq!(sm.queued(), [format!("qf{keep}")]);
 }

@@ -240,6 +240,7 @@ impl MtaConfig {
                     SENDMAIL_REMOVE_SCRIPT,
                     "mailtrail-remove",
                     QUEUE_ID_PLACEHOLDER,
+                    SENDMAIL_QUEUE_DIR,
                 ]),
             ),
         };
@@ -257,10 +258,15 @@ impl MtaConfig {
 /// (`-O Timeout.queuereturn=now` would mail the sender a second, MTA-made failure notice). So
 /// the default removes its queue files, under the lock a queue runner takes: sendmail on Linux
 /// locks `qfID` with flock(2), and `flock -n` fails (the command fails, mailtrail retries later)
-/// while a runner is delivering it. Assumes `QueueDirectory=/var/spool/mqueue` without queue
-/// groups or qf/df subdirectories; override `mta.remove` otherwise. `$1` is the checked queue id.
-pub const SENDMAIL_REMOVE_SCRIPT: &str = "cd /var/spool/mqueue && test -e \"qf$1\" && \
+/// while a runner is delivering it; a missing `qfID` fails too. `$1` is the checked queue id,
+/// `$2` the queue directory (the last element of the default list: change it when
+/// `QueueDirectory` is not /var/spool/mqueue; queue groups and qf/df subdirectories need a
+/// command of their own).
+pub const SENDMAIL_REMOVE_SCRIPT: &str = "cd -- \"$2\" && test -e \"qf$1\" && \
      exec flock -n \"qf$1\" rm -f -- \"qf$1\" \"df$1\" \"xf$1\"";
+
+/// Where Debian's sendmail queues mail; the default `mta.remove` works there.
+pub const SENDMAIL_QUEUE_DIR: &str = "/var/spool/mqueue";
 
 /// The `[[sender]]` entry that decided a sender's policy.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

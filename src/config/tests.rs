@@ -274,7 +274,7 @@ fn mta_defaults_per_kind() {
     assert_eq!(sendmail.kind, MtaKind::Sendmail);
     assert_eq!(sendmail.retry, ["sendmail", "-qI{queue_id}"]);
     assert_eq!(sendmail.remove[..2], ["sh", "-c"]);
-    assert_eq!(sendmail.remove.last().unwrap(), "{queue_id}");
+    assert_eq!(sendmail.remove[4..], ["{queue_id}", "/var/spool/mqueue"]);
     assert_eq!(
         sendmail.config_dir.as_deref(),
         Some(Path::new("/etc/mail/sendmail.cf"))

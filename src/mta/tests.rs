@@ -52,7 +52,8 @@ fn sendmail_commands() {
             "-c",
             crate::config::SENDMAIL_REMOVE_SCRIPT,
             "mailtrail-remove",
-            "5ANKx1xx012345"
+            "5ANKx1xx012345",
+            "/var/spool/mqueue"
         ]
     );
     // The id reaches the script only as "$1", never spliced into its text.
