@@ -90,6 +90,20 @@ fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
     writeln!(out, "milter.listen = {}", config.milter.listen)?;
     writeln!(out, "store = {}", config.store.path.display())?;
     writeln!(out, "archive = {}", config.archive.dir.display())?;
+    let mta = &config.mta;
+    writeln!(
+        out,
+        "mta {}: retry `{}`, remove `{}`{}",
+        match mta.kind {
+            mailtrail::config::MtaKind::Postfix => "postfix",
+            mailtrail::config::MtaKind::Sendmail => "sendmail",
+        },
+        mta.retry.join(" "),
+        mta.remove.join(" "),
+        mta.config_dir
+            .as_ref()
+            .map_or(String::new(), |d| format!(", config {}", d.display()))
+    )?;
     for (mode, policy) in &config.policies {
         let warn = policy.warn_after.map_or("never".into(), |d| {
             humantime::format_duration(d).to_string()
