@@ -16,7 +16,10 @@ use indymilter::{
 };
 use std::{
     ffi::{CStr, CString},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tracing::{debug, error, info, warn};
 
@@ -34,6 +37,9 @@ const MACROS: &[(MacroStage, &CStr)] = &[
     (MacroStage::Eoh, c"i"),
     (MacroStage::Eom, c"i"),
 ];
+
+/// Whether the "no recipient rewriting" warning was logged.
+static REWRITE_WARNED: AtomicBool = AtomicBool::new(false);
 
 pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
     macro_rules! stage {
@@ -78,8 +84,12 @@ async fn negotiate(
     let can_rewrite_recipients = wants_rewrite && mta_actions.contains(rewrite);
     if can_rewrite_recipients {
         wanted_actions |= rewrite;
-    } else if wants_rewrite {
-        warn!("the MTA does not offer recipient rewriting: receipts = \"dsn\" has no effect");
+    } else if wants_rewrite && !REWRITE_WARNED.swap(true, Ordering::Relaxed) {
+        // Once per process: the MTA's offer is the same on every connection.
+        warn!(
+            "the MTA does not let milters delete recipients and add them with ESMTP arguments: \
+             receipts = \"dsn\" has no effect"
+        );
     }
     cx.requested_actions = mta_actions & wanted_actions;
     for (stage, macros) in MACROS {
@@ -263,8 +273,10 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
                 .actions
                 .add_recipient_ext(rcpt.as_str(), Some(args.as_str()))
                 .await
-                .map_err(|e| format!("cannot re-add it with {args}: {e}")),
-            Err(e) => Err(format!("cannot delete it: {e}")),
+                .map_err(|e| format!("deleted but not re-added with {args}: {e}")),
+            Err(e) => Err(format!(
+                "cannot delete it (it goes out without NOTIFY): {e}"
+            )),
         };
         if let Err(e) = result {
             error!("{qid}: receipts = \"dsn\" for {rcpt}: {e}");
