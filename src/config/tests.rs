@@ -315,3 +315,63 @@ fn mta_bad_values_name_their_line_and_key() {
     error_at("[mta]\ntimeout = \"soon\"\n", 2, "mta.timeout");
     error_at("[mta]\nflush = [\"x\"]\n", 2, "flush");
 }
+
+#[test]
+fn explain_sender_names_the_deciding_rule() {
+    let c = parse_str(
+        r#"
+[[sender]]
+match = "@example.com"
+mode = "bulk"
+[[sender]]
+sasl_user = "crm"
+receipts = "dsn"
+[[sender]]
+match = "Boss@Example.com"
+receipts = true
+[[sender]]
+match = "@example.com"
+receipts = true
+"#,
+    )
+    .unwrap();
+    let explain = |from: &str, user: Option<&str>| {
+        let e = c.explain_sender(from, user);
+        // The explanation never disagrees with what messages get.
+        assert_eq!(e.policy, c.sender_policy(from, user));
+        (
+            e.rule.map(|r| (r.index, r.matcher)),
+            e.policy.mode,
+            e.policy.receipts,
+        )
+    };
+    // Address beats SASL user beats domain; of two equal domain entries the first wins.
+    assert_eq!(
+        explain("boss@example.com", Some("crm")),
+        (
+            Some((2, "match = \"boss@example.com\"".to_string())),
+            "normal".to_string(),
+            Receipts::On
+        )
+    );
+    assert_eq!(
+        explain("x@example.com", Some("crm")),
+        (
+            Some((1, "sasl_user = \"crm\"".to_string())),
+            "normal".to_string(),
+            Receipts::Dsn
+        )
+    );
+    assert_eq!(
+        explain("x@EXAMPLE.com", None),
+        (
+            Some((0, "match = \"@example.com\"".to_string())),
+            "bulk".to_string(),
+            Receipts::Off
+        )
+    );
+    assert_eq!(
+        explain("x@other.example", Some("someone")),
+        (None, "normal".to_string(), Receipts::Off)
+    );
+}
