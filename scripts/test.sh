@@ -20,4 +20,11 @@ fi
 # installed beside postfix); this fetches and unpacks it once.
 bash scripts/e2e-sendmail.sh
 
-cargo test --locked
+# nextest (on the build machines) runs each test in its own process with a time limit and one
+# retry for the end-to-end tests (.config/nextest.toml); plain cargo test is the fallback.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --no-fail-fast
+  cargo test --locked --doc   # nextest does not run doc examples
+else
+  cargo test --locked
+fi

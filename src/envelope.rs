@@ -87,4 +87,7 @@ pub struct Envelope {
     /// Retry-policy mode resolved from the config at arrival.
     pub mode: String,
     pub receipts: crate::config::Receipts,
+    /// The message is one of mailtrail's own notices (it carries `X-Mailtrail-Notice`): the
+    /// policy never notifies about it.
+    pub is_notice: bool,
 }

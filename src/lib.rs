@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod follower;
 pub mod maillog;
 pub mod milter;
+pub mod mta;
 pub mod notify;
 pub mod policy;
 pub mod recorder;

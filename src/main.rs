@@ -63,6 +63,13 @@ fn main() -> ExitCode {
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())
         }
+        Command::Policy(cli::PolicyCommand::Show { sender, auth, json }) => cli::policy_show(
+            &config,
+            &sender,
+            auth.as_deref(),
+            json,
+            &mut std::io::stdout().lock(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,6 +90,20 @@ fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
     writeln!(out, "milter.listen = {}", config.milter.listen)?;
     writeln!(out, "store = {}", config.store.path.display())?;
     writeln!(out, "archive = {}", config.archive.dir.display())?;
+    let mta = &config.mta;
+    writeln!(
+        out,
+        "mta {}: retry `{}`, remove `{}`{}",
+        match mta.kind {
+            mailtrail::config::MtaKind::Postfix => "postfix",
+            mailtrail::config::MtaKind::Sendmail => "sendmail",
+        },
+        mta.retry.join(" "),
+        mta.remove.join(" "),
+        mta.config_dir
+            .as_ref()
+            .map_or(String::new(), |d| format!(", config {}", d.display()))
+    )?;
     for (mode, policy) in &config.policies {
         let warn = policy.warn_after.map_or("never".into(), |d| {
             humantime::format_duration(d).to_string()

@@ -88,6 +88,7 @@ impl Setup {
             archive_state: ArchiveState::Stored,
             mode: "normal".into(),
             receipts: Receipts::Off,
+            is_notice: false,
         };
         let mut store = Store::open(&self.state().join("mailtrail.db")).unwrap();
         store.insert_envelopes(&[&envelope]).unwrap()[0]

@@ -436,3 +436,58 @@ async fn postfix_changes_after_the_milter() {
     pf.wait_queue_empty(T);
     mt.assert_recorded_without_errors(2);
 }
+
+/// `receipts = "dsn"`: mailtrail re-adds the sender's recipients with
+/// `NOTIFY=SUCCESS,FAILURE,DELAY`, and postfix passes it on to a remote that offers DSN; another
+/// sender's recipients go out without NOTIFY, as submitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_receipts_reach_the_remote_server() {
+    let mut mt = Mailtrail::configure();
+    let mut config = std::fs::read_to_string(mt.config_path()).unwrap();
+    config.push_str("\n[[sender]]\nmatch = \"@receipts.test.example\"\nreceipts = \"dsn\"\n");
+    std::fs::write(mt.config_path(), config).unwrap();
+    mt.start();
+    let (server, pf) = started(&mt);
+    server.with_dsn();
+
+    let with = message_id("dsn-on");
+    let without = message_id("dsn-off");
+    let rcpts = ["a@remote.test.example", "b@remote.test.example"];
+    for (id, from) in [(&with, "boss@receipts.test.example"), (&without, FROM)] {
+        let m = submit::simple_message(from, &rcpts, "receipts", id, "hello\n");
+        submit::send(pf.smtpd_port(), m).await;
+        server.wait_for_message_id(id, T);
+    }
+    let with_row = wait_archived(&mt, &with);
+    let without_row = wait_archived(&mt, &without);
+    assert_eq!(with_row.mail_from, "boss@receipts.test.example");
+    assert_eq!(without_row.mail_from, FROM);
+
+    // RCPTs in order: the first message's two, then the second's.
+    let params = server.rcpt_params();
+    assert_eq!(params.len(), 4, "{params:?}\n{}", mt.log());
+    for (rcpt, p) in &params[..2] {
+        let notify: Vec<&str> = p.split(' ').filter(|a| a.starts_with("NOTIFY=")).collect();
+        assert_eq!(
+            notify,
+            ["NOTIFY=SUCCESS,FAILURE,DELAY"],
+            "{rcpt}: {p}\nmailtrail log:\n{}",
+            mt.log()
+        );
+    }
+    assert_eq!(
+        sorted(&params[..2].iter().map(|(r, _)| r).collect::<Vec<_>>()),
+        sorted(&rcpts)
+    );
+    for (rcpt, p) in &params[2..] {
+        assert!(!p.contains("NOTIFY="), "{rcpt}: {p}");
+    }
+    // Both messages delivered once to both recipients: the rewrite lost and doubled nothing.
+    let delivered: Vec<_> = server
+        .messages()
+        .iter()
+        .map(|m| sorted(&m.rcpt_to))
+        .collect();
+    assert_eq!(delivered, [sorted(&rcpts), sorted(&rcpts)]);
+    mt.assert_recorded_without_errors(2);
+}

@@ -102,3 +102,46 @@ async fn sendmail_archive_copy_matches_relayed_message() {
     }
     mt.assert_recorded_without_errors(1);
 }
+
+/// `receipts = "dsn"` with sendmail as the MTA: the recipients mailtrail re-adds reach the
+/// remote (which offers DSN) with `NOTIFY=SUCCESS,FAILURE,DELAY`, each delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sendmail_dsn_receipts_reach_the_remote_server() {
+    let mut mt = Mailtrail::configure();
+    let mut config = std::fs::read_to_string(mt.config_path()).unwrap();
+    config.push_str("\n[[sender]]\nmatch = \"@receipts.test.example\"\nreceipts = \"dsn\"\n");
+    std::fs::write(mt.config_path(), config).unwrap();
+    mt.start();
+    let server = ScriptedServer::start();
+    server.with_dsn();
+    let sm = Sendmail::start(server.port(), Some(mt.milter_port()));
+
+    let id = message_id("sendmail-dsn");
+    let rcpts = ["a@remote.test.example", "b@remote.test.example"];
+    let m = submit::simple_message(
+        "boss@receipts.test.example",
+        &rcpts,
+        "receipts",
+        &id,
+        "hi\n",
+    );
+    submit::send(sm.smtp_port(), m).await;
+    let relayed = server.wait_for_message_id(&id, T);
+    let mut delivered = relayed.rcpt_to.clone();
+    delivered.sort();
+    assert_eq!(delivered, rcpts);
+
+    let params = server.rcpt_params();
+    assert_eq!(params.len(), 2, "{params:?}\n{}", mt.log());
+    for (rcpt, p) in &params {
+        let notify: Vec<&str> = p.split(' ').filter(|a| a.starts_with("NOTIFY=")).collect();
+        assert_eq!(
+            notify,
+            ["NOTIFY=SUCCESS,FAILURE,DELAY"],
+            "{rcpt}: {p}\nmailtrail log:\n{}",
+            mt.log()
+        );
+    }
+    assert_eq!(server.messages().len(), 1);
+    mt.assert_recorded_without_errors(1);
+}

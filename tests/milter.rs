@@ -59,10 +59,11 @@ impl Daemon {
         }
     }
 
-    async fn connect(&self) -> TestConnection {
+    /// A connection from an MTA that offers the milter these actions.
+    async fn connect_offering(&self, actions: Actions) -> TestConnection {
         TestConnection::configure()
             .exact_leading_space(true)
-            .available_actions(Actions::ADD_RCPT)
+            .available_actions(actions)
             .read_timeout(Duration::from_secs(20))
             .write_timeout(Duration::from_secs(20))
             .open_tcp(("127.0.0.1", self.port))
@@ -191,7 +192,11 @@ impl Mail<'_> {
 }
 
 async fn connected(daemon: &Daemon) -> TestConnection {
-    let mut conn = daemon.connect().await;
+    connected_offering(daemon, Actions::ADD_RCPT).await
+}
+
+async fn connected_offering(daemon: &Daemon, actions: Actions) -> TestConnection {
+    let mut conn = daemon.connect_offering(actions).await;
     conn.macros(
         MacroStage::Connect,
         [
@@ -624,6 +629,199 @@ fn expiry_removes_only_old_copies_and_marks_their_rows() {
         vec![
             (Some("NEW1".into()), ArchiveState::Stored),
             (Some("OLD1".into()), ArchiveState::Expired)
+        ]
+    );
+}
+
+/// MAIL FROM `from` (with SASL user `auth`), RCPT TOs with the given ESMTP arguments, the given
+/// headers and a one-line body; returns what the milter did at end-of-message.
+async fn transaction(
+    conn: &mut TestConnection,
+    queue_id: &str,
+    (from, auth): (&str, &str),
+    rcpts: &[&[&str]],
+    headers: &[(&str, &str)],
+) -> indymilter_test::EomActions {
+    conn.macros(MacroStage::Mail, [("{auth_authen}", auth)])
+        .await
+        .unwrap();
+    assert_eq!(conn.mail([from]).await.unwrap(), Status::Continue);
+    for rcpt in rcpts {
+        assert_eq!(
+            conn.rcpt(rcpt.iter().copied()).await.unwrap(),
+            Status::Continue
+        );
+    }
+    for (name, value) in headers {
+        assert_eq!(conn.header(*name, *value).await.unwrap(), Status::Continue);
+    }
+    assert_eq!(conn.eoh().await.unwrap(), Status::Continue);
+    assert_eq!(
+        conn.body(b"hello\r\n".to_vec()).await.unwrap(),
+        Status::Continue
+    );
+    conn.macros(MacroStage::Eom, [("i", queue_id)])
+        .await
+        .unwrap();
+    let (actions, status) = conn.eom().await.unwrap();
+    assert_eq!(status, Status::Continue);
+    actions
+}
+
+const DSN_CONFIG: &str = "[[sender]]\nmatch = \"@dsn.example\"\nreceipts = \"dsn\"\n\
+    [[sender]]\nsasl_user = \"bouncer\"\nreceipts = \"dsn\"\n";
+const NOTIFY_ALL: &str = "NOTIFY=SUCCESS,FAILURE,DELAY";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_receipts_re_add_recipients_without_notify() {
+    let mut daemon = Daemon::start(DSN_CONFIG).await;
+    let mut conn = connected_offering(
+        &daemon,
+        Actions::ADD_RCPT | Actions::DELETE_RCPT | Actions::ADD_RCPT_EXT,
+    )
+    .await;
+    assert!(
+        conn.negotiated_actions()
+            .contains(Actions::DELETE_RCPT | Actions::ADD_RCPT_EXT)
+    );
+    let actions = transaction(
+        &mut conn,
+        "DSN1",
+        ("<alice@dsn.example>", "alice"),
+        &[
+            &["<plain@d.example>"],
+            &["<orcpt@d.example>", "ORCPT=rfc822;orig@d.example"],
+            &["<own@d.example>", "notify=NEVER"],
+        ],
+        &[("Subject", " with receipts")],
+    )
+    .await;
+    // Each recipient without NOTIFY: deleted, then re-added with its other arguments kept.
+    assert!(actions.has_delete_recipient("<plain@d.example>"));
+    assert!(actions.has_add_recipient("<plain@d.example>", Some(NOTIFY_ALL)));
+    assert!(actions.has_delete_recipient("<orcpt@d.example>"));
+    assert!(actions.has_add_recipient(
+        "<orcpt@d.example>",
+        Some("ORCPT=rfc822;orig@d.example NOTIFY=SUCCESS,FAILURE,DELAY")
+    ));
+    // The client's own NOTIFY (any case) is its choice: left alone.
+    assert!(!actions.has_delete_recipient("<own@d.example>"));
+    assert!(!actions.has_add_recipient("<own@d.example>", indymilter_test::any()));
+
+    // Other senders, the null sender (even under a dsn SASL user) and notices: untouched.
+    for (qid, from, auth, headers) in [
+        ("DSN2", "<carol@other.example>", "carol", &[][..]),
+        ("DSN3", "<>", "bouncer", &[][..]),
+        (
+            "DSN4",
+            "<alice@dsn.example>",
+            "alice",
+            &[("X-Mailtrail-Notice", " delay")][..],
+        ),
+    ] {
+        let actions =
+            transaction(&mut conn, qid, (from, auth), &[&["<x@d.example>"]], headers).await;
+        assert!(
+            !actions.has_delete_recipient(indymilter_test::any()),
+            "{qid}"
+        );
+        assert!(
+            !actions.has_add_recipient(indymilter_test::any(), indymilter_test::any()),
+            "{qid}"
+        );
+    }
+    conn.close().await.unwrap();
+    daemon.stop().await;
+
+    // The rows keep the arguments as the client sent them.
+    let messages = daemon.messages();
+    assert_eq!(messages.len(), 4);
+    assert_eq!(
+        messages[0].envelope.receipts,
+        mailtrail::config::Receipts::Dsn
+    );
+    assert!(messages[0].envelope.recipients[0].args.is_empty());
+    assert_eq!(messages[2].envelope.mail_from, "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dsn_receipts_need_the_mta_to_offer_recipient_rewriting() {
+    let mut daemon = Daemon::start(DSN_CONFIG).await;
+    // ADD_RCPT_EXT missing: nothing is asked for, nothing deleted, mail flows.
+    let mut conn = connected_offering(&daemon, Actions::ADD_RCPT | Actions::DELETE_RCPT).await;
+    assert!(!conn.negotiated_actions().contains(Actions::DELETE_RCPT));
+    let actions = transaction(
+        &mut conn,
+        "NOEXT1",
+        ("<alice@dsn.example>", "alice"),
+        &[&["<plain@d.example>"]],
+        &[],
+    )
+    .await;
+    assert!(!actions.has_delete_recipient(indymilter_test::any()));
+    conn.close().await.unwrap();
+    daemon.stop().await;
+    assert_eq!(daemon.messages().len(), 1);
+
+    // Without any dsn sender the milter does not ask for the rewrite actions at all.
+    let mut daemon = Daemon::start("").await;
+    let conn = connected_offering(
+        &daemon,
+        Actions::ADD_RCPT | Actions::DELETE_RCPT | Actions::ADD_RCPT_EXT,
+    )
+    .await;
+    assert_eq!(conn.negotiated_actions(), Actions::empty());
+    conn.close().await.unwrap();
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_recognised_by_their_marker_header() {
+    let mut daemon = Daemon::start("").await;
+    let mut conn = connected(&daemon).await;
+    for (qid, from, headers) in [
+        (
+            "NOTE1",
+            "<>",
+            &[("Subject", " Delayed"), ("x-MAILTRAIL-notice", " warning")][..],
+        ),
+        (
+            "NOTE2",
+            "<alice@example.com>",
+            &[("Subject", " ordinary")][..],
+        ),
+        // Only the header name counts, not the text.
+        ("NOTE3", "<>", &[("Subject", " X-Mailtrail-Notice: no")][..]),
+    ] {
+        transaction(
+            &mut conn,
+            qid,
+            (from, "alice"),
+            &[&["<b@d.example>"]],
+            headers,
+        )
+        .await;
+    }
+    conn.close().await.unwrap();
+    daemon.stop().await;
+
+    let rows: Vec<_> = daemon
+        .messages()
+        .into_iter()
+        .map(|m| {
+            (
+                m.envelope.queue_id.unwrap(),
+                m.envelope.mail_from,
+                m.envelope.is_notice,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("NOTE1".to_string(), String::new(), true),
+            ("NOTE2".to_string(), "alice@example.com".to_string(), false),
+            ("NOTE3".to_string(), String::new(), false),
         ]
     );
 }

@@ -2,12 +2,14 @@
 
 mod archive;
 mod import;
+mod policy;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use archive::archive_command;
 pub use import::{classify, import};
+pub use policy::policy_show;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +51,23 @@ pub enum Command {
     Classify { lines: Vec<String> },
     /// Print the error and activity counters
     Counters {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain retry policies
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// The mode, timings and receipts a sender gets, and which [[sender]] entry decided them
+    Show {
+        /// The envelope sender (MAIL FROM), with or without <>; "<>" is the null sender
+        sender: String,
+        /// The SASL user the message was submitted as
+        #[arg(long, value_name = "USER")]
+        auth: Option<String>,
         #[arg(long)]
         json: bool,
     },

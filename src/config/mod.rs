@@ -66,6 +66,7 @@ impl Config {
                 ("bulk".to_string(), Policy::bulk()),
             ]),
             senders: Vec::new(),
+            mta: MtaConfig::defaults(MtaKind::Postfix),
             state_dir,
         }
     }

@@ -187,6 +187,17 @@ pub enum Receipts {
     Dsn,
 }
 
+impl fmt::Display for SenderMatch {
+    /// As written in the file: `match = "..."` or `sasl_user = "..."`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SenderMatch::Pattern(AddressPattern::Address(a)) => write!(f, "match = {a:?}"),
+            SenderMatch::Pattern(AddressPattern::Domain(d)) => write!(f, "match = \"@{d}\""),
+            SenderMatch::SaslUser(u) => write!(f, "sasl_user = {u:?}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SenderRule {
     pub matcher: SenderMatch,
@@ -199,6 +210,92 @@ pub struct SenderRule {
 pub struct SenderPolicy {
     pub mode: String,
     pub receipts: Receipts,
+}
+
+/// Which MTA mailtrail controls (retry and remove by queue id).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MtaKind {
+    #[default]
+    Postfix,
+    Sendmail,
+}
+
+/// The placeholder in `[mta]` command lists that becomes the queue id.
+pub const QUEUE_ID_PLACEHOLDER: &str = "{queue_id}";
+
+/// How mailtrail asks the MTA to retry or drop one queued message (see `src/mta`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MtaConfig {
+    pub kind: MtaKind,
+    /// postfix `-c DIR` / sendmail `-C FILE`, added after the program name of the MTA's own
+    /// tools (`postqueue`, `postsuper`, `sendmail`).
+    pub config_dir: Option<PathBuf>,
+    /// argv of the retry command; every element may contain `{queue_id}`.
+    pub retry: Vec<String>,
+    /// argv of the remove command.
+    pub remove: Vec<String>,
+    /// A command still running after this long is killed and counts as failed.
+    pub timeout: Duration,
+}
+
+impl MtaConfig {
+    pub fn defaults(kind: MtaKind) -> MtaConfig {
+        let argv = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let (retry, remove) = match kind {
+            MtaKind::Postfix => (
+                argv(&["postqueue", "-i", QUEUE_ID_PLACEHOLDER]),
+                argv(&["postsuper", "-d", QUEUE_ID_PLACEHOLDER]),
+            ),
+            MtaKind::Sendmail => (
+                argv(&["sendmail", "-qI{queue_id}"]),
+                argv(&[
+                    "sh",
+                    "-c",
+                    SENDMAIL_REMOVE_SCRIPT,
+                    "mailtrail-remove",
+                    QUEUE_ID_PLACEHOLDER,
+                    SENDMAIL_QUEUE_DIR,
+                ]),
+            ),
+        };
+        MtaConfig {
+            kind,
+            config_dir: None,
+            retry,
+            remove,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// sendmail has no command that deletes one queued message without bouncing it
+/// (`-O Timeout.queuereturn=now` would mail the sender a second, MTA-made failure notice). So
+/// the default removes its queue files, under the lock a queue runner takes: sendmail on Linux
+/// locks `qfID` with flock(2), and `flock -n` fails (the command fails, mailtrail retries later)
+/// while a runner is delivering it; a missing `qfID` fails too. `$1` is the checked queue id,
+/// `$2` the queue directory (the last element of the default list: change it when
+/// `QueueDirectory` is not /var/spool/mqueue; queue groups and qf/df subdirectories need a
+/// command of their own).
+pub const SENDMAIL_REMOVE_SCRIPT: &str = "cd -- \"$2\" && test -e \"qf$1\" && \
+     exec flock -n \"qf$1\" rm -f -- \"qf$1\" \"df$1\" \"xf$1\"";
+
+/// Where Debian's sendmail queues mail; the default `mta.remove` works there.
+pub const SENDMAIL_QUEUE_DIR: &str = "/var/spool/mqueue";
+
+/// The `[[sender]]` entry that decided a sender's policy.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MatchedRule {
+    /// 0-based position among the `[[sender]]` entries, as in error messages (`sender[2]`).
+    pub index: usize,
+    pub matcher: String,
+}
+
+/// A sender's policy and where it came from; `rule: None` is the default.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SenderExplanation {
+    pub policy: SenderPolicy,
+    pub rule: Option<MatchedRule>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -216,6 +313,7 @@ pub struct Config {
     /// Named modes; `normal` and `bulk` always exist.
     pub policies: BTreeMap<String, Policy>,
     pub senders: Vec<SenderRule>,
+    pub mta: MtaConfig,
 }
 
 pub const DEFAULT_MODE: &str = "normal";
@@ -224,24 +322,44 @@ impl Config {
     /// Resolves the policy for a message: the most specific `[[sender]]` rule wins
     /// (exact address, then SASL user, then domain); otherwise the `normal` mode.
     pub fn sender_policy(&self, mail_from: &str, sasl_user: Option<&str>) -> SenderPolicy {
+        self.explain_sender(mail_from, sasl_user).policy
+    }
+
+    /// [`Config::sender_policy`] with the rule that decided it, for operators asking why a
+    /// sender got (or did not get) a notice.
+    pub fn explain_sender(&self, mail_from: &str, sasl_user: Option<&str>) -> SenderExplanation {
         let rank = |rule: &SenderRule| match &rule.matcher {
             SenderMatch::Pattern(p @ AddressPattern::Address(_)) if p.matches(mail_from) => Some(0),
             SenderMatch::SaslUser(user) if sasl_user == Some(user.as_str()) => Some(1),
             SenderMatch::Pattern(p @ AddressPattern::Domain(_)) if p.matches(mail_from) => Some(2),
             _ => None,
         };
-        self.senders
+        // min_by_key keeps the first of equals: the earlier rule wins a tie.
+        let matched = self
+            .senders
             .iter()
-            .filter_map(|rule| rank(rule).map(|r| (r, rule)))
-            .min_by_key(|(r, _)| *r)
-            .map(|(_, rule)| SenderPolicy {
-                mode: rule.mode.clone(),
-                receipts: rule.receipts,
-            })
-            .unwrap_or_else(|| SenderPolicy {
-                mode: DEFAULT_MODE.into(),
-                receipts: Receipts::Off,
-            })
+            .enumerate()
+            .filter_map(|(index, rule)| rank(rule).map(|r| (r, index, rule)))
+            .min_by_key(|(r, _, _)| *r);
+        match matched {
+            Some((_, index, rule)) => SenderExplanation {
+                policy: SenderPolicy {
+                    mode: rule.mode.clone(),
+                    receipts: rule.receipts,
+                },
+                rule: Some(MatchedRule {
+                    index,
+                    matcher: rule.matcher.to_string(),
+                }),
+            },
+            None => SenderExplanation {
+                policy: SenderPolicy {
+                    mode: DEFAULT_MODE.into(),
+                    receipts: Receipts::Off,
+                },
+                rule: None,
+            },
+        }
     }
 
     pub fn policy(&self, mode: &str) -> Option<&Policy> {

@@ -50,6 +50,17 @@ struct RawConfig {
     policy: BTreeMap<String, Spanned<RawPolicy>>,
     #[serde(default)]
     sender: Vec<Spanned<RawSender>>,
+    mta: Option<RawMta>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMta {
+    kind: Option<Spanned<String>>,
+    config_dir: Option<Spanned<String>>,
+    retry: Option<Spanned<Vec<String>>>,
+    remove: Option<Spanned<Vec<String>>>,
+    timeout: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -372,7 +383,59 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             .senders
             .push(parse_sender(&loc, index, sender, &config.policies)?);
     }
+
+    if let Some(m) = raw.mta {
+        config.mta = parse_mta(&loc, m)?;
+    }
     Ok(config)
+}
+
+fn parse_mta(loc: &Locator, m: RawMta) -> Result<MtaConfig, ConfigError> {
+    let kind = match &m.kind {
+        None => MtaKind::Postfix,
+        Some(k) => match k.get_ref().as_str() {
+            "postfix" => MtaKind::Postfix,
+            "sendmail" => MtaKind::Sendmail,
+            other => {
+                return loc.error(
+                    k.span(),
+                    "mta.kind",
+                    format!("`{other}` is not \"postfix\" or \"sendmail\""),
+                );
+            }
+        },
+    };
+    // The kind picks the default commands; explicit lists replace them.
+    let mut mta = MtaConfig::defaults(kind);
+    if let Some(dir) = m.config_dir {
+        if !dir.get_ref().starts_with('/') {
+            return loc.error(dir.span(), "mta.config_dir", "must be an absolute path");
+        }
+        mta.config_dir = Some(PathBuf::from(dir.get_ref()));
+    }
+    for (value, key, slot) in [
+        (m.retry, "mta.retry", &mut mta.retry),
+        (m.remove, "mta.remove", &mut mta.remove),
+    ] {
+        let Some(value) = value else { continue };
+        let argv = value.get_ref();
+        if argv.first().is_none_or(|program| program.is_empty()) {
+            return loc.error(value.span(), key, "must start with a program name");
+        }
+        // Without the queue id the command would act on the whole queue (`postqueue -f`).
+        if !argv.iter().any(|a| a.contains(QUEUE_ID_PLACEHOLDER)) {
+            return loc.error(
+                value.span(),
+                key,
+                format!("must contain {QUEUE_ID_PLACEHOLDER} in one of its arguments"),
+            );
+        }
+        *slot = argv.clone();
+    }
+    if let Some(t) = m.timeout {
+        mta.timeout = loc.duration(&t, "mta.timeout")?;
+    }
+    Ok(mta)
 }
 
 fn parse_archive(

@@ -272,3 +272,122 @@ fn shipped_example_config_is_valid() {
     let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert!(config.policies.contains_key("normal") && config.policies.contains_key("bulk"));
 }
+
+#[test]
+fn mta_defaults_per_kind() {
+    let postfix = Config::defaults().mta;
+    assert_eq!(postfix.kind, MtaKind::Postfix);
+    assert_eq!(postfix.retry, ["postqueue", "-i", "{queue_id}"]);
+    assert_eq!(postfix.remove, ["postsuper", "-d", "{queue_id}"]);
+    assert_eq!(postfix.config_dir, None);
+    assert_eq!(postfix.timeout, Duration::from_secs(30));
+    assert_eq!(parse_str("[mta]\n").unwrap().mta, postfix);
+
+    let sendmail =
+        parse_str("[mta]\nkind = \"sendmail\"\nconfig_dir = \"/etc/mail/sendmail.cf\"\n")
+            .unwrap()
+            .mta;
+    assert_eq!(sendmail.kind, MtaKind::Sendmail);
+    assert_eq!(sendmail.retry, ["sendmail", "-qI{queue_id}"]);
+    assert_eq!(sendmail.remove[..2], ["sh", "-c"]);
+    assert_eq!(sendmail.remove[4..], ["{queue_id}", "/var/spool/mqueue"]);
+    assert_eq!(
+        sendmail.config_dir.as_deref(),
+        Some(Path::new("/etc/mail/sendmail.cf"))
+    );
+}
+
+#[test]
+fn mta_lists_override_the_kind_defaults() {
+    let mta = parse_str(
+        r#"
+[mta]
+kind = "sendmail"
+retry = ["/usr/sbin/sendmail", "-qI{queue_id}", "-v"]
+remove = ["/usr/local/sbin/mq-drop", "{queue_id}"]
+timeout = "5s"
+"#,
+    )
+    .unwrap()
+    .mta;
+    assert_eq!(mta.retry, ["/usr/sbin/sendmail", "-qI{queue_id}", "-v"]);
+    assert_eq!(mta.remove, ["/usr/local/sbin/mq-drop", "{queue_id}"]);
+    assert_eq!(mta.timeout, Duration::from_secs(5));
+}
+
+#[test]
+fn mta_bad_values_name_their_line_and_key() {
+    let shown = error_at("[mta]\nkind = \"exim\"\n", 2, "mta.kind");
+    assert!(shown.contains("exim"), "{shown}");
+    let shown = error_at(
+        "[mta]\nkind = \"postfix\"\nretry = [\"postqueue\", \"-f\"]\n",
+        3,
+        "mta.retry",
+    );
+    assert!(shown.contains("{queue_id}"), "{shown}");
+    error_at("[mta]\n\nremove = []\n", 3, "mta.remove");
+    error_at("[mta]\nremove = [\"\", \"{queue_id}\"]\n", 2, "mta.remove");
+    error_at("[mta]\nconfig_dir = \"etc/postfix\"\n", 2, "mta.config_dir");
+    error_at("[mta]\ntimeout = \"soon\"\n", 2, "mta.timeout");
+    error_at("[mta]\nflush = [\"x\"]\n", 2, "flush");
+}
+
+#[test]
+fn explain_sender_names_the_deciding_rule() {
+    let c = parse_str(
+        r#"
+[[sender]]
+match = "@example.com"
+mode = "bulk"
+[[sender]]
+sasl_user = "crm"
+receipts = "dsn"
+[[sender]]
+match = "Boss@Example.com"
+receipts = true
+[[sender]]
+match = "@example.com"
+receipts = true
+"#,
+    )
+    .unwrap();
+    let explain = |from: &str, user: Option<&str>| {
+        let e = c.explain_sender(from, user);
+        // The explanation never disagrees with what messages get.
+        assert_eq!(e.policy, c.sender_policy(from, user));
+        (
+            e.rule.map(|r| (r.index, r.matcher)),
+            e.policy.mode,
+            e.policy.receipts,
+        )
+    };
+    // Address beats SASL user beats domain; of two equal domain entries the first wins.
+    assert_eq!(
+        explain("boss@example.com", Some("crm")),
+        (
+            Some((2, "match = \"boss@example.com\"".to_string())),
+            "normal".to_string(),
+            Receipts::On
+        )
+    );
+    assert_eq!(
+        explain("x@example.com", Some("crm")),
+        (
+            Some((1, "sasl_user = \"crm\"".to_string())),
+            "normal".to_string(),
+            Receipts::Dsn
+        )
+    );
+    assert_eq!(
+        explain("x@EXAMPLE.com", None),
+        (
+            Some((0, "match = \"@example.com\"".to_string())),
+            "bulk".to_string(),
+            Receipts::Off
+        )
+    );
+    assert_eq!(
+        explain("x@other.example", Some("someone")),
+        (None, "normal".to_string(), Receipts::Off)
+    );
+}

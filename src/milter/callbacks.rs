@@ -5,14 +5,21 @@ use super::{
     Shared,
     session::{MessageState, Session},
 };
-use crate::{config::OnError, counters::Counters, envelope::ArchiveState};
+use crate::{
+    config::{OnError, Receipts},
+    counters::Counters,
+    envelope::ArchiveState,
+};
 use indymilter::{
     Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
     ProtoOpts, SetErrorReply, SocketInfo, Status,
 };
 use std::{
     ffi::{CStr, CString},
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 use tracing::{debug, error, info, warn};
 
@@ -30,6 +37,9 @@ const MACROS: &[(MacroStage, &CStr)] = &[
     (MacroStage::Eoh, c"i"),
     (MacroStage::Eom, c"i"),
 ];
+
+/// Whether the "no recipient rewriting" warning was logged.
+static REWRITE_WARNED: AtomicBool = AtomicBool::new(false);
 
 pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
     macro_rules! stage {
@@ -64,16 +74,30 @@ async fn negotiate(
     // Only ask for what the MTA offers: indymilter refuses the connection otherwise.
     let wanted_opts = ProtoOpts::LEADING_SPACE | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA;
     cx.requested_opts = mta_opts & wanted_opts;
-    cx.requested_actions = if config.archive.bcc.is_some() {
-        mta_actions & Actions::ADD_RCPT
-    } else {
-        Actions::empty()
-    };
+    let mut wanted_actions = Actions::empty();
+    if config.archive.bcc.is_some() {
+        wanted_actions |= Actions::ADD_RCPT;
+    }
+    let rewrite = Actions::DELETE_RCPT | Actions::ADD_RCPT_EXT;
+    let wants_rewrite = config.senders.iter().any(|s| s.receipts == Receipts::Dsn);
+    // Both or neither: deleting a recipient that cannot be re-added would lose it.
+    let can_rewrite_recipients = wants_rewrite && mta_actions.contains(rewrite);
+    if can_rewrite_recipients {
+        wanted_actions |= rewrite;
+    } else if wants_rewrite && !REWRITE_WARNED.swap(true, Ordering::Relaxed) {
+        // Once per process: the MTA's offer is the same on every connection.
+        warn!(
+            "the MTA does not let milters delete recipients and add them with ESMTP arguments: \
+             receipts = \"dsn\" has no effect"
+        );
+    }
+    cx.requested_actions = mta_actions & wanted_actions;
     for (stage, macros) in MACROS {
         cx.requested_macros.insert(*stage, (*macros).into());
     }
     cx.data = Some(Session {
         exact_leading_space: cx.requested_opts.contains(ProtoOpts::LEADING_SPACE),
+        can_rewrite_recipients,
         ..Session::default()
     });
     Status::Continue
@@ -175,6 +199,11 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
         .bcc
         .clone()
         .filter(|_| !message.excluded);
+    let dsn_rewrites = if session.can_rewrite_recipients {
+        message.dsn_rewrites()
+    } else {
+        Vec::new()
+    };
     let mut envelope = message.envelope(session, queue_id.clone());
     let mut failed = false;
 
@@ -234,6 +263,24 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
         error!("{qid}: cannot add archive recipient <{bcc}>: {e}");
         Counters::add(&shared.counters.archive_errors, 1);
         failed = true;
+    }
+
+    // Delete, then re-add with NOTIFY: the milter protocol cannot change one recipient's
+    // arguments in place. A failure here costs only the receipts, so it does not fail the message.
+    for (rcpt, args) in dsn_rewrites {
+        let result = match cx.actions.delete_recipient(rcpt.as_str()).await {
+            Ok(()) => cx
+                .actions
+                .add_recipient_ext(rcpt.as_str(), Some(args.as_str()))
+                .await
+                .map_err(|e| format!("deleted but not re-added with {args}: {e}")),
+            Err(e) => Err(format!(
+                "cannot delete it (it goes out without NOTIFY): {e}"
+            )),
+        };
+        if let Err(e) = result {
+            error!("{qid}: receipts = \"dsn\" for {rcpt}: {e}");
+        }
     }
 
     if failed && on_error == OnError::Tempfail {

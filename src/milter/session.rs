@@ -3,7 +3,7 @@
 
 use crate::{
     archive::{Archive, Spool},
-    config::{Config, SenderPolicy},
+    config::{Config, Receipts, SenderPolicy},
     envelope::{ArchiveState, Envelope, Recipient},
 };
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct Session {
     pub mta_host: Option<String>,
     /// The MTA keeps header values' leading space (`SMFIP_HDR_LEADSPC` negotiated).
     pub exact_leading_space: bool,
+    /// The MTA lets us delete recipients and add them with ESMTP arguments (for DSN receipts).
+    pub can_rewrite_recipients: bool,
     pub message: Option<MessageState>,
 }
 
@@ -46,6 +48,8 @@ pub struct MessageState {
     pub recipients: Vec<Recipient>,
     pub recipients_dropped: u32,
     pub headers_seen: usize,
+    /// The message carries mailtrail's notice marker header: it is one of our own notices.
+    pub is_notice: bool,
     /// Subject and Message-ID header lines, for decoding at end-of-message.
     key_headers: Vec<u8>,
     pub spool: Spool,
@@ -76,6 +80,7 @@ impl MessageState {
             recipients: Vec::new(),
             recipients_dropped: 0,
             headers_seen: 0,
+            is_notice: false,
             key_headers: Vec::new(),
             spool,
             config,
@@ -110,6 +115,10 @@ impl MessageState {
         line.extend_from_slice(b"\r\n");
         self.spool.append(&line);
 
+        // Checked before the header cap: a notice must be recognised however many headers.
+        if name.eq_ignore_ascii_case(crate::notify::MARKER_HEADER.as_bytes()) {
+            self.is_notice = true;
+        }
         self.headers_seen += 1;
         if self.headers_seen > self.config.milter.max_headers {
             return false;
@@ -160,9 +169,40 @@ impl MessageState {
             archive_state,
             mode: self.policy.mode.clone(),
             receipts: self.policy.receipts,
+            is_notice: self.is_notice,
         }
     }
+
+    /// The recipients to re-add with `NOTIFY=SUCCESS,FAILURE,DELAY` when the sender has
+    /// `receipts = "dsn"`: those the client gave no NOTIFY of its own (its choice wins), as
+    /// (`<address>`, new ESMTP arguments with the others, e.g. ORCPT, kept in order).
+    /// Never for the null sender or a notice: nobody could receive their DSNs.
+    pub fn dsn_rewrites(&self) -> Vec<(String, String)> {
+        if self.policy.receipts != Receipts::Dsn
+            || self.is_notice
+            || crate::policy::is_null_sender(&self.mail_from)
+        {
+            return Vec::new();
+        }
+        self.recipients
+            .iter()
+            .filter(|r| {
+                !r.args.iter().any(|a| {
+                    a.get(..7)
+                        .is_some_and(|k| k.eq_ignore_ascii_case("NOTIFY="))
+                })
+            })
+            .map(|r| {
+                let mut args = r.args.clone();
+                args.push(DSN_NOTIFY.to_string());
+                (format!("<{}>", r.address), args.join(" "))
+            })
+            .collect()
+    }
 }
+
+/// What `receipts = "dsn"` asks the next hops for.
+pub const DSN_NOTIFY: &str = "NOTIFY=SUCCESS,FAILURE,DELAY";
 
 /// `<user@example.com>` → `user@example.com`; `<>` → empty (the null sender).
 pub fn strip_brackets(addr: &str) -> String {

@@ -177,7 +177,7 @@ impl Store {
             .prepare_cached(
                 "SELECT id, queue_id, arrived_at, mta_host, client_name, client_addr, helo, sasl_user,
                     mail_from, mail_args, recipients_dropped, size, message_id, subject,
-                    archive_name, archive_state, mode, receipts
+                    archive_name, archive_state, mode, receipts, is_notice
                  FROM message WHERE id = ?1",
             )?
             .query_row([id], |row| {
@@ -206,6 +206,7 @@ impl Store {
                         archive_state: ArchiveState::parse(&state).unwrap_or(ArchiveState::Failed),
                         mode: row.get(16)?,
                         receipts: parse_receipts(&receipts),
+                        is_notice: row.get(18)?,
                     },
                 })
             })
@@ -295,8 +296,9 @@ fn write_envelope(
     tx.prepare_cached(
         "INSERT INTO message (id, queue_id, arrived_at, mta_host, client_name, client_addr, helo,
             sasl_user, mail_from, mail_args, recipients_dropped, size, message_id, subject,
-            archive_name, archive_state, mode, receipts, source)
-         VALUES (?18, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'milter')
+            archive_name, archive_state, mode, receipts, is_notice, source)
+         VALUES (?18, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+            ?19, 'milter')
          ON CONFLICT (id) DO UPDATE SET queue_id = excluded.queue_id, arrived_at = excluded.arrived_at,
             mta_host = excluded.mta_host, client_name = excluded.client_name,
             client_addr = excluded.client_addr, helo = excluded.helo, sasl_user = excluded.sasl_user,
@@ -304,7 +306,8 @@ fn write_envelope(
             recipients_dropped = excluded.recipients_dropped, size = excluded.size,
             message_id = excluded.message_id, subject = excluded.subject,
             archive_name = excluded.archive_name, archive_state = excluded.archive_state,
-            mode = excluded.mode, receipts = excluded.receipts, source = 'milter'",
+            mode = excluded.mode, receipts = excluded.receipts, is_notice = excluded.is_notice,
+            source = 'milter'",
     )?
     .execute(params![
         e.queue_id,
@@ -325,6 +328,7 @@ fn write_envelope(
         e.mode,
         receipts_str(e.receipts),
         existing,
+        e.is_notice,
     ])?;
     let id = existing.unwrap_or_else(|| tx.last_insert_rowid());
     for (position, r) in e.recipients.iter().enumerate() {

@@ -4,7 +4,7 @@ use super::StoreError;
 use rusqlite::Connection;
 
 /// Each entry brings the schema from version `index` to `index + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: envelopes recorded by the milter, and error counters.
     "CREATE TABLE message (
         id INTEGER PRIMARY KEY,
@@ -111,7 +111,8 @@ const MIGRATIONS: &[&str] = &[
         source TEXT PRIMARY KEY,
         position TEXT NOT NULL
     );",
-    // 3: sender notices (recorded as due before sending, marked once sent) and policy state.
+    // 3: sender notices (recorded as due before sending, marked once sent), policy state, and
+    // the milter's mark on mailtrail's own notices (X-Mailtrail-Notice).
     "ALTER TABLE message ADD COLUMN is_notice INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE message ADD COLUMN retry_requested_at INTEGER;
     CREATE TABLE notice (

@@ -27,6 +27,7 @@ fn envelope(queue_id: &str, from: &str, to: &[&str], subject: &str) -> Envelope 
         archive_state: ArchiveState::Stored,
         mode: "normal".into(),
         receipts: Receipts::On,
+        is_notice: false,
     }
 }
 
@@ -273,4 +274,40 @@ fn concurrent_writers_wait_for_each_other() {
             .len(),
         3
     );
+}
+
+#[test]
+fn version_2_store_gains_the_notice_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        // A store as the previous release left it: migrations 1 and 2, one message.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in &super::schema::MIGRATIONS[..2] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute(
+            "INSERT INTO message (queue_id, arrived_at, mail_from, size, archive_state, mode)
+             VALUES ('OLD1', 1795000000, 'a@example.com', 10, 'stored', 'normal')",
+            [],
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    let old = store.messages_by_queue_id("OLD1").unwrap();
+    assert_eq!(old.len(), 1);
+    assert!(!old[0].envelope.is_notice);
+
+    let mut notice = envelope("NEW1", "", &["a@example.com"], "Delivery delayed");
+    notice.is_notice = true;
+    let ids = store.insert_envelopes(&[&notice]).unwrap();
+    let row = store.message(ids[0]).unwrap().unwrap();
+    assert!(row.envelope.is_notice);
+    assert_eq!(row.envelope.mail_from, "");
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::schema::MIGRATIONS.len() as i64);
 }

@@ -113,6 +113,7 @@ impl World {
             archive_state: ArchiveState::Disabled,
             mode: policy.mode,
             receipts: policy.receipts,
+            is_notice: false,
         };
         let id = self.store.insert_envelopes(&[&e]).unwrap()[0];
         let batch = self.store.log_batch().unwrap();

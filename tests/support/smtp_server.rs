@@ -71,6 +71,10 @@ pub struct RcptAttempt {
 struct State {
     /// Leave 8BITMIME out of the EHLO reply.
     no_8bitmime: bool,
+    /// Offer DSN in the EHLO reply (then postfix passes NOTIFY= and ORCPT= on).
+    dsn: bool,
+    /// Every RCPT TO as (address, its ESMTP parameters as sent), in order.
+    rcpt_params: Vec<(String, String)>,
     script: HashMap<String, Reply>,
     default: Option<Reply>,
     tries: HashMap<String, u32>,
@@ -160,6 +164,18 @@ impl ScriptedServer {
         self
     }
 
+    /// Offers the DSN extension (RFC 3461) in the EHLO reply.
+    pub fn with_dsn(&self) -> &Self {
+        self.state.lock().unwrap().dsn = true;
+        self
+    }
+
+    /// Every RCPT TO received so far as (address without brackets, the parameters after it
+    /// exactly as sent, e.g. `NOTIFY=SUCCESS ORCPT=rfc822;a@b`), in order.
+    pub fn rcpt_params(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().rcpt_params.clone()
+    }
+
     /// Every message accepted so far, in arrival order.
     pub fn messages(&self) -> Vec<ReceivedMessage> {
         self.state.lock().unwrap().messages.clone()
@@ -233,6 +249,16 @@ fn path_arg(arg: &str) -> String {
     }
 }
 
+/// The ESMTP parameters after the `<path>` of MAIL FROM: / RCPT TO:, trimmed.
+fn params_after_path(arg: &str) -> String {
+    let arg = arg.trim();
+    let rest = match arg.strip_prefix('<') {
+        Some(rest) => rest.split_once('>').map_or("", |(_, r)| r),
+        None => arg.split_once(char::is_whitespace).map_or("", |(_, r)| r),
+    };
+    rest.trim().to_string()
+}
+
 async fn serve(sock: TcpStream, state: Arc<Mutex<State>>) {
     let (rd, mut wr) = sock.into_split();
     let mut rd = BufReader::new(rd);
@@ -265,13 +291,14 @@ async fn serve(sock: TcpStream, state: Arc<Mutex<State>>) {
                 helo = arg.trim().to_string();
                 mail_from = None;
                 rcpts.clear();
-                let eight_bit = if state.lock().unwrap().no_8bitmime {
-                    ""
-                } else {
-                    "250-8BITMIME\r\n"
+                let (no_8bitmime, dsn) = {
+                    let st = state.lock().unwrap();
+                    (st.no_8bitmime, st.dsn)
                 };
+                let eight_bit = if no_8bitmime { "" } else { "250-8BITMIME\r\n" };
+                let dsn = if dsn { "250-DSN\r\n" } else { "" };
                 say!(format!(
-                    "250-{HOSTNAME}\r\n{eight_bit}250-SIZE 104857600\r\n250 HELP\r\n"
+                    "250-{HOSTNAME}\r\n{eight_bit}{dsn}250-SIZE 104857600\r\n250 HELP\r\n"
                 ));
             }
             "HELO" => {
@@ -312,6 +339,8 @@ async fn serve(sock: TcpStream, state: Arc<Mutex<State>>) {
                 }
                 let reply = {
                     let mut st = state.lock().unwrap();
+                    st.rcpt_params
+                        .push((rcpt.clone(), params_after_path(&arg[3..])));
                     let key = rcpt.to_ascii_lowercase();
                     let script = st
                         .script
