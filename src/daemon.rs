@@ -10,9 +10,10 @@ use crate::{
     recorder::Recorder,
     store::{Store, StoreError},
     sweep,
+    web::{self, WebError},
 };
 use std::{future::Future, io, sync::Arc, time::SystemTime};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -30,6 +31,8 @@ pub enum RunError {
     Milter(#[source] io::Error),
     #[error("log follower: {0}")]
     Follower(#[from] FollowerError),
+    #[error("web: {0}")]
+    Web(#[from] WebError),
 }
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
@@ -51,6 +54,29 @@ pub async fn run(
     let (recorder, writer) = Recorder::start(store, archive.clone(), counters.clone());
     let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
     let follower = follower::start(config.clone(), local_offset)?;
+    let web_server = match start.web.enabled {
+        true => {
+            let listener = tokio::net::TcpListener::bind(start.web.listen)
+                .await
+                .map_err(|source| RunError::Listen {
+                    addr: start.web.listen.to_string(),
+                    source,
+                })?;
+            let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
+            let state = web::WebState::new(config.clone(), local_offset, clock)?;
+            info!("web pages on http://{}", start.web.listen);
+            if start.web.users.is_empty() {
+                warn!("web: no [[web.user]] configured, nobody can log in");
+            }
+            // Its own task: a failing web server never touches the milter.
+            Some(tokio::spawn(async move {
+                if let Err(e) = web::serve(listener, state).await {
+                    error!("web server stopped: {e}");
+                }
+            }))
+        }
+        false => None,
+    };
 
     let listener = milter::bind(&start.milter.listen)
         .await
@@ -76,6 +102,9 @@ pub async fn run(
     });
     let result = milter::serve(listener, shared, shutdown).await;
     sweeper.abort();
+    if let Some(web_server) = web_server {
+        web_server.abort();
+    }
     if let Some(follower) = follower {
         let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
     }

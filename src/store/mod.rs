@@ -3,9 +3,13 @@
 mod log;
 mod policy;
 mod schema;
+mod web;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
+pub use web::{
+    AttemptDetail, DomainScope, MessageSummary, RawLine, RecipientDetail, WebFilter, WebTotals,
+};
 
 use crate::{
     config::Receipts,
