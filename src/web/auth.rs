@@ -268,7 +268,7 @@ impl WebState {
 /// A valid argon2id hash of a random password: verified against for unknown user names.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Xh2Yk4WvJ3VzKx6vH8Yc0h1yU6G1dQ5m0rXb1dC2t4A";
 
-fn verify_password(hash: &str, password: &str) -> bool {
+pub(super) fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
         Argon2::default()
             .verify_password(password.as_bytes(), &parsed)

@@ -349,10 +349,11 @@ fn archived_view(bytes: &[u8]) -> views::ArchivedView {
         None => (None, None, Vec::new()),
         Some(msg) => (
             msg.body_text(0).map(|t| t.into_owned()),
-            // Only a real HTML part; mail-parser would otherwise render the text part as HTML.
-            (!msg.html_body.is_empty() && msg.html_body != msg.text_body)
-                .then(|| msg.body_html(0).map(|t| t.into_owned()))
-                .flatten(),
+            // The first real HTML part (`body_html` would render a text part as HTML).
+            msg.parts.iter().find_map(|p| match &p.body {
+                mail_parser::PartType::Html(html) => Some(html.to_string()),
+                _ => None,
+            }),
             msg.attachments()
                 .map(|a| {
                     let ctype = a
