@@ -56,24 +56,13 @@ pub async fn run(
     let follower = follower::start(config.clone(), local_offset)?;
     let web_server = match start.web.enabled {
         true => {
-            let listener = tokio::net::TcpListener::bind(start.web.listen)
-                .await
-                .map_err(|source| RunError::Listen {
-                    addr: start.web.listen.to_string(),
-                    source,
-                })?;
             let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
             let state = web::WebState::new(config.clone(), local_offset, clock)?;
-            info!("web pages on http://{}", start.web.listen);
             if start.web.users.is_empty() {
                 warn!("web: no [[web.user]] configured, nobody can log in");
             }
-            // Its own task: a failing web server never touches the milter.
-            Some(tokio::spawn(async move {
-                if let Err(e) = web::serve(listener, state).await {
-                    error!("web server stopped: {e}");
-                }
-            }))
+            // Its own task: a busy port or a failing web server never stops the milter.
+            Some(tokio::spawn(serve_web(start.web.listen, state)))
         }
         false => None,
     };
@@ -113,6 +102,23 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     result.map_err(RunError::Milter)
+}
+
+/// Serves the status pages; binding is retried, so the pages come up once the port is free.
+async fn serve_web(addr: std::net::SocketAddr, state: web::WebState) {
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                info!("web pages on http://{addr}");
+                match web::serve(listener, state.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => error!("web server stopped: {e}"),
+                }
+            }
+            Err(e) => error!("web: cannot listen on {addr}: {e}; retrying in 30s"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
 }
 
 async fn sweep_forever(config: ConfigHandle, counters: Arc<Counters>) {

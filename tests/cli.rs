@@ -34,7 +34,7 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n[maillog]\nsource = \"off\"\n{extra}",
+                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n[maillog]\nsource = \"off\"\n{extra}\n[web]\nenabled = false\n",
                 dir.path().join("state").display()
             ),
         )

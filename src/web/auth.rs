@@ -11,7 +11,6 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use std::{
-    collections::VecDeque,
     net::SocketAddr,
     time::{Duration, Instant},
 };
@@ -210,10 +209,7 @@ impl WebState {
                     !times.is_empty()
                 });
                 for key in keys {
-                    failures
-                        .entry(key)
-                        .or_insert_with(VecDeque::new)
-                        .push_back(now);
+                    failures.entry(key).or_default().push_back(now);
                 }
                 Ok(None)
             }

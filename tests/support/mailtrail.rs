@@ -87,7 +87,7 @@ impl Mailtrail {
         std::fs::write(
             &config,
             format!(
-                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n",
+                "[web]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n",
                 state.display()
             ),
         )
