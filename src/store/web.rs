@@ -141,6 +141,9 @@ pub struct WebTotals {
     pub recipients: Vec<(String, u64)>,
 }
 
+/// Log stamps and the milter's clock may disagree a little (as in the log writer).
+const CLOCK_SKEW_SECS: i64 = 300;
+
 /// Worst first: the recipient state a message's summary shows.
 const STATUS_RANK: &str = "CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
     WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END";
@@ -250,11 +253,19 @@ impl Store {
             args.push(qid.to_string().into());
         }
         if matches!(scope, DomainScope::Only(_)) {
-            sql.push_str(
-                " AND queue_id IN (SELECT queue_id FROM message WHERE queue_id IS NOT NULL",
+            // A line belongs to the newest message with its queue id that arrived before it
+            // (postfix reuses short ids): that message's sender decides. Lines without a queue
+            // id (connects, rejects) belong to no domain and stay hidden.
+            sql.push_str(" AND queue_id IS NOT NULL");
+            scope.restrict(
+                &format!(
+                    "(SELECT m.mail_from FROM message m WHERE m.queue_id = raw_line.queue_id
+                        AND m.arrived_at <= raw_line.at + {CLOCK_SKEW_SECS}
+                      ORDER BY m.arrived_at DESC, m.id DESC LIMIT 1)"
+                ),
+                &mut sql,
+                &mut args,
             );
-            scope.restrict("mail_from", &mut sql, &mut args);
-            sql.push(')');
         }
         sql.push_str(" ORDER BY at, id LIMIT ?");
         args.push(i64::from(limit).into());
@@ -350,4 +361,92 @@ fn summary_query(filter: &WebFilter, count: bool) -> (String, Vec<Value>) {
         args.push(category.clone().into());
     }
     (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Receipts,
+        envelope::{ArchiveState, Envelope, Recipient},
+    };
+    use time::OffsetDateTime;
+
+    fn envelope(qid: &str, from: &str, at: i64) -> Envelope {
+        Envelope {
+            queue_id: Some(qid.into()),
+            arrived_at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
+            mta_host: None,
+            client_name: None,
+            client_addr: None,
+            helo: None,
+            sasl_user: None,
+            mail_from: from.into(),
+            mail_args: Vec::new(),
+            recipients: vec![Recipient {
+                address: "r@dest.example".into(),
+                args: Vec::new(),
+            }],
+            recipients_dropped: 0,
+            size: 10,
+            message_id: None,
+            subject: Some("s".into()),
+            archive_name: None,
+            archive_state: ArchiveState::Disabled,
+            mode: "normal".into(),
+            receipts: Receipts::Off,
+        }
+    }
+
+    #[test]
+    fn scope_follows_the_sender_domain_and_reused_queue_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        let t = 1_000_000;
+        let old = envelope("Q1", "a@mine.example", t);
+        let reused = envelope("Q1", "b@other.example", t + 3600);
+        let lookalike = envelope("Q2", "c@xmine.example", t + 10);
+        let wildcard = envelope("Q3", "d@mine_example", t + 20);
+        let ids = store
+            .insert_envelopes(&[&old, &reused, &lookalike, &wildcard])
+            .unwrap();
+        let batch = store.log_batch().unwrap();
+        batch.insert_raw_line(t + 5, Some("Q1"), "mine").unwrap();
+        batch
+            .insert_raw_line(t + 3605, Some("Q1"), "theirs")
+            .unwrap();
+        batch
+            .insert_raw_line(t + 6, None, "connect from x")
+            .unwrap();
+        batch.commit().unwrap();
+
+        let scope = DomainScope::Only(vec!["mine.example".into()]);
+        let listed: Vec<i64> = store
+            .web_messages(&WebFilter::new(scope.clone(), 0))
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(listed, vec![ids[0]]);
+        // `_` is escaped: a LIKE wildcard would also match the other domains here.
+        let underscore = DomainScope::Only(vec!["mine_example".into()]);
+        let listed = store.web_messages(&WebFilter::new(underscore, 0)).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, ids[3]);
+        let lines: Vec<String> = store
+            .web_raw_lines(&scope, 0, None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(lines, ["mine"]);
+        let nobody = WebFilter::new(DomainScope::Only(Vec::new()), 0);
+        assert!(store.web_messages(&nobody).unwrap().is_empty());
+        let all = WebFilter::new(DomainScope::All, 0);
+        assert_eq!(store.web_message_count(&all).unwrap(), 4);
+        let every_line = store
+            .web_raw_lines(&DomainScope::All, 0, None, None, 10)
+            .unwrap();
+        assert_eq!(every_line.len(), 3);
+    }
 }

@@ -243,7 +243,12 @@ pub fn message(
                 dt { "Subject" } dd { (opt(&e.subject)) }
                 dt { "From" } dd { (e.mail_from) }
                 dt { "Arrived" } dd { (time(e.arrived_at.unix_timestamp(), offset)) }
-                dt { "Queue id" } dd { (opt(&e.queue_id)) }
+                dt { "Queue id" } dd {
+                    (opt(&e.queue_id))
+                    @if let Some(qid) = &e.queue_id {
+                        " (" a href={ "/raw?days=7&queue_id=" (url_encode(qid)) } { "log lines" } ")"
+                    }
+                }
                 dt { "Message-ID" } dd { (opt(&e.message_id)) }
                 dt { "Client" } dd { (opt(&e.client_name)) " [" (opt(&e.client_addr)) "]" }
                 dt { "HELO" } dd { (opt(&e.helo)) }
