@@ -21,6 +21,8 @@ use std::{convert::Infallible, fmt::Write, time::Duration};
 
 const PER_PAGE: u32 = 50;
 const LIVE_ROWS: u32 = 100;
+/// Rows of a list's CSV download (all pages of the filtered list, up to this many).
+const CSV_MAX_ROWS: u32 = 100_000;
 /// Lines shown on the raw page; downloads get up to [`RAW_DOWNLOAD_LINES`].
 const RAW_PAGE_LINES: u32 = 2000;
 const RAW_DOWNLOAD_LINES: u32 = 200_000;
@@ -173,7 +175,12 @@ async fn list_csv(
     period: Period,
     q: ListQuery,
 ) -> Result<Response, WebError> {
-    let (filter, _) = list_filter(&state, &user, period, &q)?;
+    let (mut filter, _) = list_filter(&state, &user, period, &q)?;
+    if !matches!(period, Period::Live) {
+        // A download is the whole filtered list, not one page of it.
+        filter.limit = CSV_MAX_ROWS;
+        filter.offset = 0;
+    }
     let (rows, _) = fetch(&state, filter).await?;
     let offset = state.inner.offset;
     let body = csv::document(

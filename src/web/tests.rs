@@ -597,6 +597,11 @@ async fn list_filters_and_pages() {
         "empty fields filter nothing"
     );
     assert_eq!(q("page=2").await, Vec::<i64>::new());
+    // A CSV download is the whole filtered list: header plus every row, whatever the page.
+    let csv = f.get("/week.csv?page=2", Some(&cookie)).await.body;
+    assert_eq!(csv.lines().count(), 1 + 5, "{csv}");
+    let csv = f.get("/week.csv?status=bounced", Some(&cookie)).await.body;
+    assert_eq!(csv.lines().count(), 1 + 2, "{csv}");
     let bad = f.get("/week.json?status=lost", Some(&cookie)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let bad = f.get("/week?page=0", Some(&cookie)).await;
