@@ -582,7 +582,7 @@ pub(super) async fn metrics(
     );
     let counters: Vec<(String, u64)> = counters.into_iter().collect();
     metric(
-        "mailtrail_counter",
+        "mailtrail_events_total",
         "counter",
         "mailtrail's own error and activity counters.",
         &labelled(&counters, "name"),

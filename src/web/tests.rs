@@ -724,7 +724,7 @@ async fn metrics_in_prometheus_format() {
         "mailtrail_attempts{status=\"deferred\"} 1",
         "mailtrail_attempts{status=\"sent\"} 1",
         "mailtrail_recipients{status=\"pending\"} 2",
-        "mailtrail_counter{name=\"archive_errors\"} 2",
+        "mailtrail_events_total{name=\"archive_errors\"} 2",
     ] {
         assert!(
             m.body.lines().any(|l| l == line),
