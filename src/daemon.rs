@@ -10,9 +10,10 @@ use crate::{
     recorder::Recorder,
     store::{Store, StoreError},
     sweep,
+    web::{self, WebError},
 };
 use std::{future::Future, io, sync::Arc, time::SystemTime};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -30,6 +31,8 @@ pub enum RunError {
     Milter(#[source] io::Error),
     #[error("log follower: {0}")]
     Follower(#[from] FollowerError),
+    #[error("web: {0}")]
+    Web(#[from] WebError),
 }
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
@@ -51,6 +54,18 @@ pub async fn run(
     let (recorder, writer) = Recorder::start(store, archive.clone(), counters.clone());
     let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
     let follower = follower::start(config.clone(), local_offset)?;
+    let web_server = match start.web.enabled {
+        true => {
+            let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
+            let state = web::WebState::new(config.clone(), local_offset, clock)?;
+            if start.web.users.is_empty() {
+                warn!("web: no [[web.user]] configured, nobody can log in");
+            }
+            // Its own task: a busy port or a failing web server never stops the milter.
+            Some(tokio::spawn(serve_web(start.web.listen, state)))
+        }
+        false => None,
+    };
 
     let listener = milter::bind(&start.milter.listen)
         .await
@@ -76,6 +91,9 @@ pub async fn run(
     });
     let result = milter::serve(listener, shared, shutdown).await;
     sweeper.abort();
+    if let Some(web_server) = web_server {
+        web_server.abort();
+    }
     if let Some(follower) = follower {
         let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
     }
@@ -84,6 +102,23 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     result.map_err(RunError::Milter)
+}
+
+/// Serves the status pages; binding is retried, so the pages come up once the port is free.
+async fn serve_web(addr: std::net::SocketAddr, state: web::WebState) {
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                info!("web pages on http://{addr}");
+                match web::serve(listener, state.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => error!("web server stopped: {e}"),
+                }
+            }
+            Err(e) => error!("web: cannot listen on {addr}: {e}; retrying in 30s"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
 }
 
 async fn sweep_forever(config: ConfigHandle, counters: Arc<Counters>) {

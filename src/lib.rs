@@ -23,5 +23,6 @@ mod daemon;
 pub mod sweep;
 pub mod tick;
 pub mod tracking;
+pub mod web;
 
 pub use daemon::{RunError, run};

@@ -27,6 +27,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 
+    // Needs no configuration: it prints a value to put into one.
+    if let Command::HashPassword = args.command {
+        return hash_password();
+    }
+
     let source = Source::resolve(args.config);
     let config = match source.load() {
         Ok(config) => config,
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Command::Classify { lines } => {
             cli::classify(&config, &lines, &mut std::io::stdout().lock())
         }
+        Command::HashPassword => unreachable!("handled before the configuration is read"),
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())
         }
@@ -74,6 +80,36 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mailtrail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let read = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ")
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map(|_| line)
+    };
+    let password = match read {
+        Ok(p) => p.trim_end_matches(['\r', '\n']).to_string(),
+        Err(e) => {
+            eprintln!("mailtrail: cannot read the password: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if password.is_empty() {
+        eprintln!("mailtrail: empty password");
+        return ExitCode::FAILURE;
+    }
+    match mailtrail::web::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("mailtrail: {e}");
             ExitCode::FAILURE

@@ -34,7 +34,7 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n[maillog]\nsource = \"off\"\n{extra}",
+                "[state]\ndir = \"{}\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n[maillog]\nsource = \"off\"\n{extra}\n[web]\nenabled = false\n",
                 dir.path().join("state").display()
             ),
         )
@@ -270,4 +270,97 @@ fn sighup_reloads_or_keeps_and_sigterm_exits_zero() {
     let status = daemon.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
     assert!(Path::new(&s.state()).join("mailtrail.db").exists());
+}
+
+/// One HTTP/1.1 request over a plain socket; returns the whole response text.
+fn http(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn hash_password_then_log_in_to_the_daemons_web_pages() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"pa ss\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Setup::new("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "enabled = false",
+        &format!("listen = \"127.0.0.1:{web_port}\""),
+    );
+    std::fs::write(
+        &s.config,
+        format!("{text}[[web.user]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let mut daemon = Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("run")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = daemon.id();
+    let mut lines = BufReader::new(daemon.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    wait_for_line(&mut lines, "web pages on");
+
+    let health = http(
+        web_port,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = "name=ops&password=pa+ss";
+    let login = http(
+        web_port,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.1 303"), "{login}");
+    let cookie = login
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("session cookie")
+        .to_string();
+    let today = http(
+        web_port,
+        &format!(
+            "GET /today.json HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(today.starts_with("HTTP/1.1 200"), "{today}");
+    assert!(today.contains("\"messages\":[]"), "{today}");
+
+    signal(pid, "TERM");
+    wait_for_line(&mut lines, "stopped");
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }

@@ -29,7 +29,7 @@ impl Daemon {
         std::fs::write(
             &config_path,
             format!(
-                "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n{extra_config}",
+                "[web]\nenabled = false\n[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[milter]\nlisten = \"inet:127.0.0.1:{port}\"\n{extra_config}",
                 dir.path().join("state").display()
             ),
         )

@@ -49,6 +49,9 @@ pub enum Command {
     },
     /// Print the bounce category of each line "DSN<TAB>REPLY TEXT" (arguments or standard input)
     Classify { lines: Vec<String> },
+    /// Read a password from standard input (or the terminal) and print its argon2id hash for
+    /// a [[web.user]] password_hash
+    HashPassword,
     /// Print the error and activity counters
     Counters {
         #[arg(long)]

@@ -60,6 +60,12 @@ impl Config {
                 language: crate::notify::Language::En,
                 tick: Duration::from_secs(30),
             },
+            web: WebConfig {
+                enabled: true,
+                listen: ([127, 0, 0, 1], 8025).into(),
+                secure_cookie: false,
+                users: Vec::new(),
+            },
             bounce_rules: None,
             policies: BTreeMap::from([
                 ("normal".to_string(), Policy::normal()),

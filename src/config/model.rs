@@ -103,6 +103,36 @@ pub struct NotifyConfig {
     pub tick: Duration,
 }
 
+/// The status pages: where they listen and who may log in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Mark the session cookie `Secure` (set when a TLS proxy sits in front).
+    pub secure_cookie: bool,
+    pub users: Vec<WebUser>,
+}
+
+/// A login of the status pages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebUser {
+    pub name: String,
+    /// An argon2id PHC string, as printed by `mailtrail hash-password`.
+    pub password_hash: String,
+    /// Lower-case sender domains this user may see; empty: every message.
+    pub domains: Vec<String>,
+}
+
+impl WebUser {
+    /// Whether this user may see a message sent by `mail_from`.
+    pub fn may_see(&self, mail_from: &str) -> bool {
+        self.domains.is_empty()
+            || mail_from.rsplit_once('@').is_some_and(|(_, domain)| {
+                self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+            })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -308,6 +338,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub maillog: MaillogConfig,
     pub notify: NotifyConfig,
+    pub web: WebConfig,
     /// Extra bounce classification rules, tried before the built-in ones.
     pub bounce_rules: Option<PathBuf>,
     /// Named modes; `normal` and `bulk` always exist.

@@ -45,6 +45,7 @@ struct RawConfig {
     store: Option<RawStore>,
     maillog: Option<RawMaillog>,
     notify: Option<RawNotify>,
+    web: Option<RawWeb>,
     bounce: Option<RawBounce>,
     #[serde(default)]
     policy: BTreeMap<String, Spanned<RawPolicy>>,
@@ -115,6 +116,24 @@ struct RawNotify {
     reporting_mta: Option<Spanned<String>>,
     language: Option<Spanned<String>>,
     tick: Option<Spanned<String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    enabled: Option<bool>,
+    listen: Option<Spanned<String>>,
+    secure_cookie: Option<bool>,
+    #[serde(default)]
+    user: Vec<Spanned<RawWebUser>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebUser {
+    name: Option<Spanned<String>>,
+    password_hash: Option<Spanned<String>>,
+    domains: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -341,6 +360,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         parse_notify(&loc, n, &mut config.notify)?;
     }
 
+    if let Some(w) = raw.web {
+        parse_web(&loc, w, &mut config.web)?;
+    }
+
     if let Some(rules) = raw.bounce.and_then(|b| b.rules) {
         config.bounce_rules = Some(PathBuf::from(rules));
     }
@@ -551,6 +574,105 @@ fn parse_notify(loc: &Locator, n: RawNotify, notify: &mut NotifyConfig) -> Resul
     }
     if let Some(tick) = n.tick {
         notify.tick = loc.duration(&tick, "notify.tick")?;
+    }
+    Ok(())
+}
+
+fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), ConfigError> {
+    if let Some(enabled) = w.enabled {
+        web.enabled = enabled;
+    }
+    if let Some(secure) = w.secure_cookie {
+        web.secure_cookie = secure;
+    }
+    if let Some(listen) = w.listen {
+        let text = listen.get_ref().replace("localhost", "127.0.0.1");
+        web.listen = match text.parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                return loc.error(
+                    listen.span(),
+                    "web.listen",
+                    format!("`{}` is not HOST:PORT", listen.get_ref()),
+                );
+            }
+        };
+    }
+    for (index, user) in w.user.iter().enumerate() {
+        let key = |field: &str| format!("web.user[{index}].{field}");
+        let u = user.get_ref();
+        let name = match &u.name {
+            Some(n) if !n.get_ref().is_empty() && !n.get_ref().contains(char::is_control) => {
+                n.get_ref().clone()
+            }
+            Some(n) => return loc.error(n.span(), &key("name"), "must be a non-empty name"),
+            None => return loc.error(user.span(), &key("name"), "each [[web.user]] needs a name"),
+        };
+        if web.users.iter().any(|other| other.name == name) {
+            return loc.error(
+                user.span(),
+                &key("name"),
+                format!("user `{name}` is defined twice"),
+            );
+        }
+        let password_hash = match &u.password_hash {
+            // Checked here so a typo fails at start, not at the first login.
+            Some(h)
+                if h.get_ref().starts_with("$argon2id$")
+                    && argon2::PasswordHash::new(h.get_ref()).is_ok() =>
+            {
+                h.get_ref().clone()
+            }
+            Some(h) => {
+                return loc.error(
+                    h.span(),
+                    &key("password_hash"),
+                    "must be an argon2id PHC string from `mailtrail hash-password`",
+                );
+            }
+            None => {
+                return loc.error(
+                    user.span(),
+                    &key("password_hash"),
+                    "each [[web.user]] needs a password_hash",
+                );
+            }
+        };
+        let mut domains = Vec::new();
+        if let Some(list) = &u.domains
+            && list.get_ref().is_empty()
+        {
+            // An empty list must not silently mean "every domain".
+            return loc.error(
+                list.span(),
+                &key("domains"),
+                "must name at least one domain (leave it out for access to all mail)",
+            );
+        }
+        for d in u.domains.iter().flat_map(|l| l.get_ref()) {
+            let domain = d
+                .get_ref()
+                .trim()
+                .trim_start_matches('@')
+                .to_ascii_lowercase();
+            let valid = !domain.is_empty()
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+            if !valid {
+                return loc.error(
+                    d.span(),
+                    &key("domains"),
+                    format!("`{}` is not a domain", d.get_ref().escape_debug()),
+                );
+            }
+            domains.push(domain);
+        }
+        web.users.push(WebUser {
+            name,
+            password_hash,
+            domains,
+        });
     }
     Ok(())
 }

@@ -68,6 +68,9 @@ impl ConfigHandle {
         if new.milter.listen != old.milter.listen {
             needs_restart.push("milter.listen");
         }
+        if new.web.listen != old.web.listen || new.web.enabled != old.web.enabled {
+            needs_restart.push("web.listen");
+        }
         if new.store.path != old.store.path {
             needs_restart.push("store.path");
         }

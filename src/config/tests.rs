@@ -391,3 +391,55 @@ receipts = true
         (None, "normal".to_string(), Receipts::Off)
     );
 }
+
+const HASH: &str = "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$1JmYHZ/3cC2N1ZEZWJLa3+qE6trBMDXXqgaIRQPkH1A";
+
+#[test]
+fn web_defaults_and_users() {
+    let c = Config::defaults();
+    assert!(c.web.enabled);
+    assert_eq!(c.web.listen.to_string(), "127.0.0.1:8025");
+    assert!(!c.web.secure_cookie);
+    assert!(c.web.users.is_empty());
+
+    let text = format!(
+        "[web]\nlisten = \"0.0.0.0:8080\"\nsecure_cookie = true\n\n\
+         [[web.user]]\nname = \"admin\"\npassword_hash = \"{HASH}\"\n\n\
+         [[web.user]]\nname = \"shop\"\npassword_hash = \"{HASH}\"\ndomains = [\"Shop.Example\", \"@b.example\"]\n"
+    );
+    let c = parse_str(&text).unwrap();
+    assert_eq!(c.web.listen.to_string(), "0.0.0.0:8080");
+    assert!(c.web.secure_cookie);
+    assert_eq!(c.web.users.len(), 2);
+    assert!(c.web.users[0].domains.is_empty());
+    assert_eq!(c.web.users[1].domains, ["shop.example", "b.example"]);
+    assert!(c.web.users[1].may_see("x@shop.example"));
+    assert!(!c.web.users[1].may_see("x@other.example"));
+    assert!(!parse_str("[web]\nenabled = false\n").unwrap().web.enabled);
+}
+
+#[test]
+fn web_errors_name_line_and_key() {
+    error_at("[web]\nlisten = \"nowhere\"\n", 2, "web.listen");
+    let msg = error_at(
+        "[web]\n\n[[web.user]]\nname = \"a\"\npassword_hash = \"plain\"\n",
+        5,
+        "web.user[0].password_hash",
+    );
+    assert!(msg.contains("hash-password"), "{msg}");
+    error_at(
+        "[[web.user]]\nname = \"a\"\npassword_hash = \"$argon2i$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$1JmYHZ/3cC2N1ZEZWJLa3+qE6trBMDXXqgaIRQPkH1A\"\n",
+        3,
+        "web.user[0].password_hash",
+    );
+    let empty = format!("[[web.user]]\nname = \"a\"\npassword_hash = \"{HASH}\"\ndomains = []\n");
+    error_at(&empty, 4, "web.user[0].domains");
+    let bad_domain =
+        format!("[[web.user]]\nname = \"a\"\npassword_hash = \"{HASH}\"\ndomains = [\"a b\"]\n");
+    error_at(&bad_domain, 4, "web.user[0].domains");
+    let twice = format!(
+        "[[web.user]]\nname = \"a\"\npassword_hash = \"{HASH}\"\n[[web.user]]\nname = \"a\"\npassword_hash = \"{HASH}\"\n"
+    );
+    error_at(&twice, 4, "web.user[1].name");
+    error_at("[web]\nport = 1\n", 2, "web.port");
+}

@@ -4,10 +4,14 @@ mod log;
 mod policy;
 mod query;
 mod schema;
+mod web;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, RecipientDelivery};
+pub use web::{
+    AttemptDetail, DomainScope, MessageSummary, RawLine, RecipientDetail, WebFilter, WebTotals,
+};
 
 use crate::{
     config::Receipts,

@@ -130,7 +130,7 @@ impl Mailtrail {
         std::fs::write(
             &config,
             format!(
-                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n\n\
+                "[web]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n\n\
                  [maillog]\nsource = \"file:{}\"\npoll_interval = \"100ms\"\n",
                 state.display(),
                 mta_log.display()

@@ -1,0 +1,453 @@
+//! Reads for the status pages: message lists with a summary state, one message's recipients and
+//! attempts, raw log lines and the numbers behind `/metrics`. Every list takes a domain scope so
+//! a user limited to some sender domains never gets another domain's rows.
+
+use super::{Store, StoreError, like_pattern};
+use rusqlite::{params_from_iter, types::Value};
+use serde::Serialize;
+
+/// Which sender domains a reader may see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DomainScope {
+    All,
+    /// Lower-case domains; the sender's domain must be one of them.
+    Only(Vec<String>),
+}
+
+impl DomainScope {
+    /// Appends `AND <sender column in scope>` to `sql`.
+    fn restrict(&self, column: &str, sql: &mut String, args: &mut Vec<Value>) {
+        let DomainScope::Only(domains) = self else {
+            return;
+        };
+        if domains.is_empty() {
+            sql.push_str(" AND 0");
+            return;
+        }
+        // `%@example.com` matches what follows the last `@` exactly (LIKE is ASCII
+        // case-insensitive), so `x@sub.example.com` and `x@example.com.evil` stay out.
+        let terms: Vec<String> = domains
+            .iter()
+            .map(|d| {
+                let pattern = like_pattern(d);
+                args.push(format!("%@{}", &pattern[1..pattern.len() - 1]).into());
+                format!("{column} LIKE ? ESCAPE '\\'")
+            })
+            .collect();
+        sql.push_str(&format!(" AND ({})", terms.join(" OR ")));
+    }
+}
+
+/// Filters of the message lists; all combined with AND.
+#[derive(Clone, Debug)]
+pub struct WebFilter {
+    pub scope: DomainScope,
+    /// Unix seconds: messages that arrived at or after.
+    pub since: i64,
+    /// Only rows with a larger id (the live page's new rows).
+    pub after_id: Option<i64>,
+    /// Substrings, case-insensitive.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub subject: Option<String>,
+    /// Summary status: sent, deferred, bounced, expired or pending.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl WebFilter {
+    pub fn new(scope: DomainScope, since: i64) -> Self {
+        WebFilter {
+            scope,
+            since,
+            after_id: None,
+            from: None,
+            to: None,
+            subject: None,
+            status: None,
+            category: None,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+/// One row of a message list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub queue_id: Option<String>,
+    /// Unix seconds.
+    pub arrived_at: i64,
+    pub mail_from: String,
+    pub subject: Option<String>,
+    pub size: u64,
+    /// The first recipient, and how many there are in all.
+    pub first_recipient: Option<String>,
+    pub recipients: u32,
+    /// The worst recipient state: bounced, expired, deferred, pending, then sent.
+    pub status: String,
+    /// The category of that worst recipient's last failure.
+    pub category: Option<String>,
+}
+
+/// One recipient of a message with every attempt, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecipientDetail {
+    pub address: String,
+    pub orig_to: Option<String>,
+    pub status: String,
+    pub category: Option<String>,
+    pub dsn: Option<String>,
+    pub reply: Option<String>,
+    pub attempts: Vec<AttemptDetail>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptDetail {
+    /// Unix seconds.
+    pub at: i64,
+    pub status: String,
+    pub relay_host: Option<String>,
+    pub relay_ip: Option<String>,
+    pub dsn: Option<String>,
+    pub reply: Option<String>,
+    pub category: Option<String>,
+    pub delay: Option<f64>,
+}
+
+/// One stored MTA log line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RawLine {
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub queue_id: Option<String>,
+    pub line: String,
+}
+
+/// Totals for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WebTotals {
+    pub messages: u64,
+    /// Bytes of messages whose copy is in the archive now.
+    pub archived_messages: u64,
+    pub archived_bytes: u64,
+    /// (status, count) of every recorded attempt.
+    pub attempts: Vec<(String, u64)>,
+    /// (status, count) of recipients' current states.
+    pub recipients: Vec<(String, u64)>,
+}
+
+/// Log stamps and the milter's clock may disagree a little (as in the log writer).
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// Worst first: the recipient state a message's summary shows.
+const STATUS_RANK: &str = "CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
+    WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END";
+
+impl Store {
+    /// Messages matching `filter`, newest first, with their summary state.
+    pub fn web_messages(&self, filter: &WebFilter) -> Result<Vec<MessageSummary>, StoreError> {
+        let (mut sql, mut args) = summary_query(filter, false);
+        sql.push_str(" ORDER BY arrived_at DESC, id DESC LIMIT ? OFFSET ?");
+        args.push(i64::from(filter.limit).into());
+        args.push(i64::from(filter.offset).into());
+        let rows = self
+            .conn
+            .prepare(&sql)?
+            .query_map(params_from_iter(args), |row| {
+                Ok(MessageSummary {
+                    id: row.get(0)?,
+                    queue_id: row.get(1)?,
+                    arrived_at: row.get(2)?,
+                    mail_from: row.get(3)?,
+                    subject: row.get(4)?,
+                    size: row.get::<_, i64>(5)? as u64,
+                    first_recipient: row.get(6)?,
+                    recipients: row.get(7)?,
+                    status: row.get(8)?,
+                    category: row.get(9)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// How many messages match `filter` (its limit and offset ignored): for pagination.
+    pub fn web_message_count(&self, filter: &WebFilter) -> Result<u64, StoreError> {
+        let (sql, args) = summary_query(filter, true);
+        let n: i64 = self
+            .conn
+            .prepare(&sql)?
+            .query_row(params_from_iter(args), |row| row.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// A message's recipients with their attempts, in RCPT order.
+    pub fn web_recipients(&self, message: i64) -> Result<Vec<RecipientDetail>, StoreError> {
+        let mut recipients: Vec<(i64, RecipientDetail)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, address, orig_to, status, category, dsn, reply FROM recipient
+                 WHERE message = ?1 ORDER BY position, id",
+            )?
+            .query_map([message], |row| {
+                Ok((
+                    row.get(0)?,
+                    RecipientDetail {
+                        address: row.get(1)?,
+                        orig_to: row.get(2)?,
+                        status: row.get(3)?,
+                        category: row.get(4)?,
+                        dsn: row.get(5)?,
+                        reply: row.get(6)?,
+                        attempts: Vec::new(),
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut attempts = self.conn.prepare_cached(
+            "SELECT at, status, relay_host, relay_ip, dsn, reply, category, delay FROM attempt
+             WHERE recipient = ?1 ORDER BY at, id",
+        )?;
+        for (id, recipient) in &mut recipients {
+            recipient.attempts = attempts
+                .query_map([*id], |row| {
+                    Ok(AttemptDetail {
+                        at: row.get(0)?,
+                        status: row.get(1)?,
+                        relay_host: row.get(2)?,
+                        relay_ip: row.get(3)?,
+                        dsn: row.get(4)?,
+                        reply: row.get(5)?,
+                        category: row.get(6)?,
+                        delay: row.get(7)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(recipients.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Raw log lines since `since`, oldest first. `text` is a case-insensitive substring; a
+    /// scoped reader only gets lines of queue ids that belong to messages of its domains.
+    pub fn web_raw_lines(
+        &self,
+        scope: &DomainScope,
+        since: i64,
+        text: Option<&str>,
+        queue_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RawLine>, StoreError> {
+        let mut sql = String::from("SELECT id, at, queue_id, line FROM raw_line WHERE at >= ?");
+        let mut args: Vec<Value> = vec![since.into()];
+        if let Some(text) = text {
+            sql.push_str(" AND line LIKE ? ESCAPE '\\'");
+            args.push(like_pattern(text).into());
+        }
+        if let Some(qid) = queue_id {
+            sql.push_str(" AND queue_id = ?");
+            args.push(qid.to_string().into());
+        }
+        if matches!(scope, DomainScope::Only(_)) {
+            // A line belongs to the newest message with its queue id that arrived before it
+            // (postfix reuses short ids): that message's sender decides. Lines without a queue
+            // id (connects, rejects) belong to no domain and stay hidden.
+            sql.push_str(" AND queue_id IS NOT NULL");
+            scope.restrict(
+                &format!(
+                    "(SELECT m.mail_from FROM message m WHERE m.queue_id = raw_line.queue_id
+                        AND m.arrived_at <= raw_line.at + {CLOCK_SKEW_SECS}
+                      ORDER BY m.arrived_at DESC, m.id DESC LIMIT 1)"
+                ),
+                &mut sql,
+                &mut args,
+            );
+        }
+        sql.push_str(" ORDER BY at, id LIMIT ?");
+        args.push(i64::from(limit).into());
+        let rows = self
+            .conn
+            .prepare(&sql)?
+            .query_map(params_from_iter(args), |row| {
+                Ok(RawLine {
+                    id: row.get(0)?,
+                    at: row.get(1)?,
+                    queue_id: row.get(2)?,
+                    line: row.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Totals over the whole store, for `/metrics`.
+    pub fn web_totals(&self) -> Result<WebTotals, StoreError> {
+        let (messages, archived_messages, archived_bytes): (i64, i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*),
+                COALESCE(SUM(archive_state = 'stored'), 0),
+                COALESCE(SUM(CASE WHEN archive_state = 'stored' THEN size ELSE 0 END), 0)
+             FROM message",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        let grouped = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
+            Ok(self
+                .conn
+                .prepare(sql)?
+                .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<_, _>>()?)
+        };
+        Ok(WebTotals {
+            messages: messages as u64,
+            archived_messages: archived_messages as u64,
+            archived_bytes: archived_bytes as u64,
+            attempts: grouped(
+                "SELECT status, COUNT(*) FROM attempt GROUP BY status ORDER BY status",
+            )?,
+            recipients: grouped(
+                "SELECT status, COUNT(*) FROM recipient GROUP BY status ORDER BY status",
+            )?,
+        })
+    }
+}
+
+/// The list query with its arguments; `count` makes it a `SELECT COUNT(*)`.
+fn summary_query(filter: &WebFilter, count: bool) -> (String, Vec<Value>) {
+    let mut inner = format!(
+        "SELECT m.id, m.queue_id, m.arrived_at, m.mail_from, m.subject, m.size,
+            (SELECT r.address FROM recipient r WHERE r.message = m.id ORDER BY r.position, r.id LIMIT 1)
+                AS first_recipient,
+            (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id) AS recipients,
+            COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
+                ORDER BY {STATUS_RANK}, r.last_attempt_at DESC LIMIT 1), 'pending') AS status,
+            (SELECT r.category FROM recipient r WHERE r.message = m.id
+                ORDER BY {STATUS_RANK}, r.last_attempt_at DESC LIMIT 1) AS category
+         FROM message m WHERE m.arrived_at >= ?"
+    );
+    let mut args: Vec<Value> = vec![filter.since.into()];
+    filter.scope.restrict("m.mail_from", &mut inner, &mut args);
+    if let Some(after) = filter.after_id {
+        inner.push_str(" AND m.id > ?");
+        args.push(after.into());
+    }
+    if let Some(from) = &filter.from {
+        inner.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(from).into());
+    }
+    if let Some(to) = &filter.to {
+        inner.push_str(
+            " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
+        );
+        args.push(like_pattern(to).into());
+    }
+    if let Some(subject) = &filter.subject {
+        inner.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(subject).into());
+    }
+    let mut sql = format!(
+        "SELECT {} FROM ({inner}) WHERE 1=1",
+        if count { "COUNT(*)" } else { "*" }
+    );
+    if let Some(status) = &filter.status {
+        sql.push_str(" AND status = ?");
+        args.push(status.clone().into());
+    }
+    if let Some(category) = &filter.category {
+        sql.push_str(" AND category = ?");
+        args.push(category.clone().into());
+    }
+    (sql, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Receipts,
+        envelope::{ArchiveState, Envelope, Recipient},
+    };
+    use time::OffsetDateTime;
+
+    fn envelope(qid: &str, from: &str, at: i64) -> Envelope {
+        Envelope {
+            queue_id: Some(qid.into()),
+            arrived_at: OffsetDateTime::from_unix_timestamp(at).unwrap(),
+            mta_host: None,
+            client_name: None,
+            client_addr: None,
+            helo: None,
+            sasl_user: None,
+            mail_from: from.into(),
+            mail_args: Vec::new(),
+            recipients: vec![Recipient {
+                address: "r@dest.example".into(),
+                args: Vec::new(),
+            }],
+            recipients_dropped: 0,
+            size: 10,
+            message_id: None,
+            subject: Some("s".into()),
+            archive_name: None,
+            archive_state: ArchiveState::Disabled,
+            mode: "normal".into(),
+            receipts: Receipts::Off,
+            is_notice: false,
+        }
+    }
+
+    #[test]
+    fn scope_follows_the_sender_domain_and_reused_queue_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        let t = 1_000_000;
+        let old = envelope("Q1", "a@mine.example", t);
+        let reused = envelope("Q1", "b@other.example", t + 3600);
+        let lookalike = envelope("Q2", "c@xmine.example", t + 10);
+        let wildcard = envelope("Q3", "d@mine_example", t + 20);
+        let ids = store
+            .insert_envelopes(&[&old, &reused, &lookalike, &wildcard])
+            .unwrap();
+        let batch = store.log_batch().unwrap();
+        batch.insert_raw_line(t + 5, Some("Q1"), "mine").unwrap();
+        batch
+            .insert_raw_line(t + 3605, Some("Q1"), "theirs")
+            .unwrap();
+        batch
+            .insert_raw_line(t + 6, None, "connect from x")
+            .unwrap();
+        batch.commit().unwrap();
+
+        let scope = DomainScope::Only(vec!["mine.example".into()]);
+        let listed: Vec<i64> = store
+            .web_messages(&WebFilter::new(scope.clone(), 0))
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(listed, vec![ids[0]]);
+        // `_` is escaped: a LIKE wildcard would also match the other domains here.
+        let underscore = DomainScope::Only(vec!["mine_example".into()]);
+        let listed = store.web_messages(&WebFilter::new(underscore, 0)).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, ids[3]);
+        let lines: Vec<String> = store
+            .web_raw_lines(&scope, 0, None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(lines, ["mine"]);
+        let nobody = WebFilter::new(DomainScope::Only(Vec::new()), 0);
+        assert!(store.web_messages(&nobody).unwrap().is_empty());
+        let all = WebFilter::new(DomainScope::All, 0);
+        assert_eq!(store.web_message_count(&all).unwrap(), 4);
+        let every_line = store
+            .web_raw_lines(&DomainScope::All, 0, None, None, 10)
+            .unwrap();
+        assert_eq!(every_line.len(), 3);
+    }
+}

@@ -1,0 +1,204 @@
+//! The status pages: an axum server with server-rendered (maud) pages, their JSON and CSV
+//! exports, a login with server-side sessions, and `/metrics`. All data comes through
+//! [`Store`](crate::store::Store) reads; nothing here writes SQL.
+
+mod auth;
+mod csv;
+mod pages;
+mod views;
+
+pub use auth::{CurrentUser, hash_password};
+
+use crate::{
+    archive::{Archive, ArchiveError},
+    config::ConfigHandle,
+    store::{Store, StoreError},
+};
+use axum::{
+    Router,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+use time::{OffsetDateTime, UtcOffset};
+use tracing::error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("store read failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        match self {
+            WebError::NotFound => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+            WebError::Forbidden => (StatusCode::FORBIDDEN, "forbidden\n").into_response(),
+            WebError::BadRequest(why) => {
+                (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+            }
+            other => {
+                // Details go to the log, not to the browser.
+                error!("web: {other}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+            }
+        }
+    }
+}
+
+/// Reads the clock; tests pass a fixed one.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ConfigHandle,
+    store: Mutex<Store>,
+    archive: Option<Archive>,
+    sessions: Mutex<HashMap<String, auth::Session>>,
+    /// Failed logins per `ip:...` and `user:...` key, newest last.
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    clock: Clock,
+    /// The server's UTC offset: "today" starts at local midnight.
+    offset: UtcOffset,
+}
+
+impl WebState {
+    /// Opens its own store connection (reads run beside the writers thanks to WAL).
+    pub fn new(config: ConfigHandle, offset: UtcOffset, clock: Clock) -> Result<Self, WebError> {
+        let current = config.current();
+        let store = Store::open(&current.store.path)?;
+        let archive = current
+            .archive
+            .maildir
+            .then(|| Archive::open_existing(&current.archive.dir));
+        Ok(WebState {
+            inner: Arc::new(Inner {
+                config,
+                store: Mutex::new(store),
+                archive,
+                sessions: Mutex::new(HashMap::new()),
+                failures: Mutex::new(HashMap::new()),
+                clock,
+                offset,
+            }),
+        })
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        (self.inner.clock)().to_offset(self.inner.offset)
+    }
+
+    /// Unix seconds of local midnight, `days_back` days before today.
+    fn day_start(&self, days_back: i64) -> i64 {
+        let now = self.now();
+        now.replace_time(time::Time::MIDNIGHT).unix_timestamp() - days_back * 86400
+    }
+
+    /// Runs a store read on the blocking pool: SQLite calls block.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let inner = self.inner.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let store = inner.store.lock().unwrap_or_else(|e| e.into_inner());
+            f(&store)
+        })
+        .await?;
+        Ok(result?)
+    }
+
+    /// The bytes of an archived copy, read on the blocking pool.
+    async fn archived(&self, name: String) -> Result<Option<Vec<u8>>, WebError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.archive {
+            None => Ok(None),
+            Some(archive) => match archive.read(&name) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(ArchiveError::NotFound(_)) => Ok(None),
+                Err(e) => Err(WebError::Archive(e)),
+            },
+        })
+        .await?
+    }
+}
+
+/// Every route of the status pages.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(pages::live))
+        .route("/live.json", get(pages::live_json))
+        .route("/live.csv", get(pages::live_csv))
+        .route("/live/events", get(pages::live_events))
+        .route("/today", get(pages::today))
+        .route("/today.json", get(pages::today_json))
+        .route("/today.csv", get(pages::today_csv))
+        .route("/week", get(pages::week))
+        .route("/week.json", get(pages::week_json))
+        .route("/week.csv", get(pages::week_csv))
+        .route("/message/{id}", get(pages::message))
+        .route("/message/{id}/eml", get(pages::message_eml))
+        .route("/raw", get(pages::raw))
+        .route("/raw.json", get(pages::raw_json))
+        .route("/raw.csv", get(pages::raw_csv))
+        .route("/raw.txt", get(pages::raw_txt))
+        .route("/metrics", get(pages::metrics))
+        .route("/healthz", get(pages::healthz))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/static/live.js", get(pages::live_script))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// No inline scripts, no framing, no sniffing: a last line against escaped-text mistakes.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// Serves the pages on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: WebState) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! HTML templates (maud, checked at compile time). Everything that came in a message is
+//! inserted with maud's escaping: never `PreEscaped` on mail data.
+
+use super::CurrentUser;
+use crate::store::{MessageSummary, RawLine, RecipientDetail, StoredMessage};
+use maud::{DOCTYPE, Markup, html};
+use time::{UtcOffset, macros::format_description};
+
+pub const STATUSES: [&str; 5] = ["sent", "deferred", "bounced", "expired", "pending"];
+
+/// Unix seconds as local `YYYY-MM-DD HH:MM:SS`.
+pub fn time(unix: i64, offset: UtcOffset) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.to_offset(offset))
+        .ok()
+        .and_then(|t| {
+            t.format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+fn layout(title: &str, current: &str, user: Option<&CurrentUser>, body: Markup) -> Markup {
+    let nav = [
+        ("/", "Live"),
+        ("/today", "Today"),
+        ("/week", "Last 7 days"),
+        ("/raw", "Raw log"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — mailtrail" }
+                link rel="stylesheet" href="/static/style.css";
+            }
+            body {
+                header {
+                    strong { "mailtrail" }
+                    @if let Some(user) = user {
+                        @for (href, label) in nav {
+                            a href=(href) class=[(href == current).then_some("current")] { (label) }
+                        }
+                        form method="post" action="/logout" {
+                            (user.user.name) " "
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub fn login(error: Option<&str>) -> Markup {
+    layout(
+        "Log in",
+        "/login",
+        None,
+        html! {
+            form.login method="post" action="/login" {
+                @if let Some(error) = error { p.error { (error) } }
+                label { "Name " input name="name" autocomplete="username" required; }
+                label { "Password " input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+pub fn badge(status: &str) -> Markup {
+    // The class comes from a fixed list, so stored text cannot choose it.
+    let class = STATUSES
+        .iter()
+        .find(|s| **s == status)
+        .copied()
+        .unwrap_or("");
+    html! { span class={ "badge " (class) } { (status) } }
+}
+
+/// One message row; also what the live page's event stream sends.
+pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
+    html! {
+        tr data-id=(m.id) {
+            td { (time(m.arrived_at, offset)) }
+            td { (m.queue_id.as_deref().unwrap_or("")) }
+            td { (m.mail_from) }
+            td {
+                (m.first_recipient.as_deref().unwrap_or(""))
+                @if m.recipients > 1 { " (+" (m.recipients - 1) ")" }
+            }
+            td { a href={ "/message/" (m.id) } { (m.subject.as_deref().unwrap_or("(no subject)")) } }
+            td.num { (m.size) }
+            td { (badge(&m.status)) }
+            td { (m.category.as_deref().unwrap_or("")) }
+        }
+    }
+}
+
+fn message_table(rows: &[MessageSummary], offset: UtcOffset, live_after: Option<i64>) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Time" } th { "Queue id" } th { "From" } th { "To" } th { "Subject" } th { "Size" } th { "Status" } th { "Category" } } }
+            tbody id=[live_after.map(|_| "live-rows")] data-after=[live_after] {
+                @for m in rows { (message_row(m, offset)) }
+            }
+        }
+    }
+}
+
+pub fn live(user: &CurrentUser, rows: &[MessageSummary], offset: UtcOffset) -> Markup {
+    let after = rows.iter().map(|m| m.id).max().unwrap_or(0);
+    layout(
+        "Live: last 100 messages today",
+        "/",
+        Some(user),
+        html! {
+            p { "New messages appear as they arrive (needs JavaScript). "
+                a href="/live.json" { "JSON" } " · " a href="/live.csv" { "CSV" } }
+            (message_table(rows, offset, Some(after)))
+            script src="/static/live.js" {}
+        },
+    )
+}
+
+/// The filters of a list page, echoed back into its form.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub subject: Option<String>,
+    pub page: Option<String>,
+}
+
+impl ListQuery {
+    /// The same filters as a query string, for pager and export links.
+    pub fn query_string(&self, page: Option<u32>) -> String {
+        let mut pairs = Vec::new();
+        let fields = [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("status", &self.status),
+            ("category", &self.category),
+            ("subject", &self.subject),
+        ];
+        for (name, value) in fields {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                pairs.push(format!("{name}={}", url_encode(v)));
+            }
+        }
+        if let Some(page) = page {
+            pairs.push(format!("page={page}"));
+        }
+        pairs.join("&")
+    }
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub struct ListPage<'a> {
+    pub title: &'a str,
+    pub path: &'a str,
+    pub query: &'a ListQuery,
+    pub rows: &'a [MessageSummary],
+    pub page: u32,
+    pub pages: u32,
+    pub total: u64,
+}
+
+pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
+    let q = p.query;
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let export = q.query_string(None);
+    html! {
+        (layout(p.title, p.path, Some(user), html! {
+            form.filter method="get" action=(p.path) {
+                label { "Sender" input name="from" value=(value(&q.from)); }
+                label { "Recipient" input name="to" value=(value(&q.to)); }
+                label { "Subject" input name="subject" value=(value(&q.subject)); }
+                label { "Status" select name="status" {
+                    option value="" { "any" }
+                    @for s in STATUSES { option value=(s) selected[q.status.as_deref() == Some(s)] { (s) } }
+                } }
+                label { "Category" select name="category" {
+                    option value="" { "any" }
+                    @for c in crate::bounce::Category::ALL.map(|c| c.as_str()) { option value=(c) selected[q.category.as_deref() == Some(c)] { (c) } }
+                } }
+                button type="submit" { "Filter" }
+            }
+            p { (p.total) " messages · "
+                a href={ (p.path) ".json?" (export) } { "JSON" } " · "
+                a href={ (p.path) ".csv?" (export) } { "CSV" } }
+            (message_table(p.rows, offset, None))
+            div.pager {
+                @if p.page > 1 { a href={ (p.path) "?" (q.query_string(Some(p.page - 1))) } { "← newer" } }
+                span { "page " (p.page) " of " (p.pages.max(1)) }
+                @if p.page < p.pages { a href={ (p.path) "?" (q.query_string(Some(p.page + 1))) } { "older →" } }
+            }
+        }))
+    }
+}
+
+/// The archived copy as shown: raw headers, text, the HTML part as text, attachments.
+pub struct ArchivedView {
+    pub headers: Vec<(String, String)>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<(String, String, usize)>,
+}
+
+pub fn message(
+    user: &CurrentUser,
+    m: &StoredMessage,
+    recipients: &[RecipientDetail],
+    archived: Option<&ArchivedView>,
+    offset: UtcOffset,
+) -> Markup {
+    let e = &m.envelope;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+    html! {
+        (layout("Message", "", Some(user), html! {
+            p { a href={ "/message/" (m.id) ".json" } { "JSON" } }
+            dl.envelope {
+                dt { "Subject" } dd { (opt(&e.subject)) }
+                dt { "From" } dd { (e.mail_from) }
+                dt { "Arrived" } dd { (time(e.arrived_at.unix_timestamp(), offset)) }
+                dt { "Queue id" } dd {
+                    (opt(&e.queue_id))
+                    @if let Some(qid) = &e.queue_id {
+                        " (" a href={ "/raw?days=7&queue_id=" (url_encode(qid)) } { "log lines" } ")"
+                    }
+                }
+                dt { "Message-ID" } dd { (opt(&e.message_id)) }
+                dt { "Client" } dd { (opt(&e.client_name)) " [" (opt(&e.client_addr)) "]" }
+                dt { "HELO" } dd { (opt(&e.helo)) }
+                dt { "SASL user" } dd { (opt(&e.sasl_user)) }
+                dt { "Size" } dd { (e.size) " bytes" }
+                dt { "Mode" } dd { (e.mode) }
+                dt { "Archive" } dd { (e.archive_state.as_str()) }
+            }
+            h2 { "Recipients" }
+            @for r in recipients {
+                h3 { (r.address) " " (badge(&r.status)) " " (r.category.as_deref().unwrap_or("")) }
+                @if let Some(orig) = &r.orig_to { p { "originally " (orig) } }
+                ol.timeline {
+                    @for a in &r.attempts {
+                        li {
+                            (time(a.at, offset)) " " (badge(&a.status))
+                            " relay " (a.relay_host.as_deref().unwrap_or("-"))
+                            @if let Some(ip) = &a.relay_ip { " [" (ip) "]" }
+                            " dsn " (a.dsn.as_deref().unwrap_or("-"))
+                            " " (a.category.as_deref().unwrap_or(""))
+                            @if let Some(reply) = &a.reply { pre { (reply) } }
+                        }
+                    }
+                    @if r.attempts.is_empty() { li { "no delivery attempt yet" } }
+                }
+            }
+            h2 { "Archived copy" }
+            @match archived {
+                None => p { "No archived copy (" (e.archive_state.as_str()) ")." },
+                Some(view) => {
+                    p { a href={ "/message/" (m.id) "/eml" } { "Download .eml" } }
+                    h3 { "Headers" }
+                    pre { @for (name, value) in &view.headers { (name) ": " (value) "\n" } }
+                    h3 { "Text" }
+                    pre { (view.text.as_deref().unwrap_or("(no text part)")) }
+                    @if let Some(html) = &view.html {
+                        details { summary { "HTML part (shown as text)" } pre { (html) } }
+                    }
+                    @if !view.attachments.is_empty() {
+                        h3 { "Attachments" }
+                        ul { @for (name, ctype, size) in &view.attachments { li { (name) " (" (ctype) ", " (size) " bytes)" } } }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+pub struct RawPage<'a> {
+    pub days: u32,
+    pub q: &'a str,
+    pub queue_id: &'a str,
+    pub lines: &'a [RawLine],
+    pub truncated: bool,
+}
+
+pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
+    let export = format!(
+        "days={}&q={}&queue_id={}",
+        p.days,
+        url_encode(p.q),
+        url_encode(p.queue_id)
+    );
+    html! {
+        (layout("Raw log", "/raw", Some(user), html! {
+            form.filter method="get" action="/raw" {
+                label { "Period" select name="days" {
+                    option value="1" selected[p.days == 1] { "today" }
+                    option value="7" selected[p.days == 7] { "last 7 days" }
+                } }
+                label { "Text" input name="q" value=(p.q); }
+                label { "Queue id" input name="queue_id" value=(p.queue_id); }
+                button type="submit" { "Search" }
+            }
+            p { (p.lines.len()) " lines"
+                @if p.truncated { " (only the first ones; narrow the search or download)" }
+                " · " a href={ "/raw.txt?" (export) } { "download" }
+                " · " a href={ "/raw.json?" (export) } { "JSON" }
+                " · " a href={ "/raw.csv?" (export) } { "CSV" } }
+            pre { @for l in p.lines { (time(l.at, offset)) " " (l.line) "\n" } }
+        }))
+    }
+}
