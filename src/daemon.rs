@@ -31,6 +31,8 @@ pub enum RunError {
     Milter(#[source] io::Error),
     #[error("log follower: {0}")]
     Follower(#[from] FollowerError),
+    #[error("policy tick: {0}")]
+    Tick(#[from] crate::tick::TickError),
     #[error("web: {0}")]
     Web(#[from] WebError),
 }
@@ -54,6 +56,7 @@ pub async fn run(
     let (recorder, writer) = Recorder::start(store, archive.clone(), counters.clone());
     let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
     let follower = follower::start(config.clone(), local_offset)?;
+    let ticker = crate::tick::Ticker::start(config.clone())?;
     let web_server = match start.web.enabled {
         true => {
             let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
@@ -93,6 +96,9 @@ pub async fn run(
     sweeper.abort();
     if let Some(web_server) = web_server {
         web_server.abort();
+    }
+    if let Some(ticker) = ticker {
+        let _ = tokio::task::spawn_blocking(move || ticker.stop()).await;
     }
     if let Some(follower) = follower {
         let _ = tokio::task::spawn_blocking(move || follower.stop()).await;

@@ -275,3 +275,93 @@ fn notice_input(
 
 #[cfg(test)]
 mod tests;
+
+impl QueueControl for crate::mta::MtaControl {
+    async fn retry(&self, queue_id: &str) -> Result<(), String> {
+        crate::mta::MtaControl::retry(self, queue_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn remove(&self, queue_id: &str) -> Result<(), String> {
+        crate::mta::MtaControl::remove(self, queue_id)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TickError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the policy tick thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// The running tick; [`Ticker::stop`] ends it after the tick in progress.
+pub struct Ticker {
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Ticker {
+    /// Starts ticking every `notify.tick` on a thread of its own (the store is synchronous), when
+    /// notices are enabled and the MTA log is followed: without the log, nothing is known about
+    /// deliveries and nothing may be decided.
+    pub fn start(config: crate::config::ConfigHandle) -> Result<Option<Ticker>, TickError> {
+        let current = config.current();
+        if !current.notify.enabled {
+            return Ok(None);
+        }
+        if current.maillog.source == crate::config::LogSource::Off {
+            warn!("notify.enabled, but maillog.source = \"off\": no retries, warnings or expiries");
+            return Ok(None);
+        }
+        let mut store = Store::open(&current.store.path)?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("policy-tick".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return tracing::error!("policy tick: cannot start: {e}"),
+                };
+                runtime.block_on(async move {
+                    loop {
+                        let current = config.current();
+                        let queue = crate::mta::MtaControl::new(current.mta.clone());
+                        let transport = SmtpNoticeTransport::new(
+                            &current.notify.smtp_host,
+                            current.notify.smtp_port,
+                        );
+                        let now = OffsetDateTime::now_utc();
+                        match run_once(&current, &mut store, &queue, &transport, now).await {
+                            Ok(r) if r != TickReport::default() => {
+                                tracing::debug!("policy tick: {r:?}")
+                            }
+                            Ok(_) => {}
+                            Err(e) => warn!("policy tick: {e}"),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(current.notify.tick) => {}
+                            _ = stopped.changed() => return,
+                        }
+                    }
+                });
+            })
+            .map_err(TickError::Spawn)?;
+        info!(
+            "policy tick every {}",
+            humantime::format_duration(current.notify.tick)
+        );
+        Ok(Some(Ticker { stop, thread }))
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.thread.join();
+    }
+}
