@@ -9,7 +9,7 @@ use crate::{
     config::Receipts,
     envelope::{ArchiveState, Envelope, Recipient},
 };
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, config::DbConfig, params, params_from_iter};
 use serde::Serialize;
 use std::{collections::BTreeMap, path::Path, time::Duration};
 use time::OffsetDateTime;
@@ -83,6 +83,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        // Without the planner stability guarantee, SQLite (built with STAT4) re-compiles a
+        // cached statement whenever a new value is bound to a parameter it compared against a
+        // partial index's WHERE (message_archive_name, recipient_status): that was most of the
+        // cost of a log batch. Plans then ignore bound values, which none of ours needs.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(open_err)?;
         schema::migrate(&mut conn)?;
         // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
