@@ -3,7 +3,7 @@
 mod log;
 mod schema;
 
-pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
+pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 
 use crate::{
     config::Receipts,
@@ -55,6 +55,10 @@ pub struct MessageFilter {
     pub limit: Option<u32>,
 }
 
+/// SQLite page cache of an import connection (`PRAGMA cache_size`), within the import's
+/// memory budget of 200 MB.
+const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+
 /// One connection to the store. Writers keep one each; SQLite's WAL lets readers run beside.
 pub struct Store {
     conn: Connection,
@@ -94,6 +98,28 @@ impl Store {
         // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Store { conn })
+    }
+
+    /// Settings for a bulk import on this connection only: commits are not synced one by one
+    /// (WAL stays consistent; a crash loses at most the last batches, and an import is re-run
+    /// anyway), and a page cache big enough for the indexes a batch touches. The daemon's
+    /// connections keep `synchronous=FULL`.
+    pub fn tune_for_import(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Negative: KiB.
+        self.conn
+            .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        // Checkpointing after every batch rewrote the same index pages again and again; the
+        // import checkpoints once at its end ([`Store::checkpoint`]).
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the database and truncates it.
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Inserts envelopes in one transaction (one sync for a whole batch); returns their ids.
