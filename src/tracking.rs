@@ -12,7 +12,7 @@ use crate::{
     },
 };
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Queue ids remembered between batches; past this the cache starts over (the store has all).
 const MAX_CACHED_QUEUE_IDS: usize = 500_000;
@@ -72,12 +72,6 @@ pub struct Tracker {
     /// MTA notices about `new` messages, in log order.
     new_notices: Vec<NewNotice>,
     classified: HashMap<FailureKey, Category>,
-    /// Read the queue ids of all unremoved messages once per batch and look a queue id up in
-    /// the store only when it is among them. One scan instead of a query per message: worth
-    /// it for imports, whose batches are large, not for the follower's small ones.
-    pub prefetch_open_queue_ids: bool,
-    /// This batch's `LogBatch::open_queue_ids`, when prefetched.
-    open_queue_ids: Option<HashSet<String>>,
 }
 
 /// Where the rows of a queue id's message are.
@@ -242,8 +236,6 @@ impl Tracker {
             new_attempts: Vec::new(),
             new_notices: Vec::new(),
             classified: HashMap::new(),
-            prefetch_open_queue_ids: false,
-            open_queue_ids: None,
         }
     }
 
@@ -262,10 +254,6 @@ impl Tracker {
         let mut stats = IngestStats::default();
         let batch = store.log_batch()?;
         let result = (|| {
-            self.open_queue_ids = match self.prefetch_open_queue_ids {
-                true => Some(batch.open_queue_ids()?),
-                false => None,
-            };
             for line in lines {
                 stats.lines += 1;
                 match self.parser.parse(line) {
@@ -291,7 +279,6 @@ impl Tracker {
             }
             Ok(())
         })();
-        self.open_queue_ids = None;
         self.new.clear();
         self.new_attempts.clear();
         self.new_notices.clear();
@@ -375,15 +362,7 @@ impl Tracker {
             self.recipients.clear();
         }
         let at = header.time.unix_timestamp();
-        let may_be_stored = self
-            .open_queue_ids
-            .as_ref()
-            .is_none_or(|open| open.contains(queue_id));
-        let stored = match may_be_stored {
-            true => batch.find_message(queue_id, at)?,
-            false => None,
-        };
-        let r = match stored {
+        let r = match batch.find_message(queue_id, at)? {
             Some(id) => MessageRef::Stored(id),
             None => {
                 self.new.push(NewMessage {

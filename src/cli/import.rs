@@ -34,7 +34,6 @@ pub fn import(
     store.tune_for_import()?;
     let classifier = follower::classifier(config).map_err(|e| CliError::NotFound(e.to_string()))?;
     let mut tracker = Tracker::new(follower::parser(config, local_offset), classifier);
-    tracker.prefetch_open_queue_ids = true;
     let raw_since = (OffsetDateTime::now_utc() - config.maillog.raw_retention).unix_timestamp();
     let started = Instant::now();
     let mut total = IngestStats::default();

@@ -3,7 +3,6 @@
 
 use super::{Store, StoreError};
 use rusqlite::{OptionalExtension, Transaction, params};
-use std::collections::HashSet;
 
 /// How far back a queue id is looked for: longer than any MTA keeps a message queued.
 const CORRELATION_WINDOW_SECS: i64 = 10 * 86400;
@@ -154,18 +153,6 @@ impl LogBatch<'_> {
                 |row| row.get(0),
             )
             .optional()?)
-    }
-
-    /// The queue ids of every message not yet removed from the queue: a queue id not among
-    /// them has no row [`LogBatch::find_message`] could return, in this transaction.
-    pub fn open_queue_ids(&self) -> Result<HashSet<String>, StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT DISTINCT queue_id FROM message WHERE removed_at IS NULL AND queue_id IS NOT NULL",
-        )?;
-        let ids = stmt
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(ids)
     }
 
     /// Inserts a message only the log knows of (see [`LogBatch::message_for`] for the defaults
