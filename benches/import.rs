@@ -60,6 +60,8 @@ struct Run {
 
 /// Runs `cmd` to its end and measures it through `wait4`, which reports the child's own
 /// resource usage (not that of every child so far, as RUSAGE_CHILDREN would).
+// The child is reaped by `wait4`, which clippy does not see.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Run {
     let started = Instant::now();
     let mut child = cmd
