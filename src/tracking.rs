@@ -760,3 +760,131 @@ fn stage_str(stage: SmtpStage) -> &'static str {
         SmtpStage::Unknown => "unknown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maillog::ParserOptions;
+    use time::macros::{datetime, offset};
+
+    /// Deferral then success (address case differs), a deferral logged after the success, an
+    /// alias (orig_to), an expiry, a bounce with its notice, a queue id reused after removal,
+    /// a rejected command.
+    const LOG: &str = "\
+May 20 00:11:22 mail postfix/submission/smtpd[2073]: B50A1214B93: client=sazow.example.com[10.1.226.55], sasl_method=PLAIN, sasl_username=lip@example.net
+May 20 00:11:22 mail postfix/cleanup[1060]: B50A1214B93: message-id=<m1@example.net>
+May 20 00:11:22 mail postfix/qmgr[1006]: B50A1214B93: from=<lip@example.net>, size=81759, nrcpt=2 (queue active)
+May 20 00:11:23 mail postfix/smtp[1300]: B50A1214B93: to=<Info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=1.5, delays=0.48/0.02/0.66/0.36, dsn=4.2.0, status=deferred (host mail1.votac.org[195.230.105.38] said: 450 4.2.0 <info@votac.org>: Recipient address rejected: Greylisted (in reply to RCPT TO command))
+May 20 00:11:24 mail postfix/lmtp[1442]: B50A1214B93: to=<mija@example.com>, orig_to=<postmaster@example.com>, relay=mail.example.org[private/dovecot-lmtp], delay=3.1, delays=2.9/0.01/0/0.13, dsn=2.0.0, status=sent (250 2.0.0 <mija@example.com> Saved)
+May 20 00:18:13 mail postfix/smtp[1362]: B50A1214B93: to=<info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=411, delays=408/0.01/0.94/2, dsn=2.0.0, status=sent (250 ok dirdel)
+May 20 00:18:14 mail postfix/smtp[1363]: B50A1214B93: to=<info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=412, delays=408/0.01/0.94/2, dsn=4.4.1, status=deferred (connect to mail1.votac.org[195.230.105.38]:25: Connection timed out)
+May 20 00:18:15 mail postfix/qmgr[1006]: B50A1214B93: removed
+May 20 00:20:00 mail postfix/qmgr[1006]: C60B1214B94: from=<bulk@example.org>, size=1200, nrcpt=2 (queue active)
+May 20 00:20:01 mail postfix/smtp[1300]: C60B1214B94: to=<a@nowhere.example>, relay=none, delay=1, delays=0.5/0/0.5/0, dsn=4.4.1, status=deferred (connect to nowhere.example[192.0.2.1]:25: Connection refused)
+May 20 00:20:02 mail postfix/smtp[1301]: C60B1214B94: to=<b@gone.example>, relay=mx.gone.example[192.0.2.2]:25, delay=2, delays=1/0/0.5/0.5, dsn=5.1.1, status=bounced (host mx.gone.example[192.0.2.2] said: 550 5.1.1 <b@gone.example>: Recipient address rejected: User unknown (in reply to RCPT TO command))
+May 20 00:20:03 mail postfix/bounce[1534]: C60B1214B94: sender non-delivery notification: D70B1214B95
+May 25 00:20:04 mail postfix/qmgr[1006]: C60B1214B94: from=<bulk@example.org>, status=expired, returned to sender
+May 25 00:20:05 mail postfix/qmgr[1006]: C60B1214B94: removed
+May 25 01:00:00 mail postfix/qmgr[1006]: B50A1214B93: from=<other@example.net>, size=100, nrcpt=1 (queue active)
+May 25 01:00:01 mail postfix/smtp[1300]: B50A1214B93: to=<x@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=1, delays=0.5/0/0.5/0, dsn=2.0.0, status=sent (250 ok)
+May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<s@example.com> to=<spam@example.net> proto=ESMTP helo=<x>
+";
+
+    /// Every stored row without its id, in a stable order.
+    fn import(lines_per_batch: usize) -> (Vec<String>, IngestStats) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let mut store = Store::open(&path).expect("store");
+        let config = Config::defaults();
+        let parser = Parser::new(ParserOptions {
+            now: datetime!(2026-11-23 12:00 UTC),
+            syslog_names: vec!["postfix".into()],
+            default_offset: offset!(+0),
+        });
+        let mut tracker = Tracker::new(parser, Classifier::builtin());
+        let mut total = IngestStats::default();
+        let lines: Vec<&str> = LOG.lines().collect();
+        for chunk in lines.chunks(lines_per_batch) {
+            let stats = tracker
+                .apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
+                    panic!("unknown line {l}")
+                })
+                .expect("apply");
+            total.add(&stats);
+        }
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT queue_id, arrived_at, mta_host, client_name, client_addr, sasl_user, mail_from,
+                size, message_id, archive_state, mode, source, nrcpt, removed_at
+             FROM message ORDER BY id",
+            "SELECT m.queue_id, m.arrived_at, r.position, r.address, r.orig_to, r.status,
+                r.category, r.dsn, r.reply, r.attempts, r.last_attempt_at, r.final_at
+             FROM recipient r JOIN message m ON m.id = r.message ORDER BY m.id, r.position",
+            "SELECT m.queue_id, r.address, a.at, a.status, a.relay_host, a.relay_ip, a.relay_port,
+                a.dsn, a.smtp_code, a.reply, a.stage, a.delay, a.delays, a.category
+             FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message
+             ORDER BY m.id, r.position, a.id",
+            "SELECT m.queue_id, n.at, n.kind, n.notice_queue_id
+             FROM mta_notice n JOIN message m ON m.id = n.message ORDER BY m.id, n.id",
+            "SELECT at, source, code, dsn, reason, category FROM reject ORDER BY id",
+            "SELECT at, queue_id, line FROM raw_line ORDER BY id",
+        ] {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let width = stmt.column_count();
+            let found = stmt
+                .query_map([], |row| {
+                    let cells: Vec<String> = (0..width)
+                        .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).expect("cell")))
+                        .collect();
+                    Ok(cells.join("|"))
+                })
+                .expect("query")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows");
+            rows.extend(found);
+        }
+        (rows, total)
+    }
+
+    #[test]
+    fn writing_behind_stores_what_statement_by_statement_did() {
+        // One line per batch: every line after a message's first goes through the
+        // statement-by-statement path; one batch: everything is written at its end.
+        let (single, single_stats) = import(1);
+        let (whole, whole_stats) = import(usize::MAX);
+        assert_eq!(single, whole);
+        assert_eq!(
+            format!("{single_stats:?}").replace(char::is_whitespace, ""),
+            format!("{whole_stats:?}").replace(char::is_whitespace, "")
+        );
+        assert_eq!(
+            (whole_stats.sent, whole_stats.deferred, whole_stats.bounced),
+            (3, 3, 1)
+        );
+        assert_eq!(whole_stats.expired, 1);
+        let recipient = |address: &str| {
+            whole
+                .iter()
+                .find(|r| r.contains(&format!("Text(\"{address}\")|")) && r.contains("|Integer"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        // The deferral logged after the success does not undo it; the first spelling stays.
+        assert!(
+            recipient("Info@votac.org").contains("Text(\"sent\")"),
+            "{whole:#?}"
+        );
+        // The alias is kept as orig_to.
+        assert!(recipient("mija@example.com").contains("Text(\"postmaster@example.com\")"));
+        // The deferred recipient expired with the message; the bounced one stayed bounced.
+        assert!(recipient("a@nowhere.example").contains("Text(\"expired\")"));
+        assert!(recipient("b@gone.example").contains("Text(\"bounced\")"));
+        // The reused queue id is a second message.
+        let reused = whole
+            .iter()
+            .filter(|r| r.starts_with("Text(\"B50A1214B93\")|Integer") && r.contains("mail"))
+            .count();
+        assert!(reused >= 2, "{whole:#?}");
+    }
+}
