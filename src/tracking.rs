@@ -6,13 +6,18 @@ use crate::{
     bounce::{self, Category, Classifier, Failure},
     config::Config,
     maillog::{Delivery, DeliveryStatus, Event, Header, ParseOutcome, Parser, Reject, SmtpStage},
-    store::{AttemptRow, LogBatch, LogMessageFields, RejectRow, Store, StoreError},
+    store::{
+        AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow, Store,
+        StoreError,
+    },
 };
 use serde::Serialize;
 use std::collections::HashMap;
 
 /// Queue ids remembered between batches; past this the cache starts over (the store has all).
 const MAX_CACHED_QUEUE_IDS: usize = 500_000;
+/// Distinct failures whose category is remembered; reply texts repeat a lot.
+const MAX_CACHED_CATEGORIES: usize = 100_000;
 
 /// What a run of lines contained.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -56,10 +61,168 @@ pub struct BatchPosition<'a> {
 pub struct Tracker {
     parser: Parser,
     classifier: Classifier,
-    /// Queue id → message row, for messages not yet removed from the queue.
-    messages: HashMap<String, i64>,
+    /// Queue id → message, for messages not yet removed from the queue.
+    messages: HashMap<String, MessageRef>,
     /// (message row, address) → recipient row.
     recipients: HashMap<(i64, String), i64>,
+    /// What the current batch says about messages it saw first, in the order first seen.
+    new: Vec<NewMessage>,
+    /// Attempts on recipients of `new`, in log order.
+    new_attempts: Vec<NewAttempt>,
+    /// MTA notices about `new` messages, in log order.
+    new_notices: Vec<NewNotice>,
+    classified: HashMap<FailureKey, Category>,
+}
+
+/// Where the rows of a queue id's message are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MessageRef {
+    /// Already in the store: updated statement by statement.
+    Stored(i64),
+    /// First seen in this batch: index in `Tracker::new`, written whole at the batch's end.
+    /// Most messages live and leave the queue within one batch, so this writes each message
+    /// and recipient row once instead of a dozen statements per message.
+    New(usize),
+}
+
+/// (DSN, SMTP code, stage, reply text): everything the classifier looks at.
+type FailureKey = (Option<String>, Option<u16>, Option<SmtpStage>, String);
+
+/// A message the store does not have yet, as the batch's lines describe it.
+struct NewMessage {
+    queue_id: String,
+    arrived_at: i64,
+    mta_host: String,
+    fields: MessageFields,
+    removed_at: Option<i64>,
+    recipients: Vec<NewRecipientState>,
+}
+
+/// What `LogBatch::set_message_fields` would leave in a row the log created.
+#[derive(Default)]
+struct MessageFields {
+    sender: Option<String>,
+    size: Option<u64>,
+    nrcpt: Option<u32>,
+    message_id: Option<String>,
+    client_host: Option<String>,
+    client_ip: Option<String>,
+    sasl_user: Option<String>,
+    mode: Option<String>,
+}
+
+impl MessageFields {
+    /// The same merge as the SQL: the log's sender, size, count and mode replace earlier
+    /// values; the first message-id, client and SASL user seen stay.
+    fn merge(&mut self, f: &LogMessageFields) {
+        fn first(slot: &mut Option<String>, value: Option<&str>) {
+            if slot.is_none() {
+                *slot = value.map(str::to_owned);
+            }
+        }
+        if let Some(v) = f.sender {
+            self.sender = Some(v.to_owned());
+        }
+        self.size = f.size.or(self.size);
+        self.nrcpt = f.nrcpt.or(self.nrcpt);
+        if let Some(v) = f.mode {
+            self.mode = Some(v.to_owned());
+        }
+        first(&mut self.message_id, f.message_id);
+        first(&mut self.client_host, f.client_host);
+        first(&mut self.client_ip, f.client_ip);
+        first(&mut self.sasl_user, f.sasl_user);
+    }
+
+    fn as_fields(&self) -> LogMessageFields<'_> {
+        LogMessageFields {
+            sender: self.sender.as_deref(),
+            size: self.size,
+            nrcpt: self.nrcpt,
+            message_id: self.message_id.as_deref(),
+            client_host: self.client_host.as_deref(),
+            client_ip: self.client_ip.as_deref(),
+            sasl_user: self.sasl_user.as_deref(),
+            mode: self.mode.as_deref(),
+        }
+    }
+}
+
+/// A recipient of a [`NewMessage`], with the state `LogBatch::record_attempt` would give it.
+struct NewRecipientState {
+    address: String,
+    orig_to: Option<String>,
+    status: &'static str,
+    dsn: Option<String>,
+    reply: Option<String>,
+    category: Option<&'static str>,
+    attempts: i64,
+    last_attempt_at: Option<i64>,
+    final_at: Option<i64>,
+    /// Set when written.
+    row: i64,
+}
+
+impl NewRecipientState {
+    /// The state change of `record_attempt`'s UPDATE: a final state is never overwritten by a
+    /// later deferral logged out of order.
+    fn record(&mut self, a: &NewAttempt) {
+        let is_final = a.status != "deferred";
+        self.attempts += 1;
+        self.last_attempt_at = Some(self.last_attempt_at.map_or(a.at, |l| l.max(a.at)));
+        if matches!(self.status, "pending" | "deferred") || is_final {
+            self.status = a.status;
+            self.dsn = a.dsn.clone();
+            self.reply = Some(a.reply.clone());
+            self.category = a.category;
+        }
+        if is_final && self.final_at.is_none() {
+            self.final_at = Some(a.at);
+        }
+    }
+}
+
+struct NewAttempt {
+    message: usize,
+    recipient: usize,
+    at: i64,
+    status: &'static str,
+    relay_host: Option<String>,
+    relay_ip: Option<String>,
+    relay_port: Option<u16>,
+    dsn: Option<String>,
+    smtp_code: Option<u16>,
+    reply: String,
+    stage: Option<&'static str>,
+    delay: Option<f64>,
+    delays: Option<String>,
+    category: Option<&'static str>,
+}
+
+impl NewAttempt {
+    fn row(&self) -> AttemptRow<'_> {
+        AttemptRow {
+            at: self.at,
+            status: self.status,
+            relay_host: self.relay_host.as_deref(),
+            relay_ip: self.relay_ip.as_deref(),
+            relay_port: self.relay_port,
+            dsn: self.dsn.as_deref(),
+            smtp_code: self.smtp_code,
+            reply: &self.reply,
+            stage: self.stage,
+            delay: self.delay,
+            delays: self.delays.as_deref(),
+            category: self.category,
+        }
+    }
+}
+
+struct NewNotice {
+    message: usize,
+    at: i64,
+    kind: String,
+    notice_queue_id: Option<String>,
 }
 
 impl Tracker {
@@ -69,6 +232,10 @@ impl Tracker {
             classifier,
             messages: HashMap::new(),
             recipients: HashMap::new(),
+            new: Vec::new(),
+            new_attempts: Vec::new(),
+            new_notices: Vec::new(),
+            classified: HashMap::new(),
         }
     }
 
@@ -106,11 +273,15 @@ impl Tracker {
                     }
                 }
             }
+            self.write_new(&batch)?;
             if let Some(p) = &position {
                 batch.save_position(p.source, &p.position)?;
             }
             Ok(())
         })();
+        self.new.clear();
+        self.new_attempts.clear();
+        self.new_notices.clear();
         match result.and_then(|()| batch.commit()) {
             Ok(()) => Ok(stats),
             Err(e) => {
@@ -122,22 +293,125 @@ impl Tracker {
         }
     }
 
+    /// Writes the messages first seen in this batch, then remembers their rows.
+    fn write_new(&mut self, batch: &LogBatch) -> Result<(), StoreError> {
+        let mut ids = Vec::with_capacity(self.new.len());
+        for m in &mut self.new {
+            let id = batch.insert_log_message(&NewLogMessage {
+                queue_id: &m.queue_id,
+                arrived_at: m.arrived_at,
+                mta_host: Some(&m.mta_host),
+                fields: m.fields.as_fields(),
+                removed_at: m.removed_at,
+            })?;
+            for (position, r) in m.recipients.iter_mut().enumerate() {
+                r.row = batch.insert_recipient(
+                    id,
+                    &NewRecipient {
+                        position: position as i64,
+                        address: &r.address,
+                        orig_to: r.orig_to.as_deref(),
+                        status: r.status,
+                        dsn: r.dsn.as_deref(),
+                        reply: r.reply.as_deref(),
+                        category: r.category,
+                        attempts: r.attempts,
+                        last_attempt_at: r.last_attempt_at,
+                        final_at: r.final_at,
+                    },
+                )?;
+            }
+            ids.push(id);
+        }
+        for a in &self.new_attempts {
+            let recipient = self.new[a.message].recipients[a.recipient].row;
+            batch.insert_attempt(recipient, &a.row())?;
+        }
+        for n in &self.new_notices {
+            batch.add_mta_notice(ids[n.message], n.at, &n.kind, n.notice_queue_id.as_deref())?;
+        }
+        // Messages still queued are found through the caches in later batches. (Should the
+        // commit fail, `apply` clears the caches again.)
+        for (index, m) in self.new.iter().enumerate() {
+            let id = ids[index];
+            if let Some(r) = self.messages.get_mut(&m.queue_id)
+                && *r == MessageRef::New(index)
+            {
+                *r = MessageRef::Stored(id);
+                for rcpt in &m.recipients {
+                    self.recipients
+                        .insert((id, rcpt.address.to_ascii_lowercase()), rcpt.row);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn message(
         &mut self,
         batch: &LogBatch,
         queue_id: &str,
         header: &Header,
-    ) -> Result<i64, StoreError> {
-        if let Some(&id) = self.messages.get(queue_id) {
-            return Ok(id);
+    ) -> Result<MessageRef, StoreError> {
+        if let Some(&r) = self.messages.get(queue_id) {
+            return Ok(r);
         }
         if self.messages.len() >= MAX_CACHED_QUEUE_IDS {
-            self.messages.clear();
+            // This batch's new messages exist nowhere else yet.
+            self.messages.retain(|_, r| matches!(r, MessageRef::New(_)));
             self.recipients.clear();
         }
-        let id = batch.message_for(queue_id, header.time.unix_timestamp(), Some(&header.host))?;
-        self.messages.insert(queue_id.to_owned(), id);
-        Ok(id)
+        let at = header.time.unix_timestamp();
+        let r = match batch.find_message(queue_id, at)? {
+            Some(id) => MessageRef::Stored(id),
+            None => {
+                self.new.push(NewMessage {
+                    queue_id: queue_id.to_owned(),
+                    arrived_at: at,
+                    mta_host: header.host.clone(),
+                    fields: MessageFields::default(),
+                    removed_at: None,
+                    recipients: Vec::new(),
+                });
+                MessageRef::New(self.new.len() - 1)
+            }
+        };
+        self.messages.insert(queue_id.to_owned(), r);
+        Ok(r)
+    }
+
+    /// `LogBatch::set_message_fields`, on the store or on a new message.
+    fn set_fields(
+        &mut self,
+        batch: &LogBatch,
+        message: MessageRef,
+        fields: &LogMessageFields,
+    ) -> Result<(), StoreError> {
+        match message {
+            MessageRef::Stored(id) => batch.set_message_fields(id, fields),
+            MessageRef::New(index) => {
+                self.new[index].fields.merge(fields);
+                Ok(())
+            }
+        }
+    }
+
+    fn classify(&mut self, failure: &Failure, stage: Option<SmtpStage>) -> Category {
+        let key: FailureKey = (
+            failure.dsn.map(str::to_owned),
+            failure.code,
+            stage,
+            failure.text.to_owned(),
+        );
+        if let Some(&category) = self.classified.get(&key) {
+            return category;
+        }
+        if self.classified.len() >= MAX_CACHED_CATEGORIES {
+            self.classified.clear();
+        }
+        let category = self.classifier.classify(failure);
+        self.classified.insert(key, category);
+        category
     }
 
     fn apply_event(
@@ -157,25 +431,25 @@ impl Tracker {
                 sasl_username,
                 ..
             } => {
-                let id = self.message(batch, &queue_id, header)?;
+                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     client_host: Some(&client_host),
                     client_ip: Some(&client_ip),
                     sasl_user: sasl_username.as_deref(),
                     ..Default::default()
                 };
-                batch.set_message_fields(id, &fields)?;
+                self.set_fields(batch, m, &fields)?;
             }
             Event::MessageId {
                 queue_id,
                 message_id,
             } => {
-                let id = self.message(batch, &queue_id, header)?;
+                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     message_id: Some(&message_id),
                     ..Default::default()
                 };
-                batch.set_message_fields(id, &fields)?;
+                self.set_fields(batch, m, &fields)?;
             }
             Event::Queued {
                 queue_id,
@@ -187,7 +461,7 @@ impl Tracker {
                 client_ip,
                 ..
             } => {
-                let id = self.message(batch, &queue_id, header)?;
+                let m = self.message(batch, &queue_id, header)?;
                 // A message the milter never saw still gets its sender's mode.
                 let mode = config.sender_policy(&from, None).mode;
                 let fields = LogMessageFields {
@@ -200,35 +474,56 @@ impl Tracker {
                     sasl_user: None,
                     mode: Some(&mode),
                 };
-                batch.set_message_fields(id, &fields)?;
+                self.set_fields(batch, m, &fields)?;
             }
             Event::Delivery(delivery) => {
-                let id = self.message(batch, &delivery.queue_id, header)?;
-                self.record_delivery(batch, id, at, &delivery, stats)?;
+                let m = self.message(batch, &delivery.queue_id, header)?;
+                self.record_delivery(batch, m, at, delivery, stats)?;
             }
             Event::Expired {
                 queue_id, reason, ..
             } => {
-                let id = self.message(batch, &queue_id, header)?;
-                batch.expire_pending(id, at, &reason, Category::MessageExpired.as_str())?;
+                let category = Category::MessageExpired.as_str();
+                match self.message(batch, &queue_id, header)? {
+                    MessageRef::Stored(id) => {
+                        batch.expire_pending(id, at, &reason, category)?;
+                    }
+                    MessageRef::New(index) => self.expire_new(index, at, &reason, category),
+                }
                 // Counted per message, as the MTA logs it (one `status=expired` line).
                 stats.expired += 1;
             }
             Event::Removed { queue_id } => {
-                let id = self.message(batch, &queue_id, header)?;
-                batch.mark_removed(id, at)?;
+                match self.message(batch, &queue_id, header)? {
+                    MessageRef::Stored(id) => {
+                        batch.mark_removed(id, at)?;
+                        self.recipients.retain(|(message, _), _| *message != id);
+                    }
+                    MessageRef::New(index) => {
+                        let m = &mut self.new[index];
+                        m.removed_at = m.removed_at.or(Some(at));
+                    }
+                }
                 // The queue id may be reused from now on.
                 self.messages.remove(&queue_id);
-                self.recipients.retain(|(message, _), _| *message != id);
             }
             Event::Notification {
                 queue_id,
                 kind,
                 notice_queue_id,
             } => {
-                let id = self.message(batch, &queue_id, header)?;
                 let kind = format!("{kind:?}");
-                batch.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
+                match self.message(batch, &queue_id, header)? {
+                    MessageRef::Stored(id) => {
+                        batch.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
+                    }
+                    MessageRef::New(message) => self.new_notices.push(NewNotice {
+                        message,
+                        at,
+                        kind,
+                        notice_queue_id,
+                    }),
+                }
             }
             Event::Reject(reject) => {
                 self.record_reject(batch, header, &reject)?;
@@ -239,65 +534,154 @@ impl Tracker {
                 username,
                 ..
             } => {
-                let id = self.message(batch, &queue_id, header)?;
+                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     sasl_user: Some(&username),
                     ..Default::default()
                 };
-                batch.set_message_fields(id, &fields)?;
+                self.set_fields(batch, m, &fields)?;
             }
             Event::SaslLogin { queue_id: None, .. } | Event::Other { .. } => {}
         }
         Ok(())
     }
 
+    /// `LogBatch::expire_pending` on a new message: every recipient not yet final gets an
+    /// `expired` attempt.
+    fn expire_new(&mut self, message: usize, at: i64, reason: &str, category: &'static str) {
+        for (recipient, r) in self.new[message].recipients.iter_mut().enumerate() {
+            if !matches!(r.status, "pending" | "deferred") {
+                continue;
+            }
+            let attempt = NewAttempt {
+                message,
+                recipient,
+                at,
+                status: "expired",
+                relay_host: None,
+                relay_ip: None,
+                relay_port: None,
+                dsn: Some("4.4.7".to_owned()),
+                smtp_code: None,
+                reply: reason.to_owned(),
+                stage: None,
+                delay: None,
+                delays: None,
+                category: Some(category),
+            };
+            r.record(&attempt);
+            self.new_attempts.push(attempt);
+        }
+    }
+
+    /// `LogBatch::recipient_for` on a new message: matched on the address, then on the
+    /// original address (ASCII case-insensitively, as SQLite's NOCASE); created when new.
+    fn new_recipient(&mut self, message: usize, to: &str, orig_to: Option<&str>) -> usize {
+        let recipients = &mut self.new[message].recipients;
+        if let Some(i) = recipients
+            .iter()
+            .position(|r| r.address.eq_ignore_ascii_case(to))
+        {
+            return i;
+        }
+        if let Some(orig) = orig_to
+            && let Some(i) = recipients
+                .iter()
+                .position(|r| r.address.eq_ignore_ascii_case(orig))
+        {
+            let r = &mut recipients[i];
+            r.orig_to = Some(std::mem::replace(&mut r.address, to.to_owned()));
+            return i;
+        }
+        recipients.push(NewRecipientState {
+            address: to.to_owned(),
+            orig_to: orig_to.map(str::to_owned),
+            status: "pending",
+            dsn: None,
+            reply: None,
+            category: None,
+            attempts: 0,
+            last_attempt_at: None,
+            final_at: None,
+            row: 0,
+        });
+        recipients.len() - 1
+    }
+
     fn record_delivery(
         &mut self,
         batch: &LogBatch,
-        message: i64,
+        message: MessageRef,
         at: i64,
-        d: &Delivery,
+        d: Delivery,
         stats: &mut IngestStats,
     ) -> Result<(), StoreError> {
         let category = match d.status {
             DeliveryStatus::Sent => None,
             DeliveryStatus::Expired => Some(Category::MessageExpired),
-            DeliveryStatus::Deferred | DeliveryStatus::Bounced => {
-                Some(self.classifier.classify(&Failure {
+            DeliveryStatus::Deferred | DeliveryStatus::Bounced => Some(self.classify(
+                &Failure {
                     dsn: d.dsn.as_deref(),
                     code: d.smtp_code,
                     text: &d.reply,
                     stage: d.stage.map(bounce_stage),
-                }))
-            }
-        };
-        for to in d.recipients() {
-            let key = (message, to.to_ascii_lowercase());
-            let recipient = match self.recipients.get(&key) {
-                Some(&id) => id,
-                None => {
-                    let id = batch.recipient_for(message, to, d.orig_to.as_deref())?;
-                    self.recipients.insert(key, id);
-                    id
-                }
-            };
-            batch.record_attempt(
-                recipient,
-                &AttemptRow {
-                    at,
-                    status: d.status.as_str(),
-                    relay_host: d.relay_host.as_deref(),
-                    relay_ip: d.relay_ip.as_deref(),
-                    relay_port: d.relay_port,
-                    dsn: d.dsn.as_deref(),
-                    smtp_code: d.smtp_code,
-                    reply: &d.reply,
-                    stage: d.stage.map(stage_str),
-                    delay: d.delay_secs,
-                    delays: d.delays.as_deref(),
-                    category: category.map(Category::as_str),
                 },
-            )?;
+                d.stage,
+            )),
+        };
+        let category = category.map(Category::as_str);
+        for to in d.recipients() {
+            match message {
+                MessageRef::Stored(id) => {
+                    let key = (id, to.to_ascii_lowercase());
+                    let recipient = match self.recipients.get(&key) {
+                        Some(&r) => r,
+                        None => {
+                            let r = batch.recipient_for(id, to, d.orig_to.as_deref())?;
+                            self.recipients.insert(key, r);
+                            r
+                        }
+                    };
+                    batch.record_attempt(
+                        recipient,
+                        &AttemptRow {
+                            at,
+                            status: d.status.as_str(),
+                            relay_host: d.relay_host.as_deref(),
+                            relay_ip: d.relay_ip.as_deref(),
+                            relay_port: d.relay_port,
+                            dsn: d.dsn.as_deref(),
+                            smtp_code: d.smtp_code,
+                            reply: &d.reply,
+                            stage: d.stage.map(stage_str),
+                            delay: d.delay_secs,
+                            delays: d.delays.as_deref(),
+                            category,
+                        },
+                    )?;
+                }
+                MessageRef::New(index) => {
+                    let recipient = self.new_recipient(index, to, d.orig_to.as_deref());
+                    let attempt = NewAttempt {
+                        message: index,
+                        recipient,
+                        at,
+                        status: d.status.as_str(),
+                        relay_host: d.relay_host.clone(),
+                        relay_ip: d.relay_ip.clone(),
+                        relay_port: d.relay_port,
+                        dsn: d.dsn.clone(),
+                        smtp_code: d.smtp_code,
+                        reply: d.reply.clone(),
+                        stage: d.stage.map(stage_str),
+                        delay: d.delay_secs,
+                        delays: d.delays.clone(),
+                        category,
+                    };
+                    self.new[index].recipients[recipient].record(&attempt);
+                    self.new_attempts.push(attempt);
+                }
+            }
             match d.status {
                 DeliveryStatus::Sent => stats.sent += 1,
                 DeliveryStatus::Deferred => stats.deferred += 1,
@@ -309,17 +693,20 @@ impl Tracker {
     }
 
     fn record_reject(
-        &self,
+        &mut self,
         batch: &LogBatch,
         header: &Header,
         r: &Reject,
     ) -> Result<(), StoreError> {
-        let category = self.classifier.classify(&Failure {
-            dsn: r.dsn.as_deref(),
-            code: r.code,
-            text: &r.reason,
-            stage: Some(bounce_stage(r.stage)),
-        });
+        let category = self.classify(
+            &Failure {
+                dsn: r.dsn.as_deref(),
+                code: r.code,
+                text: &r.reason,
+                stage: Some(bounce_stage(r.stage)),
+            },
+            Some(r.stage),
+        );
         batch.insert_reject(&RejectRow {
             at: header.time.unix_timestamp(),
             mta_host: Some(&header.host),
@@ -371,5 +758,133 @@ fn stage_str(stage: SmtpStage) -> &'static str {
         SmtpStage::Data => "data",
         SmtpStage::EndOfData => "end-of-data",
         SmtpStage::Unknown => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maillog::ParserOptions;
+    use time::macros::{datetime, offset};
+
+    /// Deferral then success (address case differs), a deferral logged after the success, an
+    /// alias (orig_to), an expiry, a bounce with its notice, a queue id reused after removal,
+    /// a rejected command.
+    const LOG: &str = "\
+May 20 00:11:22 mail postfix/submission/smtpd[2073]: B50A1214B93: client=sazow.example.com[10.1.226.55], sasl_method=PLAIN, sasl_username=lip@example.net
+May 20 00:11:22 mail postfix/cleanup[1060]: B50A1214B93: message-id=<m1@example.net>
+May 20 00:11:22 mail postfix/qmgr[1006]: B50A1214B93: from=<lip@example.net>, size=81759, nrcpt=2 (queue active)
+May 20 00:11:23 mail postfix/smtp[1300]: B50A1214B93: to=<Info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=1.5, delays=0.48/0.02/0.66/0.36, dsn=4.2.0, status=deferred (host mail1.votac.org[195.230.105.38] said: 450 4.2.0 <info@votac.org>: Recipient address rejected: Greylisted (in reply to RCPT TO command))
+May 20 00:11:24 mail postfix/lmtp[1442]: B50A1214B93: to=<mija@example.com>, orig_to=<postmaster@example.com>, relay=mail.example.org[private/dovecot-lmtp], delay=3.1, delays=2.9/0.01/0/0.13, dsn=2.0.0, status=sent (250 2.0.0 <mija@example.com> Saved)
+May 20 00:18:13 mail postfix/smtp[1362]: B50A1214B93: to=<info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=411, delays=408/0.01/0.94/2, dsn=2.0.0, status=sent (250 ok dirdel)
+May 20 00:18:14 mail postfix/smtp[1363]: B50A1214B93: to=<info@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=412, delays=408/0.01/0.94/2, dsn=4.4.1, status=deferred (connect to mail1.votac.org[195.230.105.38]:25: Connection timed out)
+May 20 00:18:15 mail postfix/qmgr[1006]: B50A1214B93: removed
+May 20 00:20:00 mail postfix/qmgr[1006]: C60B1214B94: from=<bulk@example.org>, size=1200, nrcpt=2 (queue active)
+May 20 00:20:01 mail postfix/smtp[1300]: C60B1214B94: to=<a@nowhere.example>, relay=none, delay=1, delays=0.5/0/0.5/0, dsn=4.4.1, status=deferred (connect to nowhere.example[192.0.2.1]:25: Connection refused)
+May 20 00:20:02 mail postfix/smtp[1301]: C60B1214B94: to=<b@gone.example>, relay=mx.gone.example[192.0.2.2]:25, delay=2, delays=1/0/0.5/0.5, dsn=5.1.1, status=bounced (host mx.gone.example[192.0.2.2] said: 550 5.1.1 <b@gone.example>: Recipient address rejected: User unknown (in reply to RCPT TO command))
+May 20 00:20:03 mail postfix/bounce[1534]: C60B1214B94: sender non-delivery notification: D70B1214B95
+May 25 00:20:04 mail postfix/qmgr[1006]: C60B1214B94: from=<bulk@example.org>, status=expired, returned to sender
+May 25 00:20:05 mail postfix/qmgr[1006]: C60B1214B94: removed
+May 25 01:00:00 mail postfix/qmgr[1006]: B50A1214B93: from=<other@example.net>, size=100, nrcpt=1 (queue active)
+May 25 01:00:01 mail postfix/smtp[1300]: B50A1214B93: to=<x@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=1, delays=0.5/0/0.5/0, dsn=2.0.0, status=sent (250 ok)
+May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<s@example.com> to=<spam@example.net> proto=ESMTP helo=<x>
+";
+
+    /// Every stored row without its id, in a stable order.
+    fn import(lines_per_batch: usize) -> (Vec<String>, IngestStats) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.db");
+        let mut store = Store::open(&path).expect("store");
+        let config = Config::defaults();
+        let parser = Parser::new(ParserOptions {
+            now: datetime!(2026-11-23 12:00 UTC),
+            syslog_names: vec!["postfix".into()],
+            default_offset: offset!(+0),
+        });
+        let mut tracker = Tracker::new(parser, Classifier::builtin());
+        let mut total = IngestStats::default();
+        let lines: Vec<&str> = LOG.lines().collect();
+        for chunk in lines.chunks(lines_per_batch) {
+            let stats = tracker
+                .apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
+                    panic!("unknown line {l}")
+                })
+                .expect("apply");
+            total.add(&stats);
+        }
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT queue_id, arrived_at, mta_host, client_name, client_addr, sasl_user, mail_from,
+                size, message_id, archive_state, mode, source, nrcpt, removed_at
+             FROM message ORDER BY id",
+            "SELECT m.queue_id, m.arrived_at, r.position, r.address, r.orig_to, r.status,
+                r.category, r.dsn, r.reply, r.attempts, r.last_attempt_at, r.final_at
+             FROM recipient r JOIN message m ON m.id = r.message ORDER BY m.id, r.position",
+            "SELECT m.queue_id, r.address, a.at, a.status, a.relay_host, a.relay_ip, a.relay_port,
+                a.dsn, a.smtp_code, a.reply, a.stage, a.delay, a.delays, a.category
+             FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message
+             ORDER BY m.id, r.position, a.id",
+            "SELECT m.queue_id, n.at, n.kind, n.notice_queue_id
+             FROM mta_notice n JOIN message m ON m.id = n.message ORDER BY m.id, n.id",
+            "SELECT at, source, code, dsn, reason, category FROM reject ORDER BY id",
+            "SELECT at, queue_id, line FROM raw_line ORDER BY id",
+        ] {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let width = stmt.column_count();
+            let found = stmt
+                .query_map([], |row| {
+                    let cells: Vec<String> = (0..width)
+                        .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).expect("cell")))
+                        .collect();
+                    Ok(cells.join("|"))
+                })
+                .expect("query")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows");
+            rows.extend(found);
+        }
+        (rows, total)
+    }
+
+    #[test]
+    fn writing_behind_stores_what_statement_by_statement_did() {
+        // One line per batch: every line after a message's first goes through the
+        // statement-by-statement path; one batch: everything is written at its end.
+        let (single, single_stats) = import(1);
+        let (whole, whole_stats) = import(usize::MAX);
+        assert_eq!(single, whole);
+        assert_eq!(
+            format!("{single_stats:?}").replace(char::is_whitespace, ""),
+            format!("{whole_stats:?}").replace(char::is_whitespace, "")
+        );
+        assert_eq!(
+            (whole_stats.sent, whole_stats.deferred, whole_stats.bounced),
+            (3, 3, 1)
+        );
+        assert_eq!(whole_stats.expired, 1);
+        let recipient = |address: &str| {
+            whole
+                .iter()
+                .find(|r| r.contains(&format!("Text(\"{address}\")|")) && r.contains("|Integer"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        // The deferral logged after the success does not undo it; the first spelling stays.
+        assert!(
+            recipient("Info@votac.org").contains("Text(\"sent\")"),
+            "{whole:#?}"
+        );
+        // The alias is kept as orig_to.
+        assert!(recipient("mija@example.com").contains("Text(\"postmaster@example.com\")"));
+        // The deferred recipient expired with the message; the bounced one stayed bounced.
+        assert!(recipient("a@nowhere.example").contains("Text(\"expired\")"));
+        assert!(recipient("b@gone.example").contains("Text(\"bounced\")"));
+        // The reused queue id is a second message.
+        let reused = whole
+            .iter()
+            .filter(|r| r.starts_with("Text(\"B50A1214B93\")|Integer") && r.contains("mail"))
+            .count();
+        assert!(reused >= 2, "{whole:#?}");
     }
 }

@@ -59,6 +59,31 @@ pub struct RejectRow<'a> {
     pub category: Option<&'a str>,
 }
 
+/// A message first seen in a batch's log lines, written once with everything the batch said.
+#[derive(Debug)]
+pub struct NewLogMessage<'a> {
+    pub queue_id: &'a str,
+    pub arrived_at: i64,
+    pub mta_host: Option<&'a str>,
+    pub fields: LogMessageFields<'a>,
+    pub removed_at: Option<i64>,
+}
+
+/// A recipient first seen in a batch, with the state its attempts in that batch left it in.
+#[derive(Debug)]
+pub struct NewRecipient<'a> {
+    pub position: i64,
+    pub address: &'a str,
+    pub orig_to: Option<&'a str>,
+    pub status: &'a str,
+    pub dsn: Option<&'a str>,
+    pub reply: Option<&'a str>,
+    pub category: Option<&'a str>,
+    pub attempts: i64,
+    pub last_attempt_at: Option<i64>,
+    pub final_at: Option<i64>,
+}
+
 /// The writes of one batch of log lines; nothing is visible until [`LogBatch::commit`].
 pub struct LogBatch<'a> {
     tx: Transaction<'a>,
@@ -101,18 +126,7 @@ impl LogBatch<'_> {
         at: i64,
         mta_host: Option<&str>,
     ) -> Result<i64, StoreError> {
-        let found: Option<i64> = self
-            .tx
-            .prepare_cached(
-                "SELECT id FROM message WHERE queue_id = ?1 AND removed_at IS NULL
-                   AND arrived_at BETWEEN ?2 AND ?3 ORDER BY id DESC LIMIT 1",
-            )?
-            .query_row(
-                params![queue_id, at - CORRELATION_WINDOW_SECS, at + CLOCK_SKEW_SECS],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(id) = found {
+        if let Some(id) = self.find_message(queue_id, at)? {
             return Ok(id);
         }
         self.tx
@@ -122,6 +136,74 @@ impl LogBatch<'_> {
                  VALUES (?1, ?2, ?3, '', 0, 'not-seen', 'normal', 'off', 'log')",
             )?
             .execute(params![queue_id, at, mta_host])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// The stored message a log line with `queue_id` at `at` belongs to, if any (see
+    /// [`LogBatch::message_for`]).
+    pub fn find_message(&self, queue_id: &str, at: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM message WHERE queue_id = ?1 AND removed_at IS NULL
+                   AND arrived_at BETWEEN ?2 AND ?3 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(
+                params![queue_id, at - CORRELATION_WINDOW_SECS, at + CLOCK_SKEW_SECS],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Inserts a message only the log knows of (see [`LogBatch::message_for`] for the defaults
+    /// the milter would otherwise have filled in); returns its row id.
+    pub fn insert_log_message(&self, m: &NewLogMessage) -> Result<i64, StoreError> {
+        let f = &m.fields;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from, size, archive_state,
+                    mode, receipts, source, nrcpt, message_id, client_name, client_addr, sasl_user,
+                    removed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                m.queue_id,
+                m.arrived_at,
+                m.mta_host,
+                f.sender.unwrap_or(""),
+                f.size.map_or(0, |s| s as i64),
+                f.mode.unwrap_or("normal"),
+                f.nrcpt,
+                f.message_id,
+                f.client_host,
+                f.client_ip,
+                f.sasl_user,
+                m.removed_at,
+            ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Inserts a recipient with its state already computed; returns its row id.
+    pub fn insert_recipient(&self, message: i64, r: &NewRecipient) -> Result<i64, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO recipient (message, position, address, orig_to, status, dsn, reply,
+                    category, attempts, last_attempt_at, final_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                message,
+                r.position,
+                r.address,
+                r.orig_to,
+                r.status,
+                r.dsn,
+                r.reply,
+                r.category,
+                r.attempts,
+                r.last_attempt_at,
+                r.final_at,
+            ])?;
         Ok(self.tx.last_insert_rowid())
     }
 
@@ -197,6 +279,27 @@ impl LogBatch<'_> {
     /// Records an attempt and moves the recipient to its state. A final state (sent, bounced,
     /// expired) is never overwritten by a later deferral logged out of order.
     pub fn record_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
+        self.insert_attempt(recipient, a)?;
+        let is_final = a.status != "deferred";
+        self.tx
+            .prepare_cached(
+                "UPDATE recipient SET
+                    attempts = attempts + 1,
+                    last_attempt_at = MAX(COALESCE(last_attempt_at, ?2), ?2),
+                    status = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?3 ELSE status END,
+                    dsn = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?4 ELSE dsn END,
+                    reply = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?5 ELSE reply END,
+                    category = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?7 ELSE category END,
+                    final_at = CASE WHEN ?6 THEN COALESCE(final_at, ?2) ELSE final_at END
+                 WHERE id = ?1",
+            )?
+            .execute(params![recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category])?;
+        Ok(())
+    }
+
+    /// Inserts an attempt row only, for a recipient whose state was written with it
+    /// ([`LogBatch::insert_recipient`]).
+    pub fn insert_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO attempt (recipient, at, status, relay_host, relay_ip, relay_port, dsn,
@@ -218,20 +321,6 @@ impl LogBatch<'_> {
                 a.delays,
                 a.category,
             ])?;
-        let is_final = a.status != "deferred";
-        self.tx
-            .prepare_cached(
-                "UPDATE recipient SET
-                    attempts = attempts + 1,
-                    last_attempt_at = MAX(COALESCE(last_attempt_at, ?2), ?2),
-                    status = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?3 ELSE status END,
-                    dsn = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?4 ELSE dsn END,
-                    reply = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?5 ELSE reply END,
-                    category = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?7 ELSE category END,
-                    final_at = CASE WHEN ?6 THEN COALESCE(final_at, ?2) ELSE final_at END
-                 WHERE id = ?1",
-            )?
-            .execute(params![recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category])?;
         Ok(())
     }
 

@@ -6,7 +6,7 @@ mod query;
 mod schema;
 mod web;
 
-pub use log::{AttemptRow, LogBatch, LogMessageFields, RejectRow};
+pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, RecipientDelivery};
 pub use web::{
@@ -18,7 +18,8 @@ use crate::{
     envelope::{ArchiveState, Envelope, Recipient},
 };
 use rusqlite::{
-    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+    Connection, OptionalExtension, Transaction, TransactionBehavior, config::DbConfig, params,
+    params_from_iter,
 };
 use serde::Serialize;
 use std::{collections::BTreeMap, path::Path, time::Duration};
@@ -65,6 +66,10 @@ pub struct MessageFilter {
     pub limit: Option<u32>,
 }
 
+/// SQLite page cache of an import connection (`PRAGMA cache_size`), within the import's
+/// memory budget of 200 MB.
+const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+
 /// One connection to the store. Writers keep one each; SQLite's WAL lets readers run beside.
 pub struct Store {
     conn: Connection,
@@ -94,6 +99,12 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Without the planner stability guarantee, SQLite (built with STAT4) re-compiles a
+        // cached statement whenever a new value is bound to a parameter it compared against a
+        // partial index's WHERE (message_archive_name, recipient_status): that was most of the
+        // cost of a log batch. Plans then ignore bound values, which none of ours needs.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(open_err)?;
         schema::migrate(&mut conn)?;
         // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
         conn.set_prepared_statement_cache_capacity(64);
@@ -109,6 +120,28 @@ impl Store {
         Ok(self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Settings for a bulk import on this connection only: commits are not synced one by one
+    /// (WAL stays consistent; a crash loses at most the last batches, and an import is re-run
+    /// anyway), and a page cache big enough for the indexes a batch touches. The daemon's
+    /// connections keep `synchronous=FULL`.
+    pub fn tune_for_import(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Negative: KiB.
+        self.conn
+            .pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
+        // Checkpointing after every batch rewrote the same index pages again and again; the
+        // import checkpoints once at its end ([`Store::checkpoint`]).
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies the write-ahead log into the database and truncates it.
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Inserts envelopes in one transaction (one sync for a whole batch); returns their ids.
