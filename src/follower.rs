@@ -20,8 +20,9 @@ use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-/// Lines per transaction: large enough to amortise the commit, small enough to stay live.
-const MAX_LINES_PER_BATCH: usize = 5_000;
+/// Lines per transaction: large enough to amortise the commit, small enough that the milter,
+/// whose envelope commit waits for an open log transaction, is never held up for long.
+const MAX_LINES_PER_BATCH: usize = 1_000;
 /// After a batch could not be stored, the wait before trying it again, doubling up to the max.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(30);
