@@ -107,7 +107,7 @@ async fn mailtrail_milter(messages: usize) -> Figures {
     std::fs::write(
         &config_path,
         format!(
-            "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[milter]\nlisten = \"unix:{}\"\n",
+            "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[web]\nenabled = false\n[milter]\nlisten = \"unix:{}\"\n",
             dir.path().join("state").display(),
             socket.display()
         ),

@@ -53,7 +53,9 @@ pub async fn run(
         false => None,
     };
     let counters = Arc::new(Counters::default());
-    let (recorder, writer) = Recorder::start(store, archive.clone(), counters.clone());
+    let checkpointer = Store::open(&start.store.path)?;
+    let (recorder, writer) =
+        Recorder::start(store, checkpointer, archive.clone(), counters.clone());
     let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
     let follower = follower::start(config.clone(), local_offset)?;
     let ticker = crate::tick::Ticker::start(config.clone())?;

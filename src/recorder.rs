@@ -18,6 +18,8 @@ use tracing::{error, warn};
 
 /// Most rows committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// How often the write-ahead log is copied into the database, away from the milter's commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often counters reach the store when the writer is otherwise idle.
 const COUNTER_FLUSH: Duration = Duration::from_secs(1);
 
@@ -55,15 +57,41 @@ impl RecorderThread {
 
 impl Recorder {
     /// Starts the writer thread. It stops once every `Recorder` clone is dropped.
+    /// `checkpointer` is a second connection to the same store: it checkpoints the write-ahead
+    /// log every second, so no commit on the milter's answer path has to.
     pub fn start(
-        store: Store,
+        mut store: Store,
+        mut checkpointer: Store,
         archive: Option<Arc<Archive>>,
         counters: Arc<Counters>,
     ) -> (Recorder, RecorderThread) {
+        if let Err(e) = store.without_auto_checkpoint() {
+            warn!("store writer keeps automatic checkpoints: {e}");
+        }
         let (jobs, queue) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
         let handle = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(store, archive, counters, queue))
+            .spawn(move || {
+                let checkpoints = thread::Builder::new()
+                    .name("store-checkpoint".into())
+                    .spawn(move || {
+                        while let Err(mpsc::RecvTimeoutError::Timeout) =
+                            stopped.recv_timeout(CHECKPOINT_EVERY)
+                        {
+                            if let Err(e) = checkpointer.checkpoint_passive() {
+                                warn!("store checkpoint: {e}");
+                            }
+                        }
+                        // A last one, so the log does not grow across restarts.
+                        let _ = checkpointer.checkpoint_passive();
+                    });
+                writer(store, archive, counters, queue);
+                drop(stop);
+                if let Ok(checkpoints) = checkpoints {
+                    let _ = checkpoints.join();
+                }
+            })
             .expect("spawning the store writer thread");
         (Recorder { jobs }, RecorderThread(handle))
     }

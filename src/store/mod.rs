@@ -137,6 +137,22 @@ impl Store {
         Ok(())
     }
 
+    /// For the milter's writer: its commits never run a checkpoint themselves (one landing on a
+    /// commit would delay the MTA's answer by the checkpoint's writes and syncs); a
+    /// [`Store::checkpoint_passive`] from another connection keeps the log short instead.
+    pub fn without_auto_checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(())
+    }
+
+    /// Copies what it can of the write-ahead log into the database without waiting for, or
+    /// blocking, readers and writers.
+    pub fn checkpoint_passive(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// Copies the write-ahead log into the database and truncates it.
     pub fn checkpoint(&mut self) -> Result<(), StoreError> {
         self.conn
