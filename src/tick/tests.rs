@@ -422,3 +422,33 @@ fn receipt_waits_for_every_recipient_and_is_sent_once() {
         assert!(text.contains("rfc822; x@d.example") && text.contains("rfc822; y@d.example"));
     });
 }
+
+#[tokio::test]
+async fn a_config_reload_keeps_the_mode_a_message_arrived_with() {
+    let mut w = World::new("[[sender]]\nmatch = \"@news.example\"\nmode = \"bulk\"\n");
+    let id = w.message("Q9", "letter@news.example", &["bob@dest.example"]);
+    // The operator drops the rule: new mail from news.example would be normal, this one stays bulk.
+    let dir = w.config.state_dir.clone();
+    w.config = crate::config::parse(
+        std::path::Path::new("t.toml"),
+        &format!(
+            "[state]\ndir = \"{}\"\n[notify]\nenabled = true\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        w.config.sender_policy("letter@news.example", None).mode,
+        "normal"
+    );
+    walk(&mut w, id, "bob@dest.example", Duration::hours(2), None).await;
+    assert!(
+        w.sent().is_empty(),
+        "bulk: no warning at 30 minutes, even after the reload"
+    );
+    assert_eq!(
+        minutes(&w.calls("retry"))[..2],
+        [31, 61],
+        "bulk: every 30 minutes"
+    );
+}
