@@ -9,9 +9,7 @@ mod web;
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, RecipientDelivery};
-pub use web::{
-    AttemptDetail, DomainScope, MessageSummary, RawLine, RecipientDetail, WebFilter, WebTotals,
-};
+pub use web::{DomainScope, MessageSummary, RawLine, WebFilter, WebTotals};
 
 use crate::{
     config::Receipts,

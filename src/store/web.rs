@@ -93,31 +93,6 @@ pub struct MessageSummary {
     pub category: Option<String>,
 }
 
-/// One recipient of a message with every attempt, oldest first.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RecipientDetail {
-    pub address: String,
-    pub orig_to: Option<String>,
-    pub status: String,
-    pub category: Option<String>,
-    pub dsn: Option<String>,
-    pub reply: Option<String>,
-    pub attempts: Vec<AttemptDetail>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AttemptDetail {
-    /// Unix seconds.
-    pub at: i64,
-    pub status: String,
-    pub relay_host: Option<String>,
-    pub relay_ip: Option<String>,
-    pub dsn: Option<String>,
-    pub reply: Option<String>,
-    pub category: Option<String>,
-    pub delay: Option<f64>,
-}
-
 /// One stored MTA log line.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RawLine {
@@ -184,52 +159,6 @@ impl Store {
             .prepare(&sql)?
             .query_row(params_from_iter(args), |row| row.get(0))?;
         Ok(n as u64)
-    }
-
-    /// A message's recipients with their attempts, in RCPT order.
-    pub fn web_recipients(&self, message: i64) -> Result<Vec<RecipientDetail>, StoreError> {
-        let mut recipients: Vec<(i64, RecipientDetail)> = self
-            .conn
-            .prepare_cached(
-                "SELECT id, address, orig_to, status, category, dsn, reply FROM recipient
-                 WHERE message = ?1 ORDER BY position, id",
-            )?
-            .query_map([message], |row| {
-                Ok((
-                    row.get(0)?,
-                    RecipientDetail {
-                        address: row.get(1)?,
-                        orig_to: row.get(2)?,
-                        status: row.get(3)?,
-                        category: row.get(4)?,
-                        dsn: row.get(5)?,
-                        reply: row.get(6)?,
-                        attempts: Vec::new(),
-                    },
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut attempts = self.conn.prepare_cached(
-            "SELECT at, status, relay_host, relay_ip, dsn, reply, category, delay FROM attempt
-             WHERE recipient = ?1 ORDER BY at, id",
-        )?;
-        for (id, recipient) in &mut recipients {
-            recipient.attempts = attempts
-                .query_map([*id], |row| {
-                    Ok(AttemptDetail {
-                        at: row.get(0)?,
-                        status: row.get(1)?,
-                        relay_host: row.get(2)?,
-                        relay_ip: row.get(3)?,
-                        dsn: row.get(4)?,
-                        reply: row.get(5)?,
-                        category: row.get(6)?,
-                        delay: row.get(7)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-        }
-        Ok(recipients.into_iter().map(|(_, r)| r).collect())
     }
 
     /// Raw log lines since `since`, oldest first. `text` is a case-insensitive substring; a

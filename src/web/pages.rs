@@ -294,7 +294,7 @@ async fn visible_message(
 #[derive(Serialize)]
 struct MessageJson {
     message: StoredMessage,
-    recipients: Vec<crate::store::RecipientDetail>,
+    recipients: Vec<crate::store::RecipientDelivery>,
 }
 
 pub(super) async fn message(
@@ -308,7 +308,7 @@ pub(super) async fn message(
     };
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     let message = visible_message(&state, &user, id).await?;
-    let recipients = state.read(move |s| s.web_recipients(id)).await?;
+    let recipients = state.read(move |s| s.deliveries(id)).await?;
     if json {
         return Ok(Json(MessageJson {
             message,

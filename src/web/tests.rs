@@ -637,7 +637,7 @@ async fn message_detail_timeline_archive_and_eml() {
             .body,
     );
     assert_eq!(detail["message"]["mail_from"], "sender@a.example");
-    let attempts = detail["recipients"][0]["attempts"].as_array().unwrap();
+    let attempts = detail["recipients"][0]["attempt_list"].as_array().unwrap();
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0]["status"], "deferred");
     assert_eq!(attempts[1]["status"], "sent");

@@ -2,7 +2,7 @@
 //! inserted with maud's escaping: never `PreEscaped` on mail data.
 
 use super::CurrentUser;
-use crate::store::{MessageSummary, RawLine, RecipientDetail, StoredMessage};
+use crate::store::{MessageSummary, RawLine, RecipientDelivery, StoredMessage};
 use maud::{DOCTYPE, Markup, html};
 use time::{UtcOffset, macros::format_description};
 
@@ -230,7 +230,7 @@ pub struct ArchivedView {
 pub fn message(
     user: &CurrentUser,
     m: &StoredMessage,
-    recipients: &[RecipientDetail],
+    recipients: &[RecipientDelivery],
     archived: Option<&ArchivedView>,
     offset: UtcOffset,
 ) -> Markup {
@@ -262,17 +262,17 @@ pub fn message(
                 h3 { (r.address) " " (badge(&r.status)) " " (r.category.as_deref().unwrap_or("")) }
                 @if let Some(orig) = &r.orig_to { p { "originally " (orig) } }
                 ol.timeline {
-                    @for a in &r.attempts {
+                    @for a in &r.attempt_list {
                         li {
-                            (time(a.at, offset)) " " (badge(&a.status))
+                            (time(a.at.unix_timestamp(), offset)) " " (badge(&a.status))
                             " relay " (a.relay_host.as_deref().unwrap_or("-"))
                             @if let Some(ip) = &a.relay_ip { " [" (ip) "]" }
                             " dsn " (a.dsn.as_deref().unwrap_or("-"))
                             " " (a.category.as_deref().unwrap_or(""))
-                            @if let Some(reply) = &a.reply { pre { (reply) } }
+                            @if !a.reply.is_empty() { pre { (a.reply) } }
                         }
                     }
-                    @if r.attempts.is_empty() { li { "no delivery attempt yet" } }
+                    @if r.attempt_list.is_empty() { li { "no delivery attempt yet" } }
                 }
             }
             h2 { "Archived copy" }
