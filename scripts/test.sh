@@ -16,6 +16,15 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
+# postfix's maillog_file logging goes through postlogd's unix-datagram socket. The kernel's
+# default queue of 10 datagrams (systemd raises it to 512 at boot; machines without systemd keep
+# 10) fills in any burst of log lines; postlogd then blocks on a message of its own to that same
+# socket and the whole test instance hangs. Use systemd's value.
+qlen=$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo 512)
+if [ "$qlen" -lt 512 ]; then
+  sysctl -qw net.unix.max_dgram_qlen=512 || echo "warning: net.unix.max_dgram_qlen is $qlen; postfix test instances may stall"
+fi
+
 # The sendmail end-to-end test runs Debian's sendmail unpacked into target/ (it cannot be
 # installed beside postfix); this fetches and unpacks it once.
 bash scripts/e2e-sendmail.sh
