@@ -12,6 +12,8 @@
 //! - times the library parser over the file's lines against a loop that only splits lines;
 //! - checks the import's delivery totals, so that a fast but wrong import fails the bench.
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,33 +24,6 @@ use time::macros::{datetime, offset};
 
 /// What the default-seed 1,000,000-line log must import as: (sent, deferred, bounced, expired).
 const EXPECTED: (u64, u64, u64, u64) = (114_768, 52_909, 4_316, 341);
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")))
-}
-
-fn log_path() -> PathBuf {
-    let target = target_dir();
-    let path = target.join("maillog-bench-postfix-1M.log");
-    if !path.exists() {
-        let _ = std::fs::create_dir_all(&target);
-        let tmp = path.with_extension("tmp");
-        let tool = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/tools/gen_postfix_log.py"
-        );
-        let status = Command::new("python3")
-            .args([tool, "--lines", "1000000", "-o"])
-            .arg(&tmp)
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "generator failed");
-        std::fs::rename(&tmp, &path).expect("rename generated log");
-    }
-    path
-}
 
 /// A finished child: wall seconds, CPU seconds (user + system), peak resident MB, stdout.
 struct Run {
@@ -168,14 +143,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3)
         .max(1);
-    let log = log_path();
+    let log = common::generated_postfix_log();
     println!(
         "log: {} ({} MB); {rounds} rounds, best of each",
         log.display(),
         std::fs::metadata(&log).map_or(0, |m| m.len()) / 1_000_000
     );
 
-    let dir = target_dir().join("import-bench");
+    let dir = common::target_dir().join("import-bench");
     std::fs::create_dir_all(&dir).expect("create bench dir");
     let store = dir.join("store.db");
     let config = dir.join("mailtrail.toml");

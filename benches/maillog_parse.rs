@@ -2,36 +2,13 @@
 //! Run: `cargo bench --bench maillog_parse`. Prints lines/s for a baseline that only splits
 //! lines and for the full parser, and the per-status counts as a sanity check.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
 use mailtrail::maillog::{Event, ParseOutcome, Parser, ParserOptions};
 use time::macros::{datetime, offset};
-
-fn log_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target")));
-    let path = target.join("maillog-bench-postfix-1M.log");
-    if !path.exists() {
-        let _ = std::fs::create_dir_all(&target);
-        let tmp = path.with_extension("tmp");
-        let tool = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/data/tools/gen_postfix_log.py"
-        );
-        let status = Command::new("python3")
-            .args([tool, "--lines", "1000000", "-o"])
-            .arg(&tmp)
-            .status()
-            .expect("python3 runs");
-        assert!(status.success(), "generator failed");
-        std::fs::rename(&tmp, &path).expect("rename generated log");
-    }
-    path
-}
 
 /// CPU seconds used by this thread (utime + stime from /proc, 10 ms ticks): on a shared
 /// machine wall time also counts other people's builds.
@@ -51,7 +28,7 @@ fn main() {
         println!("maillog_parse: run with `cargo bench --bench maillog_parse`");
         return;
     }
-    let path = log_path();
+    let path = common::generated_postfix_log();
     let data = std::fs::read_to_string(&path).expect("read log");
     let lines = data.lines().count();
     println!(
