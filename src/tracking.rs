@@ -3,7 +3,7 @@
 //! lines. Used by the live follower and by `mailtrail import`.
 
 use crate::{
-    bounce::{self, Category, Classifier, Failure},
+    bounce::{Category, Classifier, Failure},
     config::Config,
     maillog::{Delivery, DeliveryStatus, Event, Header, ParseOutcome, Parser, Reject, SmtpStage},
     store::{
@@ -624,7 +624,7 @@ impl Tracker {
                     dsn: d.dsn.as_deref(),
                     code: d.smtp_code,
                     text: &d.reply,
-                    stage: d.stage.map(bounce_stage),
+                    stage: d.stage,
                 },
                 d.stage,
             )),
@@ -653,7 +653,7 @@ impl Tracker {
                             dsn: d.dsn.as_deref(),
                             smtp_code: d.smtp_code,
                             reply: &d.reply,
-                            stage: d.stage.map(stage_str),
+                            stage: d.stage.map(SmtpStage::as_str),
                             delay: d.delay_secs,
                             delays: d.delays.as_deref(),
                             category,
@@ -673,7 +673,7 @@ impl Tracker {
                         dsn: d.dsn.clone(),
                         smtp_code: d.smtp_code,
                         reply: d.reply.clone(),
-                        stage: d.stage.map(stage_str),
+                        stage: d.stage.map(SmtpStage::as_str),
                         delay: d.delay_secs,
                         delays: d.delays.clone(),
                         category,
@@ -703,7 +703,7 @@ impl Tracker {
                 dsn: r.dsn.as_deref(),
                 code: r.code,
                 text: &r.reason,
-                stage: Some(bounce_stage(r.stage)),
+                stage: Some(r.stage),
             },
             Some(r.stage),
         );
@@ -718,7 +718,7 @@ impl Tracker {
             sender: r.from.as_deref(),
             recipient: r.to.as_deref(),
             helo: r.helo.as_deref(),
-            stage: Some(stage_str(r.stage)),
+            stage: Some(r.stage.as_str()),
             reason: &r.reason,
             category: Some(category.as_str()),
         })
@@ -734,30 +734,6 @@ fn reject_source(r: &Reject) -> &'static str {
         Cleanup => "cleanup",
         Ruleset => "ruleset",
         SendmailRcpt => "sendmail",
-    }
-}
-
-fn bounce_stage(stage: SmtpStage) -> bounce::SmtpStage {
-    match stage {
-        SmtpStage::Connect => bounce::SmtpStage::Connect,
-        SmtpStage::Helo => bounce::SmtpStage::Helo,
-        SmtpStage::MailFrom => bounce::SmtpStage::MailFrom,
-        SmtpStage::RcptTo => bounce::SmtpStage::RcptTo,
-        SmtpStage::Data => bounce::SmtpStage::Data,
-        SmtpStage::EndOfData => bounce::SmtpStage::EndOfData,
-        SmtpStage::Unknown => bounce::SmtpStage::Unknown,
-    }
-}
-
-fn stage_str(stage: SmtpStage) -> &'static str {
-    match stage {
-        SmtpStage::Connect => "connect",
-        SmtpStage::Helo => "helo",
-        SmtpStage::MailFrom => "mail-from",
-        SmtpStage::RcptTo => "rcpt-to",
-        SmtpStage::Data => "data",
-        SmtpStage::EndOfData => "end-of-data",
-        SmtpStage::Unknown => "unknown",
     }
 }
 

@@ -121,17 +121,31 @@ pub enum SmtpStage {
 }
 
 impl SmtpStage {
+    const ALL: [SmtpStage; 7] = [
+        SmtpStage::Connect,
+        SmtpStage::Helo,
+        SmtpStage::MailFrom,
+        SmtpStage::RcptTo,
+        SmtpStage::Data,
+        SmtpStage::EndOfData,
+        SmtpStage::Unknown,
+    ];
+
+    /// The name used in rules files and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpStage::Connect => "connect",
+            SmtpStage::Helo => "helo",
+            SmtpStage::MailFrom => "mail-from",
+            SmtpStage::RcptTo => "rcpt-to",
+            SmtpStage::Data => "data",
+            SmtpStage::EndOfData => "end-of-data",
+            SmtpStage::Unknown => "unknown",
+        }
+    }
+
     fn from_rule_name(s: &str) -> Option<SmtpStage> {
-        Some(match s {
-            "connect" => SmtpStage::Connect,
-            "helo" => SmtpStage::Helo,
-            "mail-from" => SmtpStage::MailFrom,
-            "rcpt-to" => SmtpStage::RcptTo,
-            "data" => SmtpStage::Data,
-            "end-of-data" => SmtpStage::EndOfData,
-            "unknown" => SmtpStage::Unknown,
-            _ => return None,
-        })
+        SmtpStage::ALL.into_iter().find(|stage| stage.as_str() == s)
     }
 }
 

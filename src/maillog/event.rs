@@ -155,6 +155,27 @@ pub struct Reject {
     pub reason: String,
 }
 
+impl Reject {
+    /// A refusal by `source` with every detail still unknown; the grammars fill it in.
+    pub fn new(queue_id: Option<&str>, source: RejectSource) -> Reject {
+        Reject {
+            queue_id: queue_id.map(str::to_owned),
+            source,
+            code: None,
+            dsn: None,
+            client_host: None,
+            client_ip: None,
+            client_port: None,
+            from: None,
+            to: None,
+            helo: None,
+            proto: None,
+            stage: SmtpStage::Unknown,
+            reason: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Event {
     /// postfix smtpd `QID: client=host[ip]`.

@@ -393,21 +393,7 @@ fn reject(service: &str, qid: Option<&str>, r: &str, milter: bool) -> Event {
     } else {
         RejectSource::Smtpd
     };
-    let mut rej = Reject {
-        queue_id: qid.map(str::to_owned),
-        source,
-        code: None,
-        dsn: None,
-        client_host: None,
-        client_ip: None,
-        client_port: None,
-        from: None,
-        to: None,
-        helo: None,
-        proto: None,
-        stage: SmtpStage::Unknown,
-        reason: String::new(),
-    };
+    let mut rej = Reject::new(qid, source);
     // The reply text may itself hold `; `, so the envelope tail is the last `; from=`.
     let (head, tail) = match envelope_start(r) {
         Some(i) => (&r[..i], Some(&r[i + 2..])),

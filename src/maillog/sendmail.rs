@@ -70,19 +70,10 @@ fn with_queue_id(qid: &str, rest: &str) -> Option<Event> {
         // `<addr>... User unknown`: the RCPT reply sendmail gave a client.
         if let Some(i) = rest.find(">... ") {
             return Some(Event::Reject(Reject {
-                queue_id: Some(qid.to_owned()),
-                source: RejectSource::SendmailRcpt,
-                code: None,
-                dsn: None,
-                client_host: None,
-                client_ip: None,
-                client_port: None,
-                from: None,
                 to: Some(rest[1..i].to_owned()),
-                helo: None,
-                proto: None,
                 stage: SmtpStage::RcptTo,
                 reason: rest[i + 5..].to_owned(),
+                ..Reject::new(Some(qid), RejectSource::SendmailRcpt)
             }));
         }
     }
@@ -342,24 +333,6 @@ fn delivery(qid: &str, rest: &str) -> Option<Event> {
     Some(Event::Delivery(d))
 }
 
-fn empty_reject(qid: Option<&str>, source: RejectSource) -> Reject {
-    Reject {
-        queue_id: qid.map(str::to_owned),
-        source,
-        code: None,
-        dsn: None,
-        client_host: None,
-        client_ip: None,
-        client_port: None,
-        from: None,
-        to: None,
-        helo: None,
-        proto: None,
-        stage: SmtpStage::Unknown,
-        reason: String::new(),
-    }
-}
-
 fn set_reply(rej: &mut Reject, v: &str) {
     let (code, dsn, text) = code_dsn_text(v);
     rej.code = code;
@@ -369,7 +342,7 @@ fn set_reply(rej: &mut Reject, v: &str) {
 
 /// `ruleset=check_rcpt, arg1=<..>, relay=host [ip], reject=550 5.7.1 ...`
 fn ruleset_reject(qid: Option<&str>, rest: &str) -> Event {
-    let mut rej = empty_reject(qid, RejectSource::Ruleset);
+    let mut rej = Reject::new(qid, RejectSource::Ruleset);
     let mut ruleset = "";
     let mut arg1 = None;
     let mut any_reject = false;
@@ -410,7 +383,7 @@ fn ruleset_reject(qid: Option<&str>, rest: &str) -> Event {
 
 /// `Milter: data, reject=550 5.7.1 ...`, `Milter: to=<x>, reject=...`.
 fn milter_reject(qid: &str, m: &str) -> Event {
-    let mut rej = empty_reject(Some(qid), RejectSource::Milter);
+    let mut rej = Reject::new(Some(qid), RejectSource::Milter);
     let m = m.trim_start_matches([':', ' ']);
     rej.stage = if m.starts_with("data") {
         SmtpStage::EndOfData
