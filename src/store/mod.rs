@@ -4,11 +4,16 @@ mod log;
 mod policy;
 mod query;
 mod schema;
+mod stats;
 mod web;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, RecipientDelivery};
+pub use stats::{
+    CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
+    StatsPeriodError, StatsRow, StatsSummary, TOP_ROWS,
+};
 pub use web::{DomainScope, MessageSummary, RawLine, WebFilter, WebTotals};
 
 use crate::{

@@ -128,6 +128,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
         UNIQUE (message, kind)
     );
     CREATE INDEX notice_unsent ON notice (due_at) WHERE sent_at IS NULL;",
+    // 4: statistics rollups (see store/stats.rs), per local day and sender domain; the domain
+    // '@' (never a real one) holds the totals over all domains.
+    "CREATE TABLE stats_hour (
+        day INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        sender_domain TEXT NOT NULL,
+        messages INTEGER NOT NULL,
+        recipients INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sent INTEGER NOT NULL,
+        deferred INTEGER NOT NULL,
+        bounced INTEGER NOT NULL,
+        expired INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        delay_hist BLOB NOT NULL,
+        PRIMARY KEY (day, hour, sender_domain)
+    ) WITHOUT ROWID;
+    CREATE TABLE stats_key (
+        dimension TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        sender_domain TEXT NOT NULL,
+        key TEXT NOT NULL,
+        key2 TEXT NOT NULL,
+        messages INTEGER NOT NULL,
+        recipients INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sent INTEGER NOT NULL,
+        deferred INTEGER NOT NULL,
+        bounced INTEGER NOT NULL,
+        expired INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        PRIMARY KEY (dimension, day, sender_domain, key, key2)
+    ) WITHOUT ROWID;
+    CREATE TABLE stats_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
