@@ -57,6 +57,12 @@ pub async fn run(
     let (recorder, writer) =
         Recorder::start(store, checkpointer, archive.clone(), counters.clone());
     let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
+    let stats_store = Store::open(&start.store.path)?;
+    let stats_refresher = tokio::spawn(refresh_stats_forever(
+        config.clone(),
+        stats_store,
+        local_offset,
+    ));
     let follower = follower::start(config.clone(), local_offset)?;
     let ticker = crate::tick::Ticker::start(config.clone())?;
     let web_server = match start.web.enabled {
@@ -96,6 +102,7 @@ pub async fn run(
     });
     let result = milter::serve(listener, shared, shutdown).await;
     sweeper.abort();
+    stats_refresher.abort();
     if let Some(web_server) = web_server {
         web_server.abort();
     }
@@ -126,6 +133,34 @@ async fn serve_web(addr: std::net::SocketAddr, state: web::WebState) {
             Err(e) => error!("web: cannot listen on {addr}: {e}; retrying in 30s"),
         }
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
+}
+
+/// Keeps the statistics rollups fresh, on the blocking pool with its own connection: off the
+/// milter's path (the refresh reads a snapshot and writes in one short transaction).
+async fn refresh_stats_forever(config: ConfigHandle, store: Store, offset: time::UtcOffset) {
+    let mut store = Some(store);
+    loop {
+        let Some(mut s) = store.take() else { return };
+        let done = tokio::task::spawn_blocking(move || {
+            let result = s.refresh_stats(offset, time::OffsetDateTime::now_utc());
+            (s, result)
+        })
+        .await;
+        match done {
+            Ok((s, result)) => {
+                store = Some(s);
+                match result {
+                    Ok(report) => tracing::debug!("statistics refreshed: {report:?}"),
+                    Err(e) => error!("statistics refresh: {e}"),
+                }
+            }
+            Err(e) => {
+                error!("statistics refresh failed: {e}");
+                return;
+            }
+        }
+        tokio::time::sleep(config.current().web.stats_refresh).await;
     }
 }
 

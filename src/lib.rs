@@ -6,6 +6,7 @@
 
 pub mod archive;
 pub mod bounce;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod counters;

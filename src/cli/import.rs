@@ -81,6 +81,8 @@ pub fn import(
         progress.finish_and_clear();
     }
 
+    // The statistics include what was imported (dirty days only, unless this is the first).
+    let refresh = store.refresh_stats(local_offset, OffsetDateTime::now_utc())?;
     store.checkpoint()?;
     let elapsed = started.elapsed().as_secs_f64();
     for line in &unknown {
@@ -104,6 +106,12 @@ pub fn import(
         total.expired,
         total.rejects,
         total.raw_lines_kept
+    )?;
+    writeln!(
+        out,
+        "statistics refreshed: {} days recomputed{}",
+        refresh.days,
+        if refresh.full { " (full rebuild)" } else { "" }
     )?;
     if total.unknown > 0 && !show_unknown {
         writeln!(out, "(--show-unknown lists the unknown lines)")?;

@@ -110,6 +110,8 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// Mark the session cookie `Secure` (set when a TLS proxy sits in front).
     pub secure_cookie: bool,
+    /// How often the daemon refreshes the statistics rollups.
+    pub stats_refresh: Duration,
     pub users: Vec<WebUser>,
 }
 

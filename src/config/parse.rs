@@ -124,6 +124,7 @@ struct RawWeb {
     enabled: Option<bool>,
     listen: Option<Spanned<String>>,
     secure_cookie: Option<bool>,
+    stats_refresh: Option<Spanned<String>>,
     #[serde(default)]
     user: Vec<Spanned<RawWebUser>>,
 }
@@ -584,6 +585,9 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
     }
     if let Some(secure) = w.secure_cookie {
         web.secure_cookie = secure;
+    }
+    if let Some(every) = w.stats_refresh {
+        web.stats_refresh = loc.duration(&every, "web.stats_refresh")?;
     }
     if let Some(listen) = w.listen {
         let text = listen.get_ref().replace("localhost", "127.0.0.1");

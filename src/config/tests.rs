@@ -400,16 +400,18 @@ fn web_defaults_and_users() {
     assert!(c.web.enabled);
     assert_eq!(c.web.listen.to_string(), "127.0.0.1:8025");
     assert!(!c.web.secure_cookie);
+    assert_eq!(c.web.stats_refresh, Duration::from_secs(300));
     assert!(c.web.users.is_empty());
 
     let text = format!(
-        "[web]\nlisten = \"0.0.0.0:8080\"\nsecure_cookie = true\n\n\
+        "[web]\nlisten = \"0.0.0.0:8080\"\nsecure_cookie = true\nstats_refresh = \"90s\"\n\n\
          [[web.user]]\nname = \"admin\"\npassword_hash = \"{HASH}\"\n\n\
          [[web.user]]\nname = \"shop\"\npassword_hash = \"{HASH}\"\ndomains = [\"Shop.Example\", \"@b.example\"]\n"
     );
     let c = parse_str(&text).unwrap();
     assert_eq!(c.web.listen.to_string(), "0.0.0.0:8080");
     assert!(c.web.secure_cookie);
+    assert_eq!(c.web.stats_refresh, Duration::from_secs(90));
     assert_eq!(c.web.users.len(), 2);
     assert!(c.web.users[0].domains.is_empty());
     assert_eq!(c.web.users[1].domains, ["shop.example", "b.example"]);
@@ -421,6 +423,7 @@ fn web_defaults_and_users() {
 #[test]
 fn web_errors_name_line_and_key() {
     error_at("[web]\nlisten = \"nowhere\"\n", 2, "web.listen");
+    error_at("[web]\nstats_refresh = \"often\"\n", 2, "web.stats_refresh");
     let msg = error_at(
         "[web]\n\n[[web.user]]\nname = \"a\"\npassword_hash = \"plain\"\n",
         5,

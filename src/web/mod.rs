@@ -5,6 +5,7 @@
 mod auth;
 mod csv;
 mod pages;
+mod stats;
 mod views;
 
 pub use auth::{CurrentUser, hash_password};
@@ -164,6 +165,9 @@ pub fn router(state: WebState) -> Router {
         .route("/raw.json", get(pages::raw_json))
         .route("/raw.csv", get(pages::raw_csv))
         .route("/raw.txt", get(pages::raw_txt))
+        .route("/stats", get(stats::page))
+        .route("/stats.json", get(stats::all_json))
+        .route("/stats/{file}", get(stats::section_export))
         .route("/metrics", get(pages::metrics))
         .route("/healthz", get(pages::healthz))
         .route("/login", get(auth::login_form).post(auth::login))

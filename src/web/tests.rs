@@ -248,6 +248,12 @@ fn fixture_with(secure_cookie: bool) -> Fixture {
     store
         .add_counters(&[("archive_errors", 2), ("store_errors", 1)])
         .unwrap();
+    store
+        .refresh_stats(
+            UtcOffset::UTC,
+            OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+        )
+        .unwrap();
 
     let clock: Clock = Arc::new(|| OffsetDateTime::from_unix_timestamp(NOW).unwrap());
     let handle = ConfigHandle::new(Source::Defaults, config);
@@ -332,7 +338,7 @@ fn listed_ids(body: &str) -> Vec<i64> {
 #[tokio::test]
 async fn unauthenticated_pages_redirect_and_data_routes_answer_401() {
     let f = fixture();
-    for page in ["/", "/today", "/week", "/raw", "/message/1"] {
+    for page in ["/", "/today", "/week", "/raw", "/message/1", "/stats"] {
         let reply = f.get(page, None).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{page}");
         assert_eq!(reply.headers["location"], "/login", "{page}");
@@ -346,6 +352,9 @@ async fn unauthenticated_pages_redirect_and_data_routes_answer_401() {
         "/message/1/eml",
         "/live/events",
         "/metrics",
+        "/stats.json",
+        "/stats/sender.csv",
+        "/stats/hour.json",
     ] {
         assert_eq!(
             f.get(api, None).await.status,
@@ -861,6 +870,7 @@ async fn mail_data_is_escaped_on_every_page() {
         "/raw".into(),
         "/raw?days=7".into(),
         "/week?subject=%3Cscript%3E".into(),
+        "/stats".into(),
     ] {
         let page = f.get(&path, Some(&cookie)).await;
         assert_eq!(page.status, StatusCode::OK, "{path}");
@@ -886,6 +896,145 @@ async fn mail_data_is_escaped_on_every_page() {
     let reply = f.get(&format!("/message/{x}.json"), Some(&cookie)).await;
     assert_eq!(reply.headers["content-type"], "application/json");
     assert_eq!(json(&reply.body)["message"]["subject"], XSS);
+}
+
+#[tokio::test]
+async fn stats_page_has_a_chart_and_table_per_section_and_exports() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let page = f.get("/stats", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'self'")
+    );
+    for slug in [
+        "summary",
+        "month",
+        "day",
+        "weekday",
+        "hour",
+        "recipient-domain",
+        "relay-host",
+        "sender",
+        "smtp-errors",
+        "categories",
+    ] {
+        assert!(page.body.contains(&format!("id=\"{slug}\"")), "{slug}");
+        assert!(
+            page.body
+                .contains(&format!("/stats/{slug}.csv?period=this-month")),
+            "{slug}"
+        );
+        let csv = f.get(&format!("/stats/{slug}.csv"), Some(&cookie)).await;
+        assert_eq!(csv.status, StatusCode::OK, "{slug}");
+        assert!(
+            csv.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        let json = f.get(&format!("/stats/{slug}.json"), Some(&cookie)).await;
+        assert_eq!(json.status, StatusCode::OK, "{slug}");
+        assert!(!self::json(&json.body)[slug].is_null(), "{slug}");
+    }
+    // Inline SVG charts, one per section, with text drawn by the embedded font's metrics.
+    assert_eq!(page.body.matches("<svg").count(), 10, "{}", page.body);
+    assert!(page.body.contains("href=\"/stats\" class=\"current\""));
+
+    // The fixture's November: 5 messages; attempts: 1 delivered, 1 deferred, 2 bounced.
+    let all = json(&f.get("/stats.json", Some(&cookie)).await.body);
+    let summary = &all["summary"];
+    assert_eq!(summary["messages"], 5);
+    assert_eq!(summary["delivered"], 1);
+    assert_eq!(summary["deferred"], 1);
+    assert_eq!(summary["bounced"], 2);
+    assert_eq!(all["from"], "2026-11-01");
+    assert_eq!(all["to"], "2026-12-01");
+    let categories = f.get("/stats/categories.csv", Some(&cookie)).await.body;
+    assert!(categories.starts_with("category,count\r\n"), "{categories}");
+    assert!(categories.contains("invalid-mailbox,1\r\n"), "{categories}");
+    let last = json(
+        &f.get("/stats.json?period=last-month", Some(&cookie))
+            .await
+            .body,
+    );
+    assert_eq!(last["summary"]["messages"], 0);
+    assert_eq!(last["from"], "2026-10-01");
+    for bad in ["/stats?period=soon", "/stats.json?period=2026-13"] {
+        assert_eq!(
+            f.get(bad, Some(&cookie)).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    for missing in ["/stats/nothing.csv", "/stats/sender.xml", "/stats/sender"] {
+        assert_eq!(
+            f.get(missing, Some(&cookie)).await.status,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+    // An admin narrows to one domain.
+    let b = json(
+        &f.get("/stats.json?domain=B.example", Some(&cookie))
+            .await
+            .body,
+    );
+    assert_eq!(b["summary"]["messages"], 1);
+    assert_eq!(b["summary"]["bounced"], 1);
+}
+
+#[tokio::test]
+async fn stats_of_a_scoped_user_hold_only_their_domains() {
+    let f = fixture();
+    let cookie = f.login("alice", "alice-pw").await;
+    let all = json(&f.get("/stats.json", Some(&cookie)).await.body);
+    // a.example: A, the XSS one, the old one and the formula one; only the XSS one bounced.
+    assert_eq!(all["summary"]["messages"], 4);
+    assert_eq!(all["summary"]["bounced"], 1);
+    assert_eq!(all["summary"]["delivered"], 1);
+    let mut bodies = vec![f.get("/stats", Some(&cookie)).await.body];
+    for slug in [
+        "sender",
+        "recipient-domain",
+        "relay-host",
+        "categories",
+        "summary",
+    ] {
+        bodies.push(
+            f.get(&format!("/stats/{slug}.csv"), Some(&cookie))
+                .await
+                .body,
+        );
+        bodies.push(
+            f.get(&format!("/stats/{slug}.json"), Some(&cookie))
+                .await
+                .body,
+        );
+    }
+    for body in &bodies {
+        assert!(!body.to_ascii_lowercase().contains("b.example"), "{body}");
+    }
+    // Another domain's statistics and exports: refused, nothing read.
+    for path in [
+        "/stats?domain=b.example",
+        "/stats.json?domain=B.example",
+        "/stats/sender.csv?domain=b.example",
+        "/stats/summary.json?domain=b.example",
+    ] {
+        let reply = f.get(path, Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!reply.body.contains("messages"), "{path}");
+    }
+    let own = json(
+        &f.get("/stats.json?domain=a.example", Some(&cookie))
+            .await
+            .body,
+    );
+    assert_eq!(own["summary"]["messages"], 4);
 }
 
 #[test]

@@ -22,12 +22,18 @@ pub fn time(unix: i64, offset: UtcOffset) -> String {
         .unwrap_or_default()
 }
 
-fn layout(title: &str, current: &str, user: Option<&CurrentUser>, body: Markup) -> Markup {
+pub(super) fn layout(
+    title: &str,
+    current: &str,
+    user: Option<&CurrentUser>,
+    body: Markup,
+) -> Markup {
     let nav = [
         ("/", "Live"),
         ("/today", "Today"),
         ("/week", "Last 7 days"),
         ("/raw", "Raw log"),
+        ("/stats", "Statistics"),
     ];
     html! {
         (DOCTYPE)
@@ -165,7 +171,7 @@ impl ListQuery {
     }
 }
 
-fn url_encode(text: &str) -> String {
+pub(super) fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
