@@ -50,18 +50,14 @@ fn main() -> ExitCode {
         Command::Import {
             files,
             show_unknown,
-        } => {
-            let local_offset =
-                time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-            cli::import(
-                &config,
-                &files,
-                show_unknown,
-                local_offset,
-                &mut std::io::stdout().lock(),
-            )
-            .map(|_| ())
-        }
+        } => cli::import(
+            &config,
+            &files,
+            show_unknown,
+            local_offset(),
+            &mut std::io::stdout().lock(),
+        )
+        .map(|_| ()),
         Command::Classify { lines } => {
             cli::classify(&config, &lines, &mut std::io::stdout().lock())
         }
@@ -69,6 +65,31 @@ fn main() -> ExitCode {
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())
         }
+        Command::Status {
+            today, week, json, ..
+        } => {
+            let list = match (today, week) {
+                (true, _) => cli::StatusList::Today,
+                (_, true) => cli::StatusList::Week,
+                _ => cli::StatusList::Live,
+            };
+            cli::status_command(
+                &config,
+                list,
+                json,
+                local_offset(),
+                time::OffsetDateTime::now_utc(),
+                &mut std::io::stdout().lock(),
+            )
+        }
+        Command::Stats { period, json } => cli::stats_command(
+            &config,
+            &period,
+            json,
+            local_offset(),
+            time::OffsetDateTime::now_utc(),
+            &mut std::io::stdout().lock(),
+        ),
         Command::Policy(cli::PolicyCommand::Show { sender, auth, json }) => cli::policy_show(
             &config,
             &sender,
@@ -85,6 +106,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server's UTC offset (UTC when it cannot be read): local days and hours of statistics and
+/// lists.
+fn local_offset() -> time::UtcOffset {
+    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
 }
 
 fn hash_password() -> ExitCode {

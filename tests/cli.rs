@@ -364,3 +364,97 @@ fn hash_password_then_log_in_to_the_daemons_web_pages() {
     wait_for_line(&mut lines, "stopped");
     assert_eq!(daemon.wait().unwrap().code(), Some(0));
 }
+
+#[test]
+fn status_lists_and_stats_tables_from_the_binary() {
+    let s = Setup::new("");
+    s.record("AAA111", "alice@example.com", "first", FIRST);
+    s.record("BBB222", "bob@example.org", "second \u{1b}[31mred", SECOND);
+
+    let (ok, out, err) = s.run(&["status"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("AAA111") && out.contains("BBB222"), "{out}");
+    assert!(out.contains("2 of 2 messages"), "{out}");
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    let header = out.lines().next().unwrap();
+    assert!(
+        header.starts_with("time") && header.contains("status"),
+        "{out}"
+    );
+    for list in ["--today", "--week", "--live"] {
+        let (ok, out, err) = s.run(&["status", list, "--json"]);
+        assert!(ok, "{list}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["total"], 2, "{list}");
+        assert_eq!(v["messages"].as_array().unwrap().len(), 2, "{list}");
+    }
+    let (ok, _, err) = s.run(&["status", "--live", "--week"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+
+    // No refresh yet: `stats` refreshes first.
+    let (ok, out, err) = s.run(&["stats", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["summary"]["messages"], 2);
+    assert_eq!(v["summary"]["recipients"], 2);
+    assert_eq!(v["summary"]["bytes"], (FIRST.len() + SECOND.len()) as u64);
+    assert!(v["refreshed_at"].is_i64());
+    let (ok, out, err) = s.run(&["stats"]);
+    assert!(ok, "{err}");
+    for title in [
+        "Summary",
+        "By month",
+        "By hour",
+        "By sender",
+        "Bounce categories",
+    ] {
+        assert!(out.contains(&format!("\n{title}\n")), "{title}: {out}");
+    }
+    // Aligned: the value column of the summary ends in the same place on every line.
+    let summary: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "Summary")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("messages") && l.ends_with(" 2")),
+        "{out}"
+    );
+    let width = summary[0].chars().count();
+    assert!(
+        summary.iter().all(|l| l.chars().count() == width),
+        "{summary:?}"
+    );
+    assert!(out.contains("alice@example.com"), "{out}");
+
+    let (ok, out, _) = s.run(&["stats", "--period", "1999-01", "--json"]);
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["from"].as_str(), v["summary"]["messages"].as_u64()),
+        (Some("1999-01-01"), Some(0))
+    );
+    let (ok, _, err) = s.run(&["stats", "--period", "soon"]);
+    assert!(!ok && err.contains("unknown period \"soon\""), "{err}");
+
+    // Refreshed less than [web] stats_refresh (5m) ago: a new message waits for the next one.
+    s.record("CCC333", "carol@example.com", "third", FIRST);
+    let count = || {
+        let (ok, out, err) = s.run(&["stats", "--json"]);
+        assert!(ok, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["summary"]["messages"].as_u64().unwrap()
+    };
+    assert_eq!(count(), 2);
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        config.replace("[web]\n", "[web]\nstats_refresh = \"1s\"\n"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(count(), 3);
+}

@@ -3,6 +3,7 @@
 mod archive;
 mod import;
 mod policy;
+mod stats;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 pub use archive::archive_command;
 pub use import::{classify, import};
 pub use policy::policy_show;
+pub use stats::{StatusList, stats_command, status_command};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -60,6 +62,31 @@ pub enum Command {
     /// Explain retry policies
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// List messages as the status pages do: the last 100 of today (default), today, or the
+    /// last 7 days
+    Status {
+        /// The last 100 messages of today (the default)
+        #[arg(long, group = "list")]
+        live: bool,
+        /// Every message of today
+        #[arg(long, group = "list")]
+        today: bool,
+        /// Every message of today and the 6 days before
+        #[arg(long, group = "list")]
+        week: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the statistics of a period (summary, by month, day, weekday, hour, host, sender,
+    /// SMTP errors, bounce categories). Refreshes the statistics first when the last refresh
+    /// is older than [web] stats_refresh
+    Stats {
+        /// this-month, last-month, year (this one), YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD
+        #[arg(long, default_value = "this-month")]
+        period: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +183,8 @@ pub enum CliError {
     Sweep(#[from] crate::sweep::SweepError),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Usage(String),
     #[error("{path}: {source}", path = path.display())]
     Io {
         path: PathBuf,

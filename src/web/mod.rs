@@ -9,6 +9,7 @@ mod stats;
 mod views;
 
 pub use auth::{CurrentUser, hash_password};
+pub use views::time as local_time;
 
 use crate::{
     archive::{Archive, ArchiveError},

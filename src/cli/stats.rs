@@ -1,0 +1,199 @@
+//! `mailtrail status` (the live, today and last-7-days lists of the status pages) and
+//! `mailtrail stats` (the statistics of a period, from the rollups).
+
+use super::{CliError, printable};
+use crate::{
+    config::Config,
+    stats_tables::{Section, table},
+    store::{DomainScope, MessageSummary, StatsPeriod, Store, WebFilter},
+};
+use std::io::Write;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Which list `mailtrail status` prints, as the status pages show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusList {
+    /// The last 100 messages of today.
+    Live,
+    Today,
+    /// Today and the 6 days before.
+    Week,
+}
+
+const LIVE_ROWS: u32 = 100;
+/// Longest subject or address printed in a table cell; `--json` has the full text.
+const MAX_CELL_CHARS: usize = 40;
+
+fn open_existing(config: &Config) -> Result<Store, CliError> {
+    if !config.store.path.exists() {
+        return Err(CliError::NotFound(format!(
+            "no store at {} (nothing recorded yet?)",
+            config.store.path.display()
+        )));
+    }
+    Ok(Store::open(&config.store.path)?)
+}
+
+fn cut(text: &str) -> String {
+    let text = printable(text);
+    if text.chars().count() <= MAX_CELL_CHARS {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_CELL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Columns padded to their widest cell; columns listed in `right` are right-aligned.
+fn write_table(
+    out: &mut impl Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+    right: impl Fn(usize) -> bool,
+) -> Result<(), CliError> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                if right(i) {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+/// `mailtrail status`: the same reads as the status pages' lists (every domain).
+pub fn status_command(
+    config: &Config,
+    list: StatusList,
+    json: bool,
+    offset: UtcOffset,
+    now: OffsetDateTime,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let store = open_existing(config)?;
+    let midnight = now
+        .to_offset(offset)
+        .replace_time(time::Time::MIDNIGHT)
+        .unix_timestamp();
+    let since = match list {
+        StatusList::Live | StatusList::Today => midnight,
+        StatusList::Week => midnight - 6 * 86400,
+    };
+    let mut filter = WebFilter::new(DomainScope::All, since);
+    filter.limit = match list {
+        StatusList::Live => LIVE_ROWS,
+        // Every message of the period, as the pages' CSV download.
+        StatusList::Today | StatusList::Week => u32::MAX,
+    };
+    let messages: Vec<MessageSummary> = store.web_messages(&filter)?;
+    let total = store.web_message_count(&filter)?;
+    if json {
+        let body = serde_json::json!({ "total": total, "messages": messages });
+        serde_json::to_writer_pretty(&mut *out, &body).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = messages
+        .iter()
+        .map(|m| {
+            let mut to = cut(m.first_recipient.as_deref().unwrap_or(""));
+            if m.recipients > 1 {
+                to.push_str(&format!(" (+{})", m.recipients - 1));
+            }
+            vec![
+                crate::web::local_time(m.arrived_at, offset),
+                printable(m.queue_id.as_deref().unwrap_or("")),
+                cut(&m.mail_from),
+                to,
+                cut(m.subject.as_deref().unwrap_or("")),
+                m.size.to_string(),
+                m.status.clone(),
+                printable(m.category.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        &[
+            "time", "queue id", "from", "to", "subject", "size", "status", "category",
+        ],
+        &rows,
+        |i| i == 5,
+    )?;
+    writeln!(out, "{} of {total} messages", messages.len())?;
+    Ok(())
+}
+
+/// `mailtrail stats`: refreshes the rollups first when the last refresh is older than
+/// `[web] stats_refresh` (or there was none), then prints every section of `period`.
+pub fn stats_command(
+    config: &Config,
+    period: &str,
+    json: bool,
+    offset: UtcOffset,
+    now: OffsetDateTime,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let period = StatsPeriod::parse(period, now.to_offset(offset).date())
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut store = open_existing(config)?;
+    let max_age = i64::try_from(config.web.stats_refresh.as_secs()).unwrap_or(i64::MAX);
+    let stale = match store.stats_refreshed_at()? {
+        None => true,
+        Some(at) => now.unix_timestamp().saturating_sub(at) >= max_age,
+    };
+    if stale {
+        store.refresh_stats(offset, now)?;
+    }
+    let stats = store.stats(&period, &DomainScope::All)?;
+    if json {
+        serde_json::to_writer_pretty(&mut *out, &stats).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Statistics {} to {} (end exclusive){}",
+        stats.from,
+        stats.to,
+        stats
+            .refreshed_at
+            .map(|at| format!(", as of {}", crate::web::local_time(at, offset)))
+            .unwrap_or_default()
+    )?;
+    for section in Section::ALL {
+        let t = table(section, &stats);
+        writeln!(out, "\n{}", section.title())?;
+        let rows: Vec<Vec<String>> = t
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| if c.is_empty() { "-".into() } else { cut(c) })
+                    .collect()
+            })
+            .collect();
+        write_table(out, &t.header, &rows, |i| i > 0)?;
+    }
+    Ok(())
+}
