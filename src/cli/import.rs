@@ -82,7 +82,9 @@ pub fn import(
     }
 
     // The statistics include what was imported (dirty days only, unless this is the first).
+    let refresh_started = Instant::now();
     let refresh = store.refresh_stats(local_offset, OffsetDateTime::now_utc())?;
+    let refresh_secs = refresh_started.elapsed().as_secs_f64();
     store.checkpoint()?;
     let elapsed = started.elapsed().as_secs_f64();
     for line in &unknown {
@@ -109,7 +111,7 @@ pub fn import(
     )?;
     writeln!(
         out,
-        "statistics refreshed: {} days recomputed{}",
+        "statistics refreshed in {refresh_secs:.2} s: {} days recomputed{}",
         refresh.days,
         if refresh.full { " (full rebuild)" } else { "" }
     )?;

@@ -159,7 +159,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
         bounced INTEGER NOT NULL,
         expired INTEGER NOT NULL,
         rejected INTEGER NOT NULL,
-        PRIMARY KEY (dimension, day, sender_domain, key, key2)
+        PRIMARY KEY (dimension, sender_domain, day, key, key2)
+    ) WITHOUT ROWID;
+    -- The sums of stats_key per calendar month (year * 12 + month - 1): a month-aligned period
+    -- reads a few thousand of these instead of every day's rows.
+    CREATE TABLE stats_key_month (
+        dimension TEXT NOT NULL,
+        sender_domain TEXT NOT NULL,
+        month INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        key2 TEXT NOT NULL,
+        messages INTEGER NOT NULL,
+        recipients INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        sent INTEGER NOT NULL,
+        deferred INTEGER NOT NULL,
+        bounced INTEGER NOT NULL,
+        expired INTEGER NOT NULL,
+        rejected INTEGER NOT NULL,
+        PRIMARY KEY (dimension, sender_domain, month, key, key2)
     ) WITHOUT ROWID;
     CREATE TABLE stats_state (
         name TEXT PRIMARY KEY,

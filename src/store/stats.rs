@@ -578,23 +578,17 @@ impl Store {
             if report.full {
                 tx.execute("DELETE FROM stats_hour", [])?;
                 tx.execute("DELETE FROM stats_key", [])?;
+                tx.execute("DELETE FROM stats_key_month", [])?;
             } else {
                 let mut del_hour =
                     tx.prepare_cached("DELETE FROM stats_hour WHERE day BETWEEN ?1 AND ?2")?;
-                let mut del_key = tx.prepare_cached(
-                    "DELETE FROM stats_key WHERE dimension = ?1 AND day BETWEEN ?2 AND ?3",
-                )?;
+                let mut del_key =
+                    tx.prepare_cached("DELETE FROM stats_key WHERE day BETWEEN ?1 AND ?2")?;
                 for (first, last) in runs(&days) {
+                    // The month sums lose what these days had; they get the new rows below.
+                    add_to_months(&tx, first, last, "-")?;
                     del_hour.execute(params![first, last])?;
-                    for dim in [
-                        DIM_SENDER,
-                        DIM_RCPT_DOMAIN,
-                        DIM_RELAY,
-                        DIM_SMTP_ERROR,
-                        DIM_CATEGORY,
-                    ] {
-                        del_key.execute(params![dim, first, last])?;
-                    }
+                    del_key.execute(params![first, last])?;
                 }
             }
             let mut put_hour = tx.prepare_cached(
@@ -641,6 +635,21 @@ impl Store {
                     c.rejected as i64,
                 ])?;
             }
+            drop(put_key);
+            match (report.full, days.first(), days.last()) {
+                (true, Some(first), Some(last)) => add_to_months(&tx, *first, *last, "+")?,
+                (true, ..) => {}
+                (false, ..) => {
+                    for (first, last) in runs(&days) {
+                        add_to_months(&tx, first, last, "+")?;
+                    }
+                }
+            }
+            tx.execute(
+                "DELETE FROM stats_key_month WHERE messages = 0 AND recipients = 0 AND bytes = 0
+                    AND sent = 0 AND deferred = 0 AND bounced = 0 AND expired = 0 AND rejected = 0",
+                [],
+            )?;
             let mut put_state = tx.prepare_cached(
                 "INSERT INTO stats_state (name, value) VALUES (?1, ?2)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
@@ -727,15 +736,55 @@ impl Store {
                 by_hour[hour.clamp(0, 23) as usize].add(&c);
             }
         }
+        // Whole months come from the month sums, the days before and after them from the days.
+        let first_full = if period.from.day() == 1 {
+            period.from
+        } else {
+            next_month(period.from.year(), period.from.month()).unwrap_or(period.to)
+        };
+        let end_full = first_of_month(period.to.year(), period.to.month()).unwrap_or(period.to);
+        let (months_from, months_to, head_to, tail_from) = if first_full < end_full {
+            (
+                month_index(first_full),
+                month_index(end_full),
+                day_number(first_full),
+                day_number(end_full),
+            )
+        } else {
+            (0, 0, to, to)
+        };
+        // Numbered: the same domains are bound once for three subqueries.
+        let numbered = (8..8 + domains.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let keyed = |dim: &str| -> Result<Vec<(String, String, StatsCounts)>, StoreError> {
+            let marks = &numbered;
+            let columns = "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
             let mut stmt = self.conn.prepare_cached(&format!(
                 "SELECT key, key2, SUM(messages), SUM(recipients), SUM(bytes), SUM(sent),
                     SUM(deferred), SUM(bounced), SUM(expired), SUM(rejected)
-                 FROM stats_key WHERE dimension = ? AND day >= ? AND day < ?
-                    AND sender_domain IN ({marks})
+                 FROM (
+                    SELECT {columns} FROM stats_key WHERE dimension = ?1
+                        AND sender_domain IN ({marks}) AND day >= ?2 AND day < ?3
+                    UNION ALL
+                    SELECT {columns} FROM stats_key WHERE dimension = ?1
+                        AND sender_domain IN ({marks}) AND day >= ?4 AND day < ?5
+                    UNION ALL
+                    SELECT {columns} FROM stats_key_month WHERE dimension = ?1
+                        AND sender_domain IN ({marks}) AND month >= ?6 AND month < ?7
+                 )
                  GROUP BY key, key2"
             ))?;
-            let mut args: Vec<Value> = vec![dim.to_string().into(), from.into(), to.into()];
+            let mut args: Vec<Value> = vec![
+                dim.to_string().into(),
+                from.into(),
+                head_to.into(),
+                tail_from.into(),
+                to.into(),
+                months_from.into(),
+                months_to.into(),
+            ];
             args.extend(domains.iter().cloned());
             let rows = stmt
                 .query_map(params_from_iter(args), |row| {
@@ -840,6 +889,35 @@ impl Store {
             categories,
         })
     }
+}
+
+/// Adds (`sign` "+") or subtracts ("-") the `stats_key` rows of days `first..=last` to or from
+/// their months' sums.
+fn add_to_months(tx: &Transaction, first: i64, last: i64, sign: &str) -> Result<(), StoreError> {
+    // Day numbers are local dates counted like unix days, so SQLite's UTC calendar applies.
+    let month = "(CAST(strftime('%Y', day * 86400, 'unixepoch') AS INTEGER) * 12
+        + CAST(strftime('%m', day * 86400, 'unixepoch') AS INTEGER) - 1)";
+    tx.prepare_cached(&format!(
+        "INSERT INTO stats_key_month (dimension, sender_domain, month, key, key2, messages,
+            recipients, bytes, sent, deferred, bounced, expired, rejected)
+         SELECT dimension, sender_domain, {month}, key, key2, {sign}SUM(messages),
+            {sign}SUM(recipients), {sign}SUM(bytes), {sign}SUM(sent), {sign}SUM(deferred),
+            {sign}SUM(bounced), {sign}SUM(expired), {sign}SUM(rejected)
+         FROM stats_key WHERE day BETWEEN ?1 AND ?2
+         GROUP BY dimension, sender_domain, {month}, key, key2
+         ON CONFLICT (dimension, sender_domain, month, key, key2) DO UPDATE SET
+            messages = messages + excluded.messages, recipients = recipients + excluded.recipients,
+            bytes = bytes + excluded.bytes, sent = sent + excluded.sent,
+            deferred = deferred + excluded.deferred, bounced = bounced + excluded.bounced,
+            expired = expired + excluded.expired, rejected = rejected + excluded.rejected"
+    ))?
+    .execute(params![first, last])?;
+    Ok(())
+}
+
+/// `year * 12 + month - 1`, as in `stats_key_month`.
+fn month_index(date: Date) -> i64 {
+    i64::from(date.year()) * 12 + i64::from(date.month() as u8) - 1
 }
 
 /// Adds the messages, attempts and rejects of unix times `[start, end)` to `rollups`.
@@ -1236,6 +1314,19 @@ mod tests {
             .execute("DELETE FROM stats_state", [])
             .unwrap();
         assert!(store.refresh_stats(PLUS2, now).unwrap().full);
+        // Read from the month sums, or from the days alone: the same lists.
+        let days = StatsPeriod::new(date!(2026 - 05 - 01), date!(2026 - 05 - 31)).unwrap();
+        let by_days = store.stats(&days, &DomainScope::All).unwrap();
+        assert_eq!(by_days.by_sender, incremental.by_sender);
+        assert_eq!(by_days.by_relay_host, incremental.by_relay_host);
+        assert_eq!(by_days.categories, incremental.categories);
+        // Part of a month: May 5 to 6 has Q2 and its delivery only.
+        let part = StatsPeriod::new(date!(2026 - 05 - 05), date!(2026 - 05 - 07)).unwrap();
+        let part = store.stats(&part, &DomainScope::All).unwrap();
+        assert_eq!(part.by_sender.len(), 1);
+        assert_eq!(part.by_sender[0].key, "bob@other.example");
+        assert_eq!(part.by_sender[0].counts.delivered, 1);
+
         let mut full = store.stats(&may, &DomainScope::All).unwrap();
         full.refreshed_at = incremental.refreshed_at;
         assert_eq!(incremental, full);
