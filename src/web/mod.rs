@@ -84,6 +84,9 @@ struct Inner {
     clock: Clock,
     /// The server's UTC offset: "today" starts at local midnight.
     offset: UtcOffset,
+    /// Statistics already read, per period and scope, with the refresh they came from: the
+    /// rollups change only when refreshed, so a page after the first is served from here.
+    stats_cache: Mutex<HashMap<stats::CacheKey, stats::CachedStats>>,
 }
 
 impl WebState {
@@ -104,6 +107,7 @@ impl WebState {
                 failures: Mutex::new(HashMap::new()),
                 clock,
                 offset,
+                stats_cache: Mutex::new(HashMap::new()),
             }),
         })
     }

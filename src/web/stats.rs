@@ -20,6 +20,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use maud::{Markup, PreEscaped, html};
+use std::sync::Arc;
 
 /// The period picker's choices.
 pub const PERIODS: [(&str, &str); 3] = [
@@ -154,13 +155,39 @@ fn request(
     Ok((period, scope, text))
 }
 
+/// Period and scope of cached statistics.
+pub(super) type CacheKey = (time::Date, time::Date, String);
+/// Statistics and the refresh (unix seconds) they were read after.
+pub(super) type CachedStats = (Option<i64>, Arc<Stats>);
+/// Entries kept; the cache starts over beyond (periods × scopes in use is small).
+const CACHE_ENTRIES: usize = 64;
+
 async fn read_stats(
     state: &WebState,
     user: &CurrentUser,
     q: &StatsQuery,
-) -> Result<(Stats, String), WebError> {
+) -> Result<(Arc<Stats>, String), WebError> {
     let (period, scope, text) = request(state, user, q)?;
-    let stats = state.read(move |s| s.stats(&period, &scope)).await?;
+    let inner = state.inner.clone();
+    let stats = state
+        .read(move |s| {
+            let refreshed = s.stats_refreshed_at()?;
+            let key: CacheKey = (period.from, period.to, format!("{scope:?}"));
+            let cache = || inner.stats_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, stats)) = cache().get(&key)
+                && *at == refreshed
+            {
+                return Ok(stats.clone());
+            }
+            let stats = Arc::new(s.stats(&period, &scope)?);
+            let mut cache = cache();
+            if cache.len() >= CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, (refreshed, stats.clone()));
+            Ok(stats)
+        })
+        .await?;
     Ok((stats, text))
 }
 
@@ -197,7 +224,7 @@ pub(super) async fn all_json(
     Query(q): Query<StatsQuery>,
 ) -> Result<Response, WebError> {
     let (stats, _) = read_stats(&state, &user, &q).await?;
-    Ok(Json(stats).into_response())
+    Ok(Json(&*stats).into_response())
 }
 
 /// `/stats/SECTION.json` and `/stats/SECTION.csv`.

@@ -988,6 +988,26 @@ async fn stats_page_has_a_chart_and_table_per_section_and_exports() {
 }
 
 #[tokio::test]
+async fn stats_pages_show_a_new_refresh_at_once() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let messages = |body: &str| json(body)["summary"]["messages"].as_u64().unwrap();
+    assert_eq!(messages(&f.get("/stats.json", Some(&cookie)).await.body), 5);
+    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let new = envelope("QN1", "n@a.example", "r@dest.example", "New", NOW - 60);
+    store.insert_envelopes(&[&new]).unwrap();
+    // Not refreshed yet: the rollups, and so the page, still say 5.
+    assert_eq!(messages(&f.get("/stats.json", Some(&cookie)).await.body), 5);
+    store
+        .refresh_stats(
+            UtcOffset::UTC,
+            OffsetDateTime::from_unix_timestamp(NOW + 1).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(messages(&f.get("/stats.json", Some(&cookie)).await.body), 6);
+}
+
+#[tokio::test]
 async fn stats_of_a_scoped_user_hold_only_their_domains() {
     let f = fixture();
     let cookie = f.login("alice", "alice-pw").await;
