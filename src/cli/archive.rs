@@ -100,7 +100,7 @@ pub fn archive_command(
     }
 }
 
-fn open_store(config: &Config) -> Result<Store, CliError> {
+pub(super) fn open_store(config: &Config) -> Result<Store, CliError> {
     if !config.store.path.exists() {
         return Err(CliError::NotFound(format!(
             "no store at {}: has `mailtrail run` recorded anything with this configuration?",

@@ -1,11 +1,11 @@
 //! `mailtrail status` (the live, today and last-7-days lists of the status pages) and
 //! `mailtrail stats` (the statistics of a period, from the rollups).
 
-use super::{CliError, printable};
+use super::{CliError, archive::open_store, printable};
 use crate::{
     config::Config,
     stats_tables::{Section, table},
-    store::{DomainScope, MessageSummary, StatsPeriod, Store, WebFilter},
+    store::{DomainScope, MessageSummary, StatsPeriod, WebFilter},
 };
 use std::io::Write;
 use time::{OffsetDateTime, UtcOffset};
@@ -23,16 +23,6 @@ pub enum StatusList {
 const LIVE_ROWS: u32 = 100;
 /// Longest subject or address printed in a table cell; `--json` has the full text.
 const MAX_CELL_CHARS: usize = 40;
-
-fn open_existing(config: &Config) -> Result<Store, CliError> {
-    if !config.store.path.exists() {
-        return Err(CliError::NotFound(format!(
-            "no store at {} (nothing recorded yet?)",
-            config.store.path.display()
-        )));
-    }
-    Ok(Store::open(&config.store.path)?)
-}
 
 fn cut(text: &str) -> String {
     let text = printable(text);
@@ -90,7 +80,7 @@ pub fn status_command(
     now: OffsetDateTime,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let store = open_existing(config)?;
+    let store = open_store(config)?;
     let midnight = now
         .to_offset(offset)
         .replace_time(time::Time::MIDNIGHT)
@@ -156,7 +146,7 @@ pub fn stats_command(
 ) -> Result<(), CliError> {
     let period = StatsPeriod::parse(period, now.to_offset(offset).date())
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    let mut store = open_existing(config)?;
+    let mut store = open_store(config)?;
     let max_age = i64::try_from(config.web.stats_refresh.as_secs()).unwrap_or(i64::MAX);
     let stale = match store.stats_refreshed_at()? {
         None => true,
