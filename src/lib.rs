@@ -18,6 +18,7 @@ pub mod mta;
 pub mod notify;
 pub mod policy;
 pub mod recorder;
+pub mod report;
 pub mod stats_tables;
 pub mod store;
 

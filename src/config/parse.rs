@@ -699,17 +699,15 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
 
 fn parse_report(loc: &Locator, r: RawReport, report: &mut ReportConfig) -> Result<(), ConfigError> {
     // Addresses end up in headers: lettre's parser refuses anything but an addr-spec.
-    let address = |value: &Spanned<String>, key: &str| match value
-        .get_ref()
-        .parse::<lettre::Address>()
-    {
-        Ok(a) => Ok(a.to_string()),
-        Err(_) => loc.error(
-            value.span(),
-            key,
-            format!("`{}` is not a mail address", value.get_ref().escape_debug()),
-        ),
-    };
+    let address =
+        |value: &Spanned<String>, key: &str| match value.get_ref().parse::<lettre::Address>() {
+            Ok(a) => Ok(a.to_string()),
+            Err(_) => loc.error(
+                value.span(),
+                key,
+                format!("`{}` is not a mail address", value.get_ref().escape_debug()),
+            ),
+        };
     if let Some(list) = &r.recipients {
         report.recipients = list
             .get_ref()

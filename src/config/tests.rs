@@ -474,6 +474,10 @@ fn report_section_is_read_and_checked() {
     );
     error_at("[report]\n\nweekday = \"someday\"\n", 3, "report.weekday");
     error_at("[report]\ntime = \"25:00\"\n", 2, "report.time");
-    error_at("[report]\nbase_url = \"javascript:alert(1)\"\n", 2, "report.base_url");
+    error_at(
+        "[report]\nbase_url = \"javascript:alert(1)\"\n",
+        2,
+        "report.base_url",
+    );
     error_at("[report]\nfrom = \"not an address\"\n", 2, "report.from");
 }

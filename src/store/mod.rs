@@ -3,6 +3,7 @@
 mod log;
 mod policy;
 mod query;
+mod report;
 mod schema;
 mod stats;
 mod web;
@@ -10,6 +11,7 @@ mod web;
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, RecipientDelivery};
+pub use report::ReportRecord;
 pub use stats::{
     CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
     StatsPeriodError, StatsRow, StatsSummary, TOP_ROWS,

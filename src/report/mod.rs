@@ -1,0 +1,2 @@
+//! The weekly summary e-mail.
+pub mod schedule;
