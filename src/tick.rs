@@ -33,26 +33,33 @@ pub trait NoticeTransport {
 }
 
 /// Submits notices over SMTP with a null return path (`MAIL FROM:<>`).
-pub struct SmtpNoticeTransport(AsyncSmtpTransport<Tokio1Executor>);
+/// Mail mailtrail itself submits (notices, reports) to the MTA over SMTP.
+pub struct SmtpSubmission(AsyncSmtpTransport<Tokio1Executor>);
 
-impl SmtpNoticeTransport {
+impl SmtpSubmission {
     pub fn new(host: &str, port: u16) -> Self {
         // The local MTA on loopback: no TLS or authentication is involved.
-        SmtpNoticeTransport(
+        SmtpSubmission(
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                 .port(port)
                 .timeout(Some(std::time::Duration::from_secs(30)))
                 .build(),
         )
     }
+
+    pub async fn submit(
+        &self,
+        envelope: &lettre::address::Envelope,
+        message: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        self.0.send_raw(envelope, message).await.map(|_| ())
+    }
 }
 
-impl NoticeTransport for SmtpNoticeTransport {
+impl NoticeTransport for SmtpSubmission {
     async fn send(&self, notice: &notify::Notice) -> Result<(), String> {
-        self.0
-            .send_raw(&notice.envelope(), &notice.formatted())
+        self.submit(&notice.envelope(), &notice.formatted())
             .await
-            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 }
@@ -333,7 +340,7 @@ impl Ticker {
                     loop {
                         let current = config.current();
                         let queue = crate::mta::MtaControl::new(current.mta.clone());
-                        let transport = SmtpNoticeTransport::new(
+                        let transport = SmtpSubmission::new(
                             &current.notify.smtp_host,
                             current.notify.smtp_port,
                         );
