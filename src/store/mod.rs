@@ -10,7 +10,7 @@ mod web;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
-pub use query::{Attempt, RecipientDelivery};
+pub use query::{Attempt, MessageNotice, RecipientDelivery};
 pub use report::ReportRecord;
 pub use stats::{
     CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
