@@ -16,6 +16,7 @@ pub mod maillog;
 pub mod milter;
 pub mod mta;
 pub mod notify;
+pub mod periodic;
 pub mod policy;
 pub mod recorder;
 pub mod report;

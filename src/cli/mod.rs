@@ -3,8 +3,8 @@
 mod archive;
 mod import;
 mod policy;
-mod stats;
 mod report;
+mod stats;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -12,8 +12,8 @@ use std::path::PathBuf;
 pub use archive::archive_command;
 pub use import::{classify, import};
 pub use policy::policy_show;
-pub use stats::{StatusList, stats_command, status_command};
 pub use report::report_command;
+pub use stats::{StatusList, stats_command, status_command};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -5,6 +5,7 @@
 use super::{ReportError, ReportWeek, WEEKLY, WeeklyReport, latest_due, next_due};
 use crate::{
     config::{Config, ConfigHandle},
+    periodic::Periodic,
     store::Store,
     tick::SmtpSubmission,
 };
@@ -106,55 +107,37 @@ pub async fn send_due(
 }
 
 /// The running schedule; [`Scheduler::stop`] ends it.
-pub struct Scheduler {
-    stop: tokio::sync::watch::Sender<bool>,
-    thread: std::thread::JoinHandle<()>,
-}
+pub struct Scheduler(Periodic);
 
 impl Scheduler {
     /// Starts the weekly report's schedule on a thread of its own (the store is synchronous).
     /// It runs even while `report.enabled` is false, so a reload can turn it on.
     pub fn start(config: ConfigHandle, offset: UtcOffset) -> Result<Scheduler, ReportError> {
         let mut store = Store::open(&config.current().store.path)?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("weekly-report".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => return tracing::error!("weekly report: cannot start: {e}"),
-                };
-                runtime.block_on(async move {
-                    loop {
-                        let current = config.current();
-                        let now = OffsetDateTime::now_utc();
-                        if let Err(e) = send_due(&current, &mut store, offset, now).await {
-                            warn!("weekly report: {e}");
-                        }
-                        // Woken at least every RETRY_EVERY: to retry a failed send, and because
-                        // a reload may have changed the schedule.
-                        let r = &current.report;
-                        let sleep = (next_due(now, offset, r.weekday, r.at) - now)
-                            .try_into()
-                            .unwrap_or(RETRY_EVERY)
-                            .min(RETRY_EVERY);
-                        tokio::select! {
-                            _ = tokio::time::sleep(sleep) => {}
-                            _ = stopped.changed() => return,
-                        }
-                    }
-                });
-            })
-            .map_err(ReportError::Spawn)?;
-        Ok(Scheduler { stop, thread })
+        let job = Periodic::start("weekly-report", move |mut stop| async move {
+            loop {
+                let current = config.current();
+                let now = OffsetDateTime::now_utc();
+                if let Err(e) = send_due(&current, &mut store, offset, now).await {
+                    warn!("weekly report: {e}");
+                }
+                // Woken at least every RETRY_EVERY: to retry a failed send, and because a
+                // reload may have changed the schedule.
+                let r = &current.report;
+                let until_next = (next_due(now, offset, r.weekday, r.at) - now)
+                    .try_into()
+                    .unwrap_or(RETRY_EVERY);
+                if !stop.sleep(RETRY_EVERY.min(until_next)).await {
+                    return;
+                }
+            }
+        })
+        .map_err(ReportError::Spawn)?;
+        Ok(Scheduler(job))
     }
 
     /// Stops after the send in progress.
     pub fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.thread.join();
+        self.0.stop();
     }
 }
