@@ -245,6 +245,29 @@ pub fn svg(
     Ok(out)
 }
 
+/// Draws with `draw` on an RGB canvas of `width` × `height` pixels; returns a PNG file (for
+/// mail, where SVG is not shown).
+pub fn png(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), ChartError>,
+) -> Result<Vec<u8>, ChartError> {
+    let mut pixels = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        draw(&root)?;
+    }
+    let mut out = Vec::new();
+    let mut encoder = ::png::Encoder::new(&mut out, width, height);
+    encoder.set_color(::png::ColorType::Rgb);
+    encoder.set_depth(::png::BitDepth::Eight);
+    let encode = |e: ::png::EncodingError| ChartError::Draw(format!("PNG encoding: {e}"));
+    let mut writer = encoder.write_header().map_err(encode)?;
+    writer.write_image_data(&pixels).map_err(encode)?;
+    writer.finish().map_err(encode)?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ pub enum RunError {
     Tick(#[from] crate::tick::TickError),
     #[error("web: {0}")]
     Web(#[from] WebError),
+    #[error("weekly report: {0}")]
+    Report(#[from] crate::report::ReportError),
 }
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
@@ -65,6 +67,7 @@ pub async fn run(
     ));
     let follower = follower::start(config.clone(), local_offset)?;
     let ticker = crate::tick::Ticker::start(config.clone())?;
+    let report_scheduler = crate::report::Scheduler::start(config.clone(), local_offset)?;
     let web_server = match start.web.enabled {
         true => {
             let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
@@ -109,6 +112,7 @@ pub async fn run(
     if let Some(ticker) = ticker {
         let _ = tokio::task::spawn_blocking(move || ticker.stop()).await;
     }
+    let _ = tokio::task::spawn_blocking(move || report_scheduler.stop()).await;
     if let Some(follower) = follower {
         let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
     }

@@ -16,8 +16,10 @@ pub mod maillog;
 pub mod milter;
 pub mod mta;
 pub mod notify;
+pub mod periodic;
 pub mod policy;
 pub mod recorder;
+pub mod report;
 pub mod stats_tables;
 pub mod store;
 

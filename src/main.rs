@@ -61,6 +61,16 @@ fn main() -> ExitCode {
         Command::Classify { lines } => {
             cli::classify(&config, &lines, &mut std::io::stdout().lock())
         }
+        Command::Report(command) => {
+            let local_offset =
+                time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+            cli::report_command(
+                &config,
+                command,
+                local_offset,
+                &mut std::io::stdout().lock(),
+            )
+        }
         Command::HashPassword => unreachable!("handled before the configuration is read"),
         Command::Counters { json } => {
             cli::counters_command(&config, json, &mut std::io::stdout().lock())

@@ -3,6 +3,7 @@
 //! notices in the store, and sends the due notices. Each notice is recorded as due before it is
 //! sent and marked sent after, so a restart sends a due one and never repeats a sent one.
 
+use crate::periodic::Periodic;
 use crate::{
     archive::Archive,
     config::{Config, DEFAULT_MODE},
@@ -33,26 +34,33 @@ pub trait NoticeTransport {
 }
 
 /// Submits notices over SMTP with a null return path (`MAIL FROM:<>`).
-pub struct SmtpNoticeTransport(AsyncSmtpTransport<Tokio1Executor>);
+/// Mail mailtrail itself submits (notices, reports) to the MTA over SMTP.
+pub struct SmtpSubmission(AsyncSmtpTransport<Tokio1Executor>);
 
-impl SmtpNoticeTransport {
+impl SmtpSubmission {
     pub fn new(host: &str, port: u16) -> Self {
         // The local MTA on loopback: no TLS or authentication is involved.
-        SmtpNoticeTransport(
+        SmtpSubmission(
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                 .port(port)
                 .timeout(Some(std::time::Duration::from_secs(30)))
                 .build(),
         )
     }
+
+    pub async fn submit(
+        &self,
+        envelope: &lettre::address::Envelope,
+        message: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        self.0.send_raw(envelope, message).await.map(|_| ())
+    }
 }
 
-impl NoticeTransport for SmtpNoticeTransport {
+impl NoticeTransport for SmtpSubmission {
     async fn send(&self, notice: &notify::Notice) -> Result<(), String> {
-        self.0
-            .send_raw(&notice.envelope(), &notice.formatted())
+        self.submit(&notice.envelope(), &notice.formatted())
             .await
-            .map(|_| ())
             .map_err(|e| e.to_string())
     }
 }
@@ -299,10 +307,7 @@ pub enum TickError {
 }
 
 /// The running tick; [`Ticker::stop`] ends it after the tick in progress.
-pub struct Ticker {
-    stop: tokio::sync::watch::Sender<bool>,
-    thread: std::thread::JoinHandle<()>,
-}
+pub struct Ticker(Periodic);
 
 impl Ticker {
     /// Starts ticking every `notify.tick` on a thread of its own (the store is synchronous), when
@@ -318,50 +323,32 @@ impl Ticker {
             return Ok(None);
         }
         let mut store = Store::open(&current.store.path)?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("policy-tick".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => return tracing::error!("policy tick: cannot start: {e}"),
-                };
-                runtime.block_on(async move {
-                    loop {
-                        let current = config.current();
-                        let queue = crate::mta::MtaControl::new(current.mta.clone());
-                        let transport = SmtpNoticeTransport::new(
-                            &current.notify.smtp_host,
-                            current.notify.smtp_port,
-                        );
-                        let now = OffsetDateTime::now_utc();
-                        match run_once(&current, &mut store, &queue, &transport, now).await {
-                            Ok(r) if r != TickReport::default() => {
-                                tracing::debug!("policy tick: {r:?}")
-                            }
-                            Ok(_) => {}
-                            Err(e) => warn!("policy tick: {e}"),
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(current.notify.tick) => {}
-                            _ = stopped.changed() => return,
-                        }
-                    }
-                });
-            })
-            .map_err(TickError::Spawn)?;
+        let job = Periodic::start("policy-tick", move |mut stop| async move {
+            loop {
+                let current = config.current();
+                let queue = crate::mta::MtaControl::new(current.mta.clone());
+                let transport =
+                    SmtpSubmission::new(&current.notify.smtp_host, current.notify.smtp_port);
+                let now = OffsetDateTime::now_utc();
+                match run_once(&current, &mut store, &queue, &transport, now).await {
+                    Ok(r) if r != TickReport::default() => tracing::debug!("policy tick: {r:?}"),
+                    Ok(_) => {}
+                    Err(e) => warn!("policy tick: {e}"),
+                }
+                if !stop.sleep(current.notify.tick).await {
+                    return;
+                }
+            }
+        })
+        .map_err(TickError::Spawn)?;
         info!(
             "policy tick every {}",
             humantime::format_duration(current.notify.tick)
         );
-        Ok(Some(Ticker { stop, thread }))
+        Ok(Some(Ticker(job)))
     }
 
     pub fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = self.thread.join();
+        self.0.stop();
     }
 }

@@ -3,6 +3,7 @@
 mod archive;
 mod import;
 mod policy;
+mod report;
 mod stats;
 
 use clap::{Args, Parser, Subcommand};
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 pub use archive::archive_command;
 pub use import::{classify, import};
 pub use policy::policy_show;
+pub use report::report_command;
 pub use stats::{StatusList, stats_command, status_command};
 
 #[derive(Debug, Parser)]
@@ -87,6 +89,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The weekly summary e-mail
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Build the weekly summary and print it, write it to a file or send it now (a manual
+    /// send does not count as the scheduled one)
+    Weekly(WeeklyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("action").required(true).multiple(true))]
+pub struct WeeklyArgs {
+    /// Print the text part to standard output
+    #[arg(long, group = "action")]
+    pub print: bool,
+    /// Write the whole message (text, HTML, charts) to FILE, to open in a mail client
+    #[arg(long, value_name = "FILE", group = "action")]
+    pub eml: Option<PathBuf>,
+    /// Send it through the SMTP server of [notify] smtp
+    #[arg(long, group = "action")]
+    pub send: bool,
+    /// The report's day: it covers the 7 days before [default: the last scheduled day]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<String>,
+    /// Recipients instead of report.recipients
+    #[arg(long, value_name = "ADDR")]
+    pub to: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +217,8 @@ pub enum CliError {
     NotFound(String),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     #[error("{path}: {source}", path = path.display())]
     Io {
         path: PathBuf,

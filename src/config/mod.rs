@@ -60,6 +60,14 @@ impl Config {
                 language: crate::notify::Language::En,
                 tick: Duration::from_secs(30),
             },
+            report: ReportConfig {
+                enabled: false,
+                recipients: Vec::new(),
+                from: None,
+                weekday: time::Weekday::Monday,
+                at: time::Time::from_hms(7, 0, 0).expect("a valid time"),
+                base_url: None,
+            },
             web: WebConfig {
                 enabled: true,
                 listen: ([127, 0, 0, 1], 8025).into(),

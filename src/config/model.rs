@@ -135,6 +135,24 @@ impl WebUser {
     }
 }
 
+/// The weekly summary e-mail (`[report]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportConfig {
+    /// Off by default, like every mail mailtrail itself sends.
+    pub enabled: bool,
+    /// Who gets it; checked addresses.
+    pub recipients: Vec<String>,
+    /// `From:`; `None`: `mailtrail@` the reporting host (`notify.reporting_mta`).
+    pub from: Option<String>,
+    /// When it goes out, in the server's local time. It covers the seven days before that
+    /// day, compared with the seven days before those.
+    pub weekday: time::Weekday,
+    pub at: time::Time,
+    /// Where the status pages are reached from a mail client (links in the report); `None`:
+    /// no links.
+    pub base_url: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -341,6 +359,7 @@ pub struct Config {
     pub maillog: MaillogConfig,
     pub notify: NotifyConfig,
     pub web: WebConfig,
+    pub report: ReportConfig,
     /// Extra bounce classification rules, tried before the built-in ones.
     pub bounce_rules: Option<PathBuf>,
     /// Named modes; `normal` and `bulk` always exist.

@@ -46,6 +46,7 @@ struct RawConfig {
     maillog: Option<RawMaillog>,
     notify: Option<RawNotify>,
     web: Option<RawWeb>,
+    report: Option<RawReport>,
     bounce: Option<RawBounce>,
     #[serde(default)]
     policy: BTreeMap<String, Spanned<RawPolicy>>,
@@ -127,6 +128,17 @@ struct RawWeb {
     stats_refresh: Option<Spanned<String>>,
     #[serde(default)]
     user: Vec<Spanned<RawWebUser>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    enabled: Option<Spanned<bool>>,
+    recipients: Option<Spanned<Vec<Spanned<String>>>>,
+    from: Option<Spanned<String>>,
+    weekday: Option<Spanned<String>>,
+    time: Option<Spanned<String>>,
+    base_url: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -363,6 +375,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
     if let Some(w) = raw.web {
         parse_web(&loc, w, &mut config.web)?;
+    }
+
+    if let Some(r) = raw.report {
+        parse_report(&loc, r, &mut config.report)?;
     }
 
     if let Some(rules) = raw.bounce.and_then(|b| b.rules) {
@@ -677,6 +693,85 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
             password_hash,
             domains,
         });
+    }
+    Ok(())
+}
+
+fn parse_report(loc: &Locator, r: RawReport, report: &mut ReportConfig) -> Result<(), ConfigError> {
+    // Addresses end up in headers: lettre's parser refuses anything but an addr-spec.
+    let address =
+        |value: &Spanned<String>, key: &str| match value.get_ref().parse::<lettre::Address>() {
+            Ok(a) => Ok(a.to_string()),
+            Err(_) => loc.error(
+                value.span(),
+                key,
+                format!("`{}` is not a mail address", value.get_ref().escape_debug()),
+            ),
+        };
+    if let Some(list) = &r.recipients {
+        report.recipients = list
+            .get_ref()
+            .iter()
+            .map(|a| address(a, "report.recipients"))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(from) = &r.from {
+        report.from = Some(address(from, "report.from")?);
+    }
+    if let Some(day) = &r.weekday {
+        report.weekday = match day.get_ref().to_ascii_lowercase().as_str() {
+            "monday" | "mon" => time::Weekday::Monday,
+            "tuesday" | "tue" => time::Weekday::Tuesday,
+            "wednesday" | "wed" => time::Weekday::Wednesday,
+            "thursday" | "thu" => time::Weekday::Thursday,
+            "friday" | "fri" => time::Weekday::Friday,
+            "saturday" | "sat" => time::Weekday::Saturday,
+            "sunday" | "sun" => time::Weekday::Sunday,
+            _ => {
+                return loc.error(
+                    day.span(),
+                    "report.weekday",
+                    format!("`{}` is not a weekday (monday ... sunday)", day.get_ref()),
+                );
+            }
+        };
+    }
+    if let Some(at) = &r.time {
+        let format = time::macros::format_description!("[hour]:[minute]");
+        report.at = match time::Time::parse(at.get_ref(), format) {
+            Ok(t) => t,
+            Err(_) => {
+                return loc.error(
+                    at.span(),
+                    "report.time",
+                    format!("`{}` is not a time like 07:00", at.get_ref()),
+                );
+            }
+        };
+    }
+    if let Some(url) = &r.base_url {
+        let text = url.get_ref().trim_end_matches('/');
+        let valid = (text.starts_with("http://") || text.starts_with("https://"))
+            && !text.contains(|c: char| c.is_whitespace() || c.is_control() || c == '"');
+        if !valid {
+            return loc.error(
+                url.span(),
+                "report.base_url",
+                "must be an http:// or https:// URL",
+            );
+        }
+        report.base_url = Some(text.to_string());
+    }
+    if let Some(enabled) = &r.enabled {
+        if *enabled.get_ref() && report.recipients.is_empty() {
+            let span = r.recipients.as_ref().map_or(enabled.span(), |l| l.span());
+            return loc.error(
+                span,
+                "report.recipients",
+                "the weekly report is enabled but goes to nobody: list at least one address",
+            );
+        }
+        report.enabled = *enabled.get_ref();
     }
     Ok(())
 }

@@ -446,3 +446,38 @@ fn web_errors_name_line_and_key() {
     error_at(&twice, 4, "web.user[1].name");
     error_at("[web]\nport = 1\n", 2, "web.port");
 }
+
+#[test]
+fn report_section_is_read_and_checked() {
+    assert!(!Config::defaults().report.enabled, "off until configured");
+    let c = parse_str(
+        "[report]\nenabled = true\nrecipients = [\"ops@example.com\", \"boss@example.com\"]\n\
+         from = \"mailtrail@example.com\"\nweekday = \"friday\"\ntime = \"17:30\"\n\
+         base_url = \"https://mail.example.com/mailtrail/\"\n",
+    )
+    .unwrap();
+    assert!(c.report.enabled);
+    assert_eq!(c.report.recipients, ["ops@example.com", "boss@example.com"]);
+    assert_eq!(c.report.from.as_deref(), Some("mailtrail@example.com"));
+    assert_eq!(c.report.weekday, time::Weekday::Friday);
+    assert_eq!(c.report.at, time::Time::from_hms(17, 30, 0).unwrap());
+    assert_eq!(
+        c.report.base_url.as_deref(),
+        Some("https://mail.example.com/mailtrail")
+    );
+
+    error_at("[report]\nenabled = true\n", 2, "report.recipients");
+    error_at(
+        "[report]\nrecipients = [\n  \"ops@example.com\",\n  \"a@b\\r\\nBcc: x@y\",\n]\n",
+        4,
+        "report.recipients",
+    );
+    error_at("[report]\n\nweekday = \"someday\"\n", 3, "report.weekday");
+    error_at("[report]\ntime = \"25:00\"\n", 2, "report.time");
+    error_at(
+        "[report]\nbase_url = \"javascript:alert(1)\"\n",
+        2,
+        "report.base_url",
+    );
+    error_at("[report]\nfrom = \"not an address\"\n", 2, "report.from");
+}

@@ -3,13 +3,15 @@
 mod log;
 mod policy;
 mod query;
+mod report;
 mod schema;
 mod stats;
 mod web;
 
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
-pub use query::{Attempt, RecipientDelivery};
+pub use query::{Attempt, MessageNotice, RecipientDelivery};
+pub use report::ReportRecord;
 pub use stats::{
     CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
     StatsPeriodError, StatsRow, StatsSummary, TOP_ROWS,

@@ -183,6 +183,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value INTEGER NOT NULL
     );",
+    // 5: reports mailtrail sends on a schedule: recorded when due, marked once sent, so a
+    // restart neither skips nor repeats one.
+    "CREATE TABLE report (
+        kind TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        sent_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        PRIMARY KEY (kind, due_at)
+    );",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

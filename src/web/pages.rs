@@ -295,6 +295,7 @@ async fn visible_message(
 struct MessageJson {
     message: StoredMessage,
     recipients: Vec<crate::store::RecipientDelivery>,
+    notices: Vec<crate::store::MessageNotice>,
 }
 
 pub(super) async fn message(
@@ -308,11 +309,14 @@ pub(super) async fn message(
     };
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     let message = visible_message(&state, &user, id).await?;
-    let recipients = state.read(move |s| s.deliveries(id)).await?;
+    let (recipients, notices) = state
+        .read(move |s| Ok((s.deliveries(id)?, s.message_notices(id)?)))
+        .await?;
     if json {
         return Ok(Json(MessageJson {
             message,
             recipients,
+            notices,
         })
         .into_response());
     }
@@ -327,6 +331,7 @@ pub(super) async fn message(
         &user,
         &message,
         &recipients,
+        &notices,
         archived.as_ref(),
         state.inner.offset,
     )

@@ -248,6 +248,26 @@ fn fixture_with(secure_cookie: bool) -> Fixture {
     store
         .add_counters(&[("archive_errors", 2), ("store_errors", 1)])
         .unwrap();
+    // Message A: a delay warning sent, a receipt decided but not yet submitted.
+    let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
+    let rcpt = ["rcpt@dest.example".to_string()];
+    store
+        .record_notice(ids[0], "warning", &rcpt, at(now - 500))
+        .unwrap();
+    store
+        .record_notice(ids[0], "receipt", &rcpt, at(now - 100))
+        .unwrap();
+    for notice in store.due_notices().unwrap() {
+        if notice.kind == "warning" {
+            store
+                .mark_notice_sent(notice.id, at(now - 499), "<n1@mailtrail>")
+                .unwrap();
+        } else {
+            store
+                .mark_notice_failed(notice.id, "421 <b>busy</b>")
+                .unwrap();
+        }
+    }
     store
         .refresh_stats(
             UtcOffset::UTC,
@@ -637,6 +657,8 @@ async fn message_detail_timeline_archive_and_eml() {
         "Subject: Hello A",
         "body of A",
         "Download .eml",
+        "Notices to the sender",
+        "not yet (1 attempts: 421 &lt;b&gt;busy&lt;/b&gt;)",
     ] {
         assert!(page.body.contains(text), "{text} missing");
     }
@@ -651,6 +673,13 @@ async fn message_detail_timeline_archive_and_eml() {
     assert_eq!(attempts[0]["status"], "deferred");
     assert_eq!(attempts[1]["status"], "sent");
     assert_eq!(detail["recipients"][0]["status"], "sent");
+    let notices = detail["notices"].as_array().unwrap();
+    assert_eq!(notices.len(), 2);
+    assert_eq!(notices[0]["kind"], "warning");
+    assert_eq!(notices[0]["recipients"][0], "rcpt@dest.example");
+    assert!(notices[0]["sent_at"].is_string());
+    assert_eq!(notices[1]["kind"], "receipt");
+    assert!(notices[1]["sent_at"].is_null());
 
     let eml = f
         .get(&format!("/message/{}/eml", f.ids.a), Some(&cookie))

@@ -2,7 +2,7 @@
 //! inserted with maud's escaping: never `PreEscaped` on mail data.
 
 use super::CurrentUser;
-use crate::store::{MessageSummary, RawLine, RecipientDelivery, StoredMessage};
+use crate::store::{MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage};
 use maud::{DOCTYPE, Markup, html};
 use time::{UtcOffset, macros::format_description};
 
@@ -237,6 +237,7 @@ pub fn message(
     user: &CurrentUser,
     m: &StoredMessage,
     recipients: &[RecipientDelivery],
+    notices: &[MessageNotice],
     archived: Option<&ArchivedView>,
     offset: UtcOffset,
 ) -> Markup {
@@ -279,6 +280,31 @@ pub fn message(
                         }
                     }
                     @if r.attempt_list.is_empty() { li { "no delivery attempt yet" } }
+                }
+            }
+            h2 { "Notices to the sender" }
+            @if notices.is_empty() {
+                p { "None." }
+            } @else {
+                table.notices {
+                    thead { tr { th { "Notice" } th { "About" } th { "Decided" } th { "Sent" } } }
+                    tbody { @for n in notices {
+                        tr {
+                            td { (n.kind) }
+                            td { (n.recipients.join(", ")) }
+                            td { (time(n.due_at.unix_timestamp(), offset)) }
+                            td {
+                                @match n.sent_at {
+                                    Some(at) => (time(at.unix_timestamp(), offset)),
+                                    None => {
+                                        "not yet (" (n.attempts) " attempts"
+                                        @if let Some(e) = &n.last_error { ": " (e) }
+                                        ")"
+                                    }
+                                }
+                            }
+                        }
+                    } }
                 }
             }
             h2 { "Archived copy" }
