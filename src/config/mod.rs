@@ -64,6 +64,7 @@ impl Config {
                 enabled: true,
                 listen: ([127, 0, 0, 1], 8025).into(),
                 secure_cookie: false,
+                tls: None,
                 users: Vec::new(),
             },
             bounce_rules: None,
