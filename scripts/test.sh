@@ -8,6 +8,9 @@ need=()
 command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || need+=(postfix)
 # tests/follower_crash.rs generates its log with ../shared/data/tools/gen_postfix_log.py.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# tests/browser.rs drives headless Chromium over WebDriver (chromedriver).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   # Install postfix without configuring the machine's own mail system.

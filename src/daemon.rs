@@ -76,7 +76,11 @@ pub async fn run(
                 warn!("web: no [[web.user]] configured, nobody can log in");
             }
             // Its own task: a busy port or a failing web server never stops the milter.
-            Some(tokio::spawn(serve_web(start.web.listen, state)))
+            Some(tokio::spawn(serve_web(
+                start.web.listen,
+                start.web.tls.clone(),
+                state,
+            )))
         }
         false => None,
     };
@@ -123,13 +127,31 @@ pub async fn run(
     result.map_err(RunError::Milter)
 }
 
-/// Serves the status pages; binding is retried, so the pages come up once the port is free.
-async fn serve_web(addr: std::net::SocketAddr, state: web::WebState) {
+/// Serves the status pages; binding (and reading the TLS files) is retried, so the pages come
+/// up once the port is free and the certificate is in place.
+async fn serve_web(
+    addr: std::net::SocketAddr,
+    tls: Option<crate::config::WebTls>,
+    state: web::WebState,
+) {
     loop {
+        let tls_config = match tls.as_ref().map(web::tls_config).transpose() {
+            Ok(config) => config,
+            Err(e) => {
+                error!("web: {e}; retrying in 30s");
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                continue;
+            }
+        };
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
-                info!("web pages on http://{addr}");
-                match web::serve(listener, state.clone()).await {
+                let scheme = if tls_config.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                info!("web pages on {scheme}://{addr}");
+                match web::serve(listener, state.clone(), tls_config).await {
                     Ok(()) => return,
                     Err(e) => error!("web server stopped: {e}"),
                 }

@@ -1,5 +1,7 @@
 //! The running milter, driven over a real socket by indymilter-test as an MTA would.
 
+mod support;
+
 use indymilter_test::{Actions, MacroStage, Status, TestConnection};
 use mailtrail::{
     config::{ConfigHandle, Source},
@@ -10,6 +12,7 @@ use std::{
     path::{Path, PathBuf},
     time::Duration,
 };
+use support::milter_client::{self, Mail};
 use tokio::sync::oneshot;
 
 /// A mailtrail daemon on a loopback port with its own state directory.
@@ -57,18 +60,6 @@ impl Daemon {
             stop: Some(stop),
             task: Some(task),
         }
-    }
-
-    /// A connection from an MTA that offers the milter these actions.
-    async fn connect_offering(&self, actions: Actions) -> TestConnection {
-        TestConnection::configure()
-            .exact_leading_space(true)
-            .available_actions(actions)
-            .read_timeout(Duration::from_secs(20))
-            .write_timeout(Duration::from_secs(20))
-            .open_tcp(("127.0.0.1", self.port))
-            .await
-            .unwrap()
     }
 
     /// Stops the daemon the way SIGTERM does; all counters are flushed after this.
@@ -120,104 +111,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One message: headers are (name, value-with-leading-space) as the MTA passes them.
-struct Mail<'a> {
-    queue_id: &'a str,
-    from: &'a str,
-    rcpts: &'a [&'a str],
-    headers: &'a [(&'a [u8], &'a [u8])],
-    body: &'a [&'a [u8]],
-}
-
-impl Mail<'_> {
-    /// What the archive copy must hold: headers as given, CRLF, body.
-    fn expected_copy(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (name, value) in self.headers {
-            out.extend_from_slice(name);
-            out.push(b':');
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        for chunk in self.body {
-            out.extend_from_slice(chunk);
-        }
-        out
-    }
-
-    /// Sends the transaction from MAIL FROM to end-of-message; returns the eom status.
-    async fn send(&self, conn: &mut TestConnection) -> (indymilter_test::EomActions, Status) {
-        conn.macros(
-            MacroStage::Mail,
-            [("{auth_authen}", "alice"), ("{mail_addr}", self.from)],
-        )
-        .await
-        .unwrap();
-        let mut mail = vec![format!("<{}>", self.from)];
-        mail.push("SIZE=12345".into());
-        mail.push("BODY=8BITMIME".into());
-        assert_eq!(conn.mail(mail).await.unwrap(), Status::Continue);
-        for rcpt in self.rcpts {
-            assert_eq!(
-                conn.rcpt([format!("<{rcpt}>"), "NOTIFY=SUCCESS,FAILURE".into()])
-                    .await
-                    .unwrap(),
-                Status::Continue
-            );
-        }
-        conn.macros(MacroStage::Data, [("i", self.queue_id)])
-            .await
-            .unwrap();
-        for (name, value) in self.headers {
-            assert_eq!(
-                conn.header(
-                    std::ffi::CString::new(*name).unwrap(),
-                    std::ffi::CString::new(*value).unwrap()
-                )
-                .await
-                .unwrap(),
-                Status::Continue
-            );
-        }
-        assert_eq!(conn.eoh().await.unwrap(), Status::Continue);
-        for chunk in self.body {
-            assert_eq!(conn.body(chunk.to_vec()).await.unwrap(), Status::Continue);
-        }
-        conn.macros(MacroStage::Eom, [("i", self.queue_id)])
-            .await
-            .unwrap();
-        conn.eom().await.unwrap()
-    }
-}
-
 async fn connected(daemon: &Daemon) -> TestConnection {
     connected_offering(daemon, Actions::ADD_RCPT).await
 }
 
 async fn connected_offering(daemon: &Daemon, actions: Actions) -> TestConnection {
-    let mut conn = daemon.connect_offering(actions).await;
-    conn.macros(
-        MacroStage::Connect,
-        [
-            ("j", "mx.example.net"),
-            ("{client_addr}", "192.0.2.10"),
-            ("{client_name}", "client.example.org"),
-        ],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        conn.connect("client.example.org", [192, 0, 2, 10])
-            .await
-            .unwrap(),
-        Status::Continue
-    );
-    assert_eq!(
-        conn.helo("helo.example.org").await.unwrap(),
-        Status::Continue
-    );
-    conn
+    milter_client::connect(daemon.port, actions).await
 }
 
 const SIMPLE_HEADERS: &[(&[u8], &[u8])] = &[

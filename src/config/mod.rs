@@ -73,6 +73,7 @@ impl Config {
                 listen: ([127, 0, 0, 1], 8025).into(),
                 secure_cookie: false,
                 stats_refresh: Duration::from_secs(300),
+                tls: None,
                 users: Vec::new(),
             },
             bounce_rules: None,

@@ -108,11 +108,22 @@ pub struct NotifyConfig {
 pub struct WebConfig {
     pub enabled: bool,
     pub listen: SocketAddr,
-    /// Mark the session cookie `Secure` (set when a TLS proxy sits in front).
+    /// Mark the session cookie `Secure` (set when a TLS proxy sits in front; implied by `tls`).
     pub secure_cookie: bool,
     /// How often the daemon refreshes the statistics rollups.
     pub stats_refresh: Duration,
+    /// Serve HTTPS instead of HTTP.
+    pub tls: Option<WebTls>,
     pub users: Vec<WebUser>,
+}
+
+/// The certificate and key the pages are served with over HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebTls {
+    /// PEM file: the server certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM file: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// A login of the status pages.

@@ -126,6 +126,8 @@ struct RawWeb {
     listen: Option<Spanned<String>>,
     secure_cookie: Option<bool>,
     stats_refresh: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
     #[serde(default)]
     user: Vec<Spanned<RawWebUser>>,
 }
@@ -618,6 +620,7 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
             }
         };
     }
+    web.tls = parse_web_tls(loc, w.tls_cert, w.tls_key)?;
     for (index, user) in w.user.iter().enumerate() {
         let key = |field: &str| format!("web.user[{index}].{field}");
         let u = user.get_ref();
@@ -774,6 +777,39 @@ fn parse_report(loc: &Locator, r: RawReport, report: &mut ReportConfig) -> Resul
         report.enabled = *enabled.get_ref();
     }
     Ok(())
+}
+
+/// `tls_cert` and `tls_key`: both (HTTPS) or neither (HTTP). The files are read when the web
+/// server starts.
+fn parse_web_tls(
+    loc: &Locator,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+) -> Result<Option<WebTls>, ConfigError> {
+    for (value, name) in [(&cert, "web.tls_cert"), (&key, "web.tls_key")] {
+        if let Some(v) = value
+            && v.get_ref().trim().is_empty()
+        {
+            return loc.error(v.span(), name, "must be the path of a PEM file");
+        }
+    }
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(WebTls {
+            cert: PathBuf::from(cert.get_ref()),
+            key: PathBuf::from(key.get_ref()),
+        })),
+        (Some(cert), None) => loc.error(
+            cert.span(),
+            "web.tls_key",
+            "missing: tls_cert is set, so tls_key (the PEM private key) must be too",
+        ),
+        (None, Some(key)) => loc.error(
+            key.span(),
+            "web.tls_cert",
+            "missing: tls_key is set, so tls_cert (the PEM certificate chain) must be too",
+        ),
+    }
 }
 
 fn parse_sender(

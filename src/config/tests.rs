@@ -401,6 +401,7 @@ fn web_defaults_and_users() {
     assert_eq!(c.web.listen.to_string(), "127.0.0.1:8025");
     assert!(!c.web.secure_cookie);
     assert_eq!(c.web.stats_refresh, Duration::from_secs(300));
+    assert_eq!(c.web.tls, None);
     assert!(c.web.users.is_empty());
 
     let text = format!(
@@ -480,4 +481,33 @@ fn report_section_is_read_and_checked() {
         "report.base_url",
     );
     error_at("[report]\nfrom = \"not an address\"\n", 2, "report.from");
+}
+
+#[test]
+fn web_tls_takes_cert_and_key_together() {
+    let c = parse_str("[web]\ntls_cert = \"/etc/ssl/web.pem\"\ntls_key = \"/etc/ssl/web.key\"\n")
+        .unwrap();
+    assert_eq!(
+        c.web.tls,
+        Some(WebTls {
+            cert: "/etc/ssl/web.pem".into(),
+            key: "/etc/ssl/web.key".into(),
+        })
+    );
+    let msg = error_at(
+        "[web]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"/etc/ssl/web.pem\"\n",
+        3,
+        "web.tls_key",
+    );
+    assert!(msg.contains("missing"), "{msg}");
+    error_at(
+        "[web]\n\ntls_key = \"/etc/ssl/web.key\"\n",
+        3,
+        "web.tls_cert",
+    );
+    error_at(
+        "[web]\ntls_cert = \"\"\ntls_key = \"/etc/ssl/web.key\"\n",
+        2,
+        "web.tls_cert",
+    );
 }

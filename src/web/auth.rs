@@ -253,7 +253,7 @@ impl WebState {
     }
 
     fn cookie(&self, value: &str, max_age: u64) -> String {
-        let secure = match self.inner.config.current().web.secure_cookie {
+        let secure = match self.inner.tls || self.inner.config.current().web.secure_cookie {
             true => "; Secure",
             false => "",
         };

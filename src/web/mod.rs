@@ -6,6 +6,7 @@ mod auth;
 mod csv;
 mod pages;
 mod stats;
+mod tls;
 mod views;
 
 pub use auth::{CurrentUser, hash_password};
@@ -46,6 +47,13 @@ pub enum WebError {
     BadRequest(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    #[error("{path}: {reason}", path = path.display())]
+    TlsFile {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("TLS certificate and key: {0}")]
+    Tls(#[source] rustls::Error),
 }
 
 impl IntoResponse for WebError {
@@ -82,6 +90,8 @@ struct Inner {
     /// Failed logins per `ip:...` and `user:...` key, newest last.
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     clock: Clock,
+    /// Served over HTTPS (fixed at start, like `listen`): the session cookie gets `Secure`.
+    tls: bool,
     /// The server's UTC offset: "today" starts at local midnight.
     offset: UtcOffset,
     /// Statistics already read, per period and scope, with the refresh they came from: the
@@ -106,6 +116,7 @@ impl WebState {
                 sessions: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
                 clock,
+                tls: current.web.tls.is_some(),
                 offset,
                 stats_cache: Mutex::new(HashMap::new()),
             }),
@@ -203,10 +214,25 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Serves the pages on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, state: WebState) -> std::io::Result<()> {
+/// The rustls configuration for `[web] tls_cert` / `tls_key`, read from their PEM files.
+pub use tls::server_config as tls_config;
+
+/// Serves the pages on `listener` until the task is dropped: over HTTPS with `tls`, else HTTP.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: WebState,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).await
+    match tls {
+        None => axum::serve(listener, app).await,
+        Some(config) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .serve(app)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,8 +117,15 @@ pub struct Mailtrail {
 }
 
 impl Mailtrail {
-    /// Writes a config (state dir and milter port of its own) without starting the daemon.
+    /// Writes a config (state dir and milter port of its own, web pages off) without starting
+    /// the daemon.
     pub fn configure() -> Mailtrail {
+        Mailtrail::configure_with_web("[web]\nenabled = false\n")
+    }
+
+    /// [`Mailtrail::configure`] with `web` as the config's `[web]` section (and its
+    /// `[[web.user]]` entries).
+    pub fn configure_with_web(web: &str) -> Mailtrail {
         let dir = tempfile::Builder::new()
             .prefix("mailtrail-e2e-daemon.")
             .tempdir()
@@ -130,8 +137,8 @@ impl Mailtrail {
         std::fs::write(
             &config,
             format!(
-                "[web]\nenabled = false\n\n[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n\n\
-                 [maillog]\nsource = \"file:{}\"\npoll_interval = \"100ms\"\n",
+                "[state]\ndir = \"{}\"\n\n[milter]\nlisten = \"inet:127.0.0.1:{milter_port}\"\n\n\
+                 [maillog]\nsource = \"file:{}\"\npoll_interval = \"100ms\"\n\n{web}",
                 state.display(),
                 mta_log.display()
             ),

@@ -1,6 +1,6 @@
 //! A private postfix instance per test: own config, queue and data directories under a temp
 //! dir, its own log file, smtpd on a free loopback port, every message relayed to a scripted
-//! server, milters pointed at mailtrail's port, and retry timings of a second or two.
+//! server, milters pointed at mailtrail's port, and retry timings of a few seconds.
 //!
 //! Needs root (postfix start) and Debian's `postfix` package; installs nothing. The instance is
 //! stopped (`postfix stop`, then SIGKILL for whatever of it is left) and its directory removed
@@ -150,8 +150,12 @@ impl Postfix {
             // Without it 'postfix start' exits 1 silently for a log file under /tmp.
             ("maillog_file_prefixes", "/tmp, /var, /dev/stdout".into()),
             ("queue_run_delay", "1s".into()),
-            ("minimal_backoff_time", "1s".into()),
-            ("maximal_backoff_time", "2s".into()),
+            // Not 1s: qmgr takes a deferred message back once its time is at most a second
+            // away, so with 1s it could take it back before the delivery agent that deferred it
+            // had let go of the queue file; qmgr then logs "skipped, still being delivered" and
+            // parks the message for a fixed 60 s. 2s leaves the agent a second to let go.
+            ("minimal_backoff_time", "2s".into()),
+            ("maximal_backoff_time", "3s".into()),
             // Room for a few hundred parallel submissions from one client address.
             ("smtpd_client_connection_count_limit", "0".into()),
             ("smtpd_client_connection_rate_limit", "0".into()),

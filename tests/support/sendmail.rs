@@ -267,6 +267,20 @@ impl Sendmail {
         )
     }
 
+    /// Waits until the log has a line about `queue_id` containing `text` and returns it.
+    pub fn wait_log_line(&self, queue_id: &str, text: &str, timeout: Duration) -> String {
+        wait_for(
+            timeout,
+            &format!("a sendmail log line for {queue_id} containing {text:?}"),
+            || {
+                self.log_lines_for(queue_id)
+                    .into_iter()
+                    .find(|l| l.contains(text))
+            },
+            || tail(&self.maillog(), 40),
+        )
+    }
+
     /// Every log line about `queue_id`.
     pub fn log_lines_for(&self, queue_id: &str) -> Vec<String> {
         let needle = format!("]: {queue_id}: ");
