@@ -14,7 +14,7 @@ use std::{
     io::{self, BufRead, Write},
     ops::Range,
     path::PathBuf,
-    sync::mpsc::{SyncSender, sync_channel},
+    sync::mpsc::{Receiver, SyncSender, channel, sync_channel},
     time::Instant,
 };
 use time::OffsetDateTime;
@@ -80,13 +80,14 @@ pub fn import(
         let failures = &mut failures;
         let read = std::thread::scope(|scope| -> Result<io::Result<()>, CliError> {
             let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
+            let (give_back, spent) = channel();
             let reading =
-                scope.spawn(move || read_and_parse(&mut reader, parser, failures, &sender));
+                scope.spawn(move || read_and_parse(&mut reader, parser, failures, &sender, &spent));
             let mut batch = tracker.begin(&mut store)?;
             let mut batch_bytes = 0;
-            for chunk in parsed {
-                let ParsedChunk { text, lines } = chunk;
-                for (range, outcome, category) in lines {
+            for mut chunk in parsed {
+                let text = &chunk.text;
+                for (range, outcome, category) in chunk.lines.drain(..) {
                     let line = &text[range];
                     batch.apply_parsed(config, line, outcome, category, raw_since, |line| {
                         if show_unknown {
@@ -103,6 +104,8 @@ pub fn import(
                     batch = tracker.begin(&mut store)?;
                     batch_bytes = 0;
                 }
+                // Its buffers serve again; the reader may have ended already.
+                let _ = give_back.send(chunk);
             }
             total.add(&batch.commit(None)?);
             // The channel ended: the reading thread is done (or failed).
@@ -148,17 +151,28 @@ pub fn import(
 }
 
 /// Reads `reader` to its end in chunks of whole lines, parses them and sends them to `parsed`;
-/// stops early when the receiver is gone (the writer failed).
+/// stops early when the receiver is gone (the writer failed). Chunks come back through `spent`
+/// once stored: reusing their buffers spares the kernel zeroing fresh pages for each chunk.
 fn read_and_parse(
     reader: &mut dyn BufRead,
     parser: &mut Parser,
     failures: &mut FailureClassifier,
     parsed: &SyncSender<ParsedChunk>,
+    spent: &Receiver<ParsedChunk>,
 ) -> io::Result<()> {
     let mut carry = Vec::new();
     loop {
-        let mut bytes = std::mem::take(&mut carry);
-        bytes.reserve(PARSE_CHUNK_BYTES);
+        let (mut bytes, mut lines) = match spent.try_recv() {
+            Ok(chunk) => (chunk.text.into_bytes(), chunk.lines),
+            Err(_) => (
+                Vec::with_capacity(PARSE_CHUNK_BYTES + (64 << 10)),
+                Vec::new(),
+            ),
+        };
+        bytes.clear();
+        lines.clear();
+        bytes.extend_from_slice(&carry);
+        carry.clear();
         let mut eof = false;
         // At least a chunk's bytes, ending at a line's end (or at the end of the input).
         let mut last_newline = None;
@@ -176,7 +190,8 @@ fn read_and_parse(
             reader.consume(n);
         }
         if !eof && let Some(i) = last_newline {
-            carry = bytes.split_off(i + 1);
+            carry.extend_from_slice(&bytes[i + 1..]);
+            bytes.truncate(i + 1);
         }
         if bytes.is_empty() {
             return Ok(());
@@ -185,18 +200,15 @@ fn read_and_parse(
         let text = String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let base = text.as_ptr() as usize;
-        let lines = text
-            .lines()
-            .map(|line| {
-                let start = line.as_ptr() as usize - base;
-                let outcome = parser.parse(line);
-                let category = match &outcome {
-                    ParseOutcome::Event(_, event) => failures.category_of(event),
-                    _ => None,
-                };
-                (start..start + line.len(), outcome, category)
-            })
-            .collect();
+        lines.extend(text.lines().map(|line| {
+            let start = line.as_ptr() as usize - base;
+            let outcome = parser.parse(line);
+            let category = match &outcome {
+                ParseOutcome::Event(_, event) => failures.category_of(event),
+                _ => None,
+            };
+            (start..start + line.len(), outcome, category)
+        }));
         if parsed.send(ParsedChunk { text, lines }).is_err() {
             return Ok(());
         }
@@ -255,20 +267,23 @@ mod tests {
         let mut parser = follower::parser(&config, UtcOffset::UTC);
         let mut failures = FailureClassifier::new(Classifier::builtin());
         let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
+        let (give_back, spent) = channel();
         let reading = std::thread::spawn(move || {
             let mut reader = io::BufReader::new(io::Cursor::new(input));
-            read_and_parse(&mut reader, &mut parser, &mut failures, &sender)
+            read_and_parse(&mut reader, &mut parser, &mut failures, &sender, &spent)
         });
         let mut got = Vec::new();
         let mut chunks = 0;
-        for chunk in parsed {
+        for mut chunk in parsed {
             chunks += 1;
-            for (range, outcome, _) in chunk.lines {
+            for (range, outcome, _) in chunk.lines.drain(..) {
                 let line = &chunk.text[range];
                 assert!(!line.ends_with(['\r', '\n']), "{line:?}");
                 assert!(!matches!(outcome, ParseOutcome::Ignored(_)), "{line}");
                 got.push(line.to_owned());
             }
+            // Reused buffers must not carry old lines into new chunks.
+            let _ = give_back.send(chunk);
         }
         reading.join().expect("thread").expect("read");
         assert!(chunks >= 3, "{chunks} chunks");
