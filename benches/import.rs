@@ -12,6 +12,11 @@
 //! - times the library parser over the file's lines against a loop that only splits lines;
 //! - checks the import's delivery totals, so that a fast but wrong import fails the bench.
 
+/// The allocator of the `mailtrail` binary (src/main.rs), so that the parser is timed as it
+/// runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use std::io::Read;

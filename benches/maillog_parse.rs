@@ -2,6 +2,11 @@
 //! Run: `cargo bench --bench maillog_parse`. Prints lines/s for a baseline that only splits
 //! lines and for the full parser, and the per-status counts as a sanity check.
 
+/// The allocator of the `mailtrail` binary (src/main.rs), so that the parser is timed as it
+/// runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use std::collections::BTreeMap;

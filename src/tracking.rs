@@ -60,7 +60,9 @@ pub struct BatchPosition<'a> {
 
 pub struct Tracker {
     parser: Parser,
-    classifier: Classifier,
+    failures: FailureClassifier,
+    /// Set by [`Tracker::sole_writer`] while the caches hold every open message of the store.
+    sole_writer: bool,
     /// Queue id → message, for messages not yet removed from the queue.
     messages: HashMap<String, MessageRef>,
     /// (message row, address) → recipient row.
@@ -71,7 +73,153 @@ pub struct Tracker {
     new_attempts: Vec<NewAttempt>,
     /// MTA notices about `new` messages, in log order.
     new_notices: Vec<NewNotice>,
+}
+
+/// The bounce classifier with the categories of the failures it saw (reply texts repeat a
+/// lot). No I/O: the import runs one on its parsing thread.
+#[derive(Clone)]
+pub struct FailureClassifier {
+    classifier: Classifier,
     classified: HashMap<FailureKey, Category>,
+}
+
+impl FailureClassifier {
+    pub fn new(classifier: Classifier) -> FailureClassifier {
+        FailureClassifier {
+            classifier,
+            classified: HashMap::new(),
+        }
+    }
+
+    /// The category of what `event` reports as failed: a deferred or bounced delivery, a
+    /// refused command; None for anything else.
+    pub fn category_of(&mut self, event: &Event) -> Option<Category> {
+        match event {
+            Event::Delivery(d) => match d.status {
+                DeliveryStatus::Sent | DeliveryStatus::Expired => None,
+                DeliveryStatus::Deferred | DeliveryStatus::Bounced => Some(self.classify(
+                    &Failure {
+                        dsn: d.dsn.as_deref(),
+                        code: d.smtp_code,
+                        text: &d.reply,
+                        stage: d.stage,
+                    },
+                    d.stage,
+                )),
+            },
+            Event::Reject(r) => Some(self.classify(
+                &Failure {
+                    dsn: r.dsn.as_deref(),
+                    code: r.code,
+                    text: &r.reason,
+                    stage: Some(r.stage),
+                },
+                Some(r.stage),
+            )),
+            _ => None,
+        }
+    }
+
+    fn classify(&mut self, failure: &Failure, stage: Option<SmtpStage>) -> Category {
+        let key: FailureKey = (
+            failure.dsn.map(str::to_owned),
+            failure.code,
+            stage,
+            failure.text.to_owned(),
+        );
+        if let Some(&category) = self.classified.get(&key) {
+            return category;
+        }
+        if self.classified.len() >= MAX_CACHED_CATEGORIES {
+            self.classified.clear();
+        }
+        let category = self.classifier.classify(failure);
+        self.classified.insert(key, category);
+        category
+    }
+}
+
+/// One transaction of log lines in progress ([`Tracker::begin`]). Nothing is visible before
+/// [`TrackerBatch::commit`]; dropped without it, the transaction rolls back.
+pub struct TrackerBatch<'t, 's> {
+    tracker: &'t mut Tracker,
+    /// Taken by `commit`.
+    batch: Option<LogBatch<'s>>,
+    stats: IngestStats,
+}
+
+impl TrackerBatch<'_, '_> {
+    /// Stores what one line says: `outcome` is `line` parsed, `category` what
+    /// [`FailureClassifier::category_of`] says of its event. Raw lines older than `raw_since`
+    /// (unix seconds) are not kept; `on_unknown` sees an unrecognised line. After an error the
+    /// batch can only be dropped.
+    pub fn apply_parsed(
+        &mut self,
+        config: &Config,
+        line: &str,
+        outcome: ParseOutcome,
+        category: Option<Category>,
+        raw_since: i64,
+        on_unknown: impl FnOnce(&str),
+    ) -> Result<(), StoreError> {
+        let Some(batch) = &self.batch else {
+            return Ok(());
+        };
+        let stats = &mut self.stats;
+        stats.lines += 1;
+        match outcome {
+            ParseOutcome::Ignored(_) => stats.ignored += 1,
+            ParseOutcome::Unknown => {
+                stats.unknown += 1;
+                on_unknown(line);
+            }
+            ParseOutcome::Event(header, event) => {
+                stats.events += 1;
+                let at = header.time.unix_timestamp();
+                if at >= raw_since {
+                    batch.insert_raw_line(at, event.queue_id(), line)?;
+                    stats.raw_lines_kept += 1;
+                }
+                self.tracker
+                    .apply_event(batch, config, &header, event, category, stats)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the batch's new messages and the read position reached, and commits.
+    pub fn commit(mut self, position: Option<BatchPosition>) -> Result<IngestStats, StoreError> {
+        let Some(batch) = self.batch.take() else {
+            return Ok(std::mem::take(&mut self.stats));
+        };
+        let result = self
+            .tracker
+            .write_new(&batch)
+            .and_then(|()| match &position {
+                Some(p) => batch.save_position(p.source, &p.position),
+                None => Ok(()),
+            })
+            .and_then(|()| batch.commit());
+        self.tracker.new.clear();
+        self.tracker.new_attempts.clear();
+        self.tracker.new_notices.clear();
+        match result {
+            Ok(()) => Ok(std::mem::take(&mut self.stats)),
+            Err(e) => {
+                self.tracker.forget_uncommitted();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TrackerBatch<'_, '_> {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            // Not committed: rolled back with the transaction.
+            self.tracker.forget_uncommitted();
+        }
+    }
 }
 
 /// Where the rows of a queue id's message are.
@@ -218,6 +366,56 @@ impl NewAttempt {
     }
 }
 
+/// The last attempt of every recipient not yet final: the MTA gave up on the message, or
+/// refused it as a whole.
+struct FinalAttempt<'a> {
+    at: i64,
+    status: DeliveryStatus,
+    dsn: Option<&'a str>,
+    smtp_code: Option<u16>,
+    reply: &'a str,
+    stage: Option<SmtpStage>,
+    category: Category,
+}
+
+impl FinalAttempt<'_> {
+    fn row(&self) -> AttemptRow<'_> {
+        AttemptRow {
+            at: self.at,
+            status: self.status.as_str(),
+            relay_host: None,
+            relay_ip: None,
+            relay_port: None,
+            dsn: self.dsn,
+            smtp_code: self.smtp_code,
+            reply: self.reply,
+            stage: self.stage.map(SmtpStage::as_str),
+            delay: None,
+            delays: None,
+            category: Some(self.category.as_str()),
+        }
+    }
+
+    fn new_attempt(&self, message: usize, recipient: usize) -> NewAttempt {
+        NewAttempt {
+            message,
+            recipient,
+            at: self.at,
+            status: self.status.as_str(),
+            relay_host: None,
+            relay_ip: None,
+            relay_port: None,
+            dsn: self.dsn.map(str::to_owned),
+            smtp_code: self.smtp_code,
+            reply: self.reply.to_owned(),
+            stage: self.stage.map(SmtpStage::as_str),
+            delay: None,
+            delays: None,
+            category: Some(self.category.as_str()),
+        }
+    }
+}
+
 struct NewNotice {
     message: usize,
     at: i64,
@@ -229,14 +427,26 @@ impl Tracker {
     pub fn new(parser: Parser, classifier: Classifier) -> Tracker {
         Tracker {
             parser,
-            classifier,
+            failures: FailureClassifier::new(classifier),
+            sole_writer: false,
             messages: HashMap::new(),
             recipients: HashMap::new(),
             new: Vec::new(),
             new_attempts: Vec::new(),
             new_notices: Vec::new(),
-            classified: HashMap::new(),
         }
+    }
+
+    /// Declares that nothing but this tracker writes log messages to the store, and that it
+    /// held none before (an import into an empty store): a queue id missing from the caches
+    /// is then new without asking the store. Holds until the caches overflow.
+    pub fn sole_writer(&mut self) {
+        self.sole_writer = true;
+    }
+
+    /// A classifier for the categories [`TrackerBatch::apply_parsed`] takes, to run elsewhere.
+    pub fn failure_classifier(&self) -> FailureClassifier {
+        self.failures.clone()
     }
 
     /// Parses and stores a batch of lines in one transaction, with the position reached after
@@ -251,46 +461,39 @@ impl Tracker {
         raw_since: i64,
         mut on_unknown: impl FnMut(&str),
     ) -> Result<IngestStats, StoreError> {
-        let mut stats = IngestStats::default();
+        let mut batch = self.begin(store)?;
+        for line in lines {
+            let outcome = batch.tracker.parser.parse(line);
+            let category = match &outcome {
+                ParseOutcome::Event(_, event) => batch.tracker.failures.category_of(event),
+                _ => None,
+            };
+            batch.apply_parsed(config, line, outcome, category, raw_since, &mut on_unknown)?;
+        }
+        batch.commit(position)
+    }
+
+    /// Starts a transaction of lines parsed elsewhere (the import parses on another thread):
+    /// [`TrackerBatch::apply_parsed`] for each line, then [`TrackerBatch::commit`].
+    pub fn begin<'t, 's>(
+        &'t mut self,
+        store: &'s mut Store,
+    ) -> Result<TrackerBatch<'t, 's>, StoreError> {
         let batch = store.log_batch()?;
-        let result = (|| {
-            for line in lines {
-                stats.lines += 1;
-                match self.parser.parse(line) {
-                    ParseOutcome::Ignored(_) => stats.ignored += 1,
-                    ParseOutcome::Unknown => {
-                        stats.unknown += 1;
-                        on_unknown(line);
-                    }
-                    ParseOutcome::Event(header, event) => {
-                        stats.events += 1;
-                        let at = header.time.unix_timestamp();
-                        if at >= raw_since {
-                            batch.insert_raw_line(at, event.queue_id(), line)?;
-                            stats.raw_lines_kept += 1;
-                        }
-                        self.apply_event(&batch, config, &header, event, &mut stats)?;
-                    }
-                }
-            }
-            self.write_new(&batch)?;
-            if let Some(p) = &position {
-                batch.save_position(p.source, &p.position)?;
-            }
-            Ok(())
-        })();
+        Ok(TrackerBatch {
+            tracker: self,
+            batch: Some(batch),
+            stats: IngestStats::default(),
+        })
+    }
+
+    /// Forgets what a rolled-back transaction wrote: the rows the caches point at are gone.
+    fn forget_uncommitted(&mut self) {
         self.new.clear();
         self.new_attempts.clear();
         self.new_notices.clear();
-        match result.and_then(|()| batch.commit()) {
-            Ok(()) => Ok(stats),
-            Err(e) => {
-                // The rows the caches point at were rolled back.
-                self.messages.clear();
-                self.recipients.clear();
-                Err(e)
-            }
-        }
+        self.messages.clear();
+        self.recipients.clear();
     }
 
     /// Writes the messages first seen in this batch, then remembers their rows.
@@ -360,9 +563,16 @@ impl Tracker {
             // This batch's new messages exist nowhere else yet.
             self.messages.retain(|_, r| matches!(r, MessageRef::New(_)));
             self.recipients.clear();
+            // Stored messages are now only in the store.
+            self.sole_writer = false;
         }
         let at = header.time.unix_timestamp();
-        let r = match batch.find_message(queue_id, at)? {
+        let stored = match self.sole_writer {
+            // Every open message this tracker stored is in `messages`, and no one else's.
+            true => None,
+            false => batch.find_message(queue_id, at)?,
+        };
+        let r = match stored {
             Some(id) => MessageRef::Stored(id),
             None => {
                 self.new.push(NewMessage {
@@ -396,30 +606,13 @@ impl Tracker {
         }
     }
 
-    fn classify(&mut self, failure: &Failure, stage: Option<SmtpStage>) -> Category {
-        let key: FailureKey = (
-            failure.dsn.map(str::to_owned),
-            failure.code,
-            stage,
-            failure.text.to_owned(),
-        );
-        if let Some(&category) = self.classified.get(&key) {
-            return category;
-        }
-        if self.classified.len() >= MAX_CACHED_CATEGORIES {
-            self.classified.clear();
-        }
-        let category = self.classifier.classify(failure);
-        self.classified.insert(key, category);
-        category
-    }
-
     fn apply_event(
         &mut self,
         batch: &LogBatch,
         config: &Config,
         header: &Header,
         event: Event,
+        category: Option<Category>,
         stats: &mut IngestStats,
     ) -> Result<(), StoreError> {
         let at = header.time.unix_timestamp();
@@ -478,35 +671,26 @@ impl Tracker {
             }
             Event::Delivery(delivery) => {
                 let m = self.message(batch, &delivery.queue_id, header)?;
-                self.record_delivery(batch, m, at, delivery, stats)?;
+                self.record_delivery(batch, m, at, delivery, category, stats)?;
             }
             Event::Expired {
                 queue_id, reason, ..
             } => {
-                let category = Category::MessageExpired.as_str();
-                match self.message(batch, &queue_id, header)? {
-                    MessageRef::Stored(id) => {
-                        batch.expire_pending(id, at, &reason, category)?;
-                    }
-                    MessageRef::New(index) => self.expire_new(index, at, &reason, category),
-                }
+                let expiry = FinalAttempt {
+                    at,
+                    status: DeliveryStatus::Expired,
+                    dsn: Some("4.4.7"),
+                    smtp_code: None,
+                    reply: &reason,
+                    stage: None,
+                    category: Category::MessageExpired,
+                };
+                let m = self.message(batch, &queue_id, header)?;
+                self.finish_pending(batch, m, &expiry)?;
                 // Counted per message, as the MTA logs it (one `status=expired` line).
                 stats.expired += 1;
             }
-            Event::Removed { queue_id } => {
-                match self.message(batch, &queue_id, header)? {
-                    MessageRef::Stored(id) => {
-                        batch.mark_removed(id, at)?;
-                        self.recipients.retain(|(message, _), _| *message != id);
-                    }
-                    MessageRef::New(index) => {
-                        let m = &mut self.new[index];
-                        m.removed_at = m.removed_at.or(Some(at));
-                    }
-                }
-                // The queue id may be reused from now on.
-                self.messages.remove(&queue_id);
-            }
+            Event::Removed { queue_id } => self.remove(batch, &queue_id, header)?,
             Event::Notification {
                 queue_id,
                 kind,
@@ -526,8 +710,14 @@ impl Tracker {
                 }
             }
             Event::Reject(reject) => {
-                self.record_reject(batch, header, &reject)?;
+                let category = category.unwrap_or(Category::Other);
+                self.record_reject(batch, header, &reject, category)?;
                 stats.rejects += u64::from(header.repeat.max(1));
+                if reject.ends_message()
+                    && let Some(queue_id) = reject.queue_id.as_deref()
+                {
+                    self.finish_rejected(batch, queue_id, header, &reject, category)?;
+                }
             }
             Event::SaslLogin {
                 queue_id: Some(queue_id),
@@ -546,32 +736,85 @@ impl Tracker {
         Ok(())
     }
 
-    /// `LogBatch::expire_pending` on a new message: every recipient not yet final gets an
-    /// `expired` attempt.
-    fn expire_new(&mut self, message: usize, at: i64, reason: &str, category: &'static str) {
-        for (recipient, r) in self.new[message].recipients.iter_mut().enumerate() {
+    /// The message left the MTA's queue: its queue id may be reused from now on.
+    fn remove(
+        &mut self,
+        batch: &LogBatch,
+        queue_id: &str,
+        header: &Header,
+    ) -> Result<(), StoreError> {
+        let at = header.time.unix_timestamp();
+        match self.message(batch, queue_id, header)? {
+            MessageRef::Stored(id) => {
+                batch.mark_removed(id, at)?;
+                self.recipients.retain(|(message, _), _| *message != id);
+            }
+            MessageRef::New(index) => {
+                let m = &mut self.new[index];
+                m.removed_at = m.removed_at.or(Some(at));
+            }
+        }
+        self.messages.remove(queue_id);
+        Ok(())
+    }
+
+    /// A message refused as a whole ([`Reject::ends_message`]) was not delivered to anyone:
+    /// each recipient not yet final (the one the line names, and any the milter recorded) is
+    /// bounced with the refusal's reply, and the message leaves the queue — the MTA logs no
+    /// `removed` for it. Not counted as a delivery: the summary counts it as a rejected command.
+    fn finish_rejected(
+        &mut self,
+        batch: &LogBatch,
+        queue_id: &str,
+        header: &Header,
+        r: &Reject,
+        category: Category,
+    ) -> Result<(), StoreError> {
+        let refusal = FinalAttempt {
+            at: header.time.unix_timestamp(),
+            status: DeliveryStatus::Bounced,
+            dsn: r.dsn.as_deref(),
+            smtp_code: r.code,
+            reply: &r.reason,
+            stage: Some(r.stage),
+            category,
+        };
+        let m = self.message(batch, queue_id, header)?;
+        if let Some(to) = r.to.as_deref() {
+            match m {
+                MessageRef::Stored(id) => {
+                    batch.recipient_for(id, to, None)?;
+                }
+                MessageRef::New(index) => {
+                    self.new_recipient(index, to, None);
+                }
+            }
+        }
+        self.finish_pending(batch, m, &refusal)?;
+        self.remove(batch, queue_id, header)
+    }
+
+    /// Every recipient of the message not yet final gets `last` (`LogBatch::finish_pending`,
+    /// on the store or on a new message).
+    fn finish_pending(
+        &mut self,
+        batch: &LogBatch,
+        message: MessageRef,
+        last: &FinalAttempt,
+    ) -> Result<(), StoreError> {
+        let index = match message {
+            MessageRef::Stored(id) => return batch.finish_pending(id, &last.row()).map(drop),
+            MessageRef::New(index) => index,
+        };
+        for (recipient, r) in self.new[index].recipients.iter_mut().enumerate() {
             if !matches!(r.status, "pending" | "deferred") {
                 continue;
             }
-            let attempt = NewAttempt {
-                message,
-                recipient,
-                at,
-                status: "expired",
-                relay_host: None,
-                relay_ip: None,
-                relay_port: None,
-                dsn: Some("4.4.7".to_owned()),
-                smtp_code: None,
-                reply: reason.to_owned(),
-                stage: None,
-                delay: None,
-                delays: None,
-                category: Some(category),
-            };
+            let attempt = last.new_attempt(index, recipient);
             r.record(&attempt);
             self.new_attempts.push(attempt);
         }
+        Ok(())
     }
 
     /// `LogBatch::recipient_for` on a new message: matched on the address, then on the
@@ -614,20 +857,15 @@ impl Tracker {
         message: MessageRef,
         at: i64,
         d: Delivery,
+        category: Option<Category>,
         stats: &mut IngestStats,
     ) -> Result<(), StoreError> {
         let category = match d.status {
             DeliveryStatus::Sent => None,
             DeliveryStatus::Expired => Some(Category::MessageExpired),
-            DeliveryStatus::Deferred | DeliveryStatus::Bounced => Some(self.classify(
-                &Failure {
-                    dsn: d.dsn.as_deref(),
-                    code: d.smtp_code,
-                    text: &d.reply,
-                    stage: d.stage,
-                },
-                d.stage,
-            )),
+            DeliveryStatus::Deferred | DeliveryStatus::Bounced => {
+                Some(category.unwrap_or(Category::Other))
+            }
         };
         let category = category.map(Category::as_str);
         for to in d.recipients() {
@@ -697,16 +935,8 @@ impl Tracker {
         batch: &LogBatch,
         header: &Header,
         r: &Reject,
+        category: Category,
     ) -> Result<(), StoreError> {
-        let category = self.classify(
-            &Failure {
-                dsn: r.dsn.as_deref(),
-                code: r.code,
-                text: &r.reason,
-                stage: Some(r.stage),
-            },
-            Some(r.stage),
-        );
         batch.insert_reject(&RejectRow {
             at: header.time.unix_timestamp(),
             mta_host: Some(&header.host),
@@ -767,7 +997,7 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
 ";
 
     /// Every stored row without its id, in a stable order.
-    fn import(lines_per_batch: usize) -> (Vec<String>, IngestStats) {
+    fn import(log: &str, lines_per_batch: usize) -> (Vec<String>, IngestStats) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("store.db");
         let mut store = Store::open(&path).expect("store");
@@ -779,7 +1009,7 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
         });
         let mut tracker = Tracker::new(parser, Classifier::builtin());
         let mut total = IngestStats::default();
-        let lines: Vec<&str> = LOG.lines().collect();
+        let lines: Vec<&str> = log.lines().collect();
         for chunk in lines.chunks(lines_per_batch) {
             let stats = tracker
                 .apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
@@ -827,8 +1057,8 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
     fn writing_behind_stores_what_statement_by_statement_did() {
         // One line per batch: every line after a message's first goes through the
         // statement-by-statement path; one batch: everything is written at its end.
-        let (single, single_stats) = import(1);
-        let (whole, whole_stats) = import(usize::MAX);
+        let (single, single_stats) = import(LOG, 1);
+        let (whole, whole_stats) = import(LOG, usize::MAX);
         assert_eq!(single, whole);
         assert_eq!(
             format!("{single_stats:?}").replace(char::is_whitespace, ""),
@@ -862,5 +1092,123 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             .filter(|r| r.starts_with("Text(\"B50A1214B93\")|Integer") && r.contains("mail"))
             .count();
         assert!(reused >= 2, "{whole:#?}");
+        // `relay=none` stores no relay host.
+        let deferral = whole
+            .iter()
+            .find(|r| r.contains("Text(\"a@nowhere.example\")|Integer") && r.contains("deferred"))
+            .expect("deferral attempt");
+        assert!(
+            deferral.contains("Text(\"deferred\")|Null|Null|Null|"),
+            "{deferral}"
+        );
+    }
+
+    /// Real lines of messages refused as a whole after their queue id was assigned: a
+    /// milter-reject at END-OF-MESSAGE after the message's client and message-id lines
+    /// (postfix-grok-patterns cleanup_0004, smtpd_0003, cleanup_0002), a milter-reject at DATA
+    /// (fail2ban postfix.log), a cleanup header reject (parse-syslog-mail cpan-rt-28807.log).
+    /// Then the first queue id is reused.
+    const REJECTED: [&str; 6] = [
+        "May 26 10:00:00 mail postfix/smtpd[100]: 4104E3D: client=061238241086.static.ctinets.com[61.238.241.86]",
+        "May 26 10:00:01 mail postfix/cleanup[101]: 4104E3D: message-id=<>",
+        "May 26 10:00:02 mail postfix/cleanup[101]: 4104E3D: milter-reject: END-OF-MESSAGE from 061238241086.static.ctinets.com[61.238.241.86]: 5.7.1 Blocked by SpamAssassin; from=<wumt5@cchfdc.com> to=<voorzitter@example.com> proto=ESMTP helo=<ecsolved.com>",
+        "Mar 7 02:09:33 server postfix/smtpd[27246]: 1D8CC1CA0A7F: milter-reject: DATA from 66-220-155-151.mail-mail.facebook.com[192.0.2.151]: 550 5.7.1 Command rejected; from=<security@mail.example.com> to=<hostmaster@example.com> proto=ESMTP helo=<192-0-2-151.mail-mail.example.com>",
+        "Aug 13 16:06:58 DalekGate postfix/cleanup[17395]: 8B7EF2BB7: reject: header Date: Mon, 18 Jan 2038 19:07:11 +0800 from unknown[192.168.7.245]; from=<bcfxhdfyrey4l@easterndalek.com> to=<service@exterminate.com> proto=ESMTP helo=<realmail.iiiiiii.com>: Message content rejected",
+        "May 26 11:00:00 mail postfix/qmgr[102]: 4104E3D: from=<other@example.org>, size=100, nrcpt=1 (queue active)",
+    ];
+
+    #[test]
+    fn message_rejected_as_a_whole_is_finished_and_its_queue_id_freed() {
+        let logs = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/logs/");
+        for (file, line) in [
+            ("postfix-grok-patterns/cases.jsonl", 0),
+            ("postfix-grok-patterns/cases.jsonl", 1),
+            ("postfix-grok-patterns/cases.jsonl", 2),
+            ("fail2ban/postfix.log", 3),
+            ("parse-syslog-mail/cpan-rt-28807.log", 4),
+        ] {
+            let text = std::fs::read_to_string(format!("{logs}{file}")).expect("real log");
+            let message = REJECTED[line].split_once("]: ").expect("tag").1;
+            assert!(text.contains(message), "not in {file}: {message}");
+        }
+        let log = REJECTED.join("\n");
+        let (single, single_stats) = import(&log, 1);
+        let (whole, whole_stats) = import(&log, usize::MAX);
+        assert_eq!(single, whole);
+        assert_eq!(format!("{single_stats:?}"), format!("{whole_stats:?}"));
+        // Refused commands, not deliveries.
+        assert_eq!((whole_stats.rejects, whole_stats.bounced), (3, 0));
+
+        let rows = |prefix: &str, part: &str| -> Vec<&String> {
+            whole
+                .iter()
+                .filter(|r| r.starts_with(prefix) && r.contains(part))
+                .collect()
+        };
+        // The first 4104E3D was removed when refused; its queue id then names a second message,
+        // still queued.
+        let reused = rows("Text(\"4104E3D\")|Integer(", "Text(\"not-seen\")");
+        assert_eq!(reused.len(), 2, "{whole:#?}");
+        assert!(reused[1].ends_with("|Null"), "{}", reused[1]);
+        for (queue_id, address, stage, dsn, reply) in [
+            (
+                "4104E3D",
+                "voorzitter@example.com",
+                "end-of-data",
+                "Text(\"5.7.1\")",
+                "Blocked by SpamAssassin",
+            ),
+            (
+                "1D8CC1CA0A7F",
+                "hostmaster@example.com",
+                "data",
+                "Text(\"5.7.1\")",
+                "Command rejected",
+            ),
+            (
+                "8B7EF2BB7",
+                "service@exterminate.com",
+                "data",
+                "Null",
+                "Message content rejected",
+            ),
+        ] {
+            let message = rows(&format!("Text(\"{queue_id}\")|Integer("), "not-seen");
+            assert!(
+                !message[0].ends_with("|Null"),
+                "not removed: {}",
+                message[0]
+            );
+            // The recipient the line names: bounced with the refusal's DSN and reply, final,
+            // one attempt.
+            let recipient = rows(
+                &format!("Text(\"{queue_id}\")|Integer("),
+                &format!("|Integer(0)|Text(\"{address}\")|Null|Text(\"bounced\")|Text("),
+            );
+            assert_eq!(recipient.len(), 1, "{queue_id}: {whole:#?}");
+            assert!(
+                recipient[0].contains(&format!("|{dsn}|Text(\"{reply}\")|Integer(1)|Integer(")),
+                "{}",
+                recipient[0]
+            );
+            assert!(
+                !recipient[0].ends_with("|Null"),
+                "not final: {}",
+                recipient[0]
+            );
+            // Its attempt: bounced at the refusal's stage, through no relay.
+            let attempt = rows(&format!("Text(\"{queue_id}\")|Text(\"{address}\")|"), "");
+            assert_eq!(attempt.len(), 1, "{whole:#?}");
+            assert!(
+                attempt[0].contains(&format!("Text(\"bounced\")|Null|Null|Null|{dsn}|")),
+                "{}",
+                attempt[0]
+            );
+            assert!(
+                attempt[0].contains(&format!("Text(\"{stage}\")")),
+                "{}",
+                attempt[0]
+            );
+        }
     }
 }

@@ -350,9 +350,10 @@ fn postfix_deliveries_and_stages() {
             "{PF}to=<u@x>, relay=none, delay=1, dsn=4.4.1, status=deferred ({text})"
         ));
         assert_eq!((d.stage, d.smtp_code), (stage, code), "{text}");
+        // `relay=none` names no host.
         assert_eq!(
-            (d.relay_host.as_deref(), d.relay_ip.as_deref()),
-            (Some("none"), None)
+            (d.relay_host.as_deref(), d.relay_ip.as_deref(), d.relay_port),
+            (None, None, None)
         );
     }
     let d = delivery(
@@ -465,6 +466,21 @@ fn postfix_rejects() {
         )
     );
     assert_eq!(r.to.as_deref(), Some("c@d"));
+
+    // A refused DATA command has its reply after the client, as other commands do.
+    let r = reject(
+        "Mar 7 02:09:33 server postfix/smtpd[27246]: 1D8CC1CA0A7F: milter-reject: DATA from h[192.0.2.151]: 550 5.7.1 Command rejected; from=<a@b> to=<c@d> proto=ESMTP helo=<h>",
+    );
+    assert_eq!(
+        (r.stage, r.code, r.dsn.as_deref(), r.reason.as_str()),
+        (
+            SmtpStage::Data,
+            Some(550),
+            Some("5.7.1"),
+            "Command rejected"
+        )
+    );
+    assert!(r.ends_message());
 
     assert!(matches!(
         event("May 31 06:26:22 mx postfix/postscreen[9]: PASS NEW [192.0.2.1]:1234"),

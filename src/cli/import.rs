@@ -2,17 +2,19 @@
 
 use super::CliError;
 use crate::{
-    bounce::Classifier,
+    bounce::{Category, Classifier},
     config::Config,
     follower,
-    maillog::open_import,
+    maillog::{ParseOutcome, Parser, open_import},
     store::Store,
-    tracking::{IngestStats, Tracker},
+    tracking::{FailureClassifier, IngestStats, Tracker},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{
-    io::{BufRead, Write},
+    io::{self, BufRead, Write},
+    ops::Range,
     path::PathBuf,
+    sync::mpsc::{Receiver, SyncSender, channel, sync_channel},
     time::Instant,
 };
 use time::OffsetDateTime;
@@ -21,6 +23,19 @@ use time::OffsetDateTime;
 /// whose whole life is in one batch (written once, see `Tracker`); 16 MB of lines hold about
 /// 100,000 of them, well within the import's memory budget.
 const IMPORT_BATCH_BYTES: usize = 16 << 20;
+/// Bytes of log text a parsing thread hands to the writer at a time: small, so that both
+/// threads are busy from the start and little text waits between them.
+const PARSE_CHUNK_BYTES: usize = 1 << 20;
+/// Parsed chunks waiting for the writer, at most.
+const PARSED_CHUNKS_QUEUED: usize = 4;
+
+/// Lines parsed on the reading thread.
+struct ParsedChunk {
+    text: String,
+    /// Each line's bytes in `text`, what the line says, and the category of a failure it
+    /// reports.
+    lines: Vec<(Range<usize>, ParseOutcome, Option<Category>)>,
+}
 
 /// Imports `files` in order; returns the totals (also printed as a summary).
 pub fn import(
@@ -33,7 +48,14 @@ pub fn import(
     let mut store = Store::open(&config.store.path)?;
     store.tune_for_import()?;
     let classifier = follower::classifier(config).map_err(|e| CliError::NotFound(e.to_string()))?;
+    // Lines are parsed on a second thread with `parser`; the tracker's own parser stays idle.
+    let mut parser = follower::parser(config, local_offset);
     let mut tracker = Tracker::new(follower::parser(config, local_offset), classifier);
+    let mut failures = tracker.failure_classifier();
+    let deferred_indexes = store.defer_indexes_for_import()?;
+    if deferred_indexes {
+        tracker.sole_writer();
+    }
     let raw_since = (OffsetDateTime::now_utc() - config.maillog.raw_retention).unix_timestamp();
     let started = Instant::now();
     let mut total = IngestStats::default();
@@ -54,33 +76,50 @@ pub fn import(
         );
         progress.set_message(path.display().to_string());
         let compressed = path.extension().is_some_and(|e| e == "gz");
-        let mut chunk = Vec::with_capacity(IMPORT_BATCH_BYTES + 4096);
-        loop {
-            chunk.clear();
-            while chunk.len() < IMPORT_BATCH_BYTES {
-                if reader.read_until(b'\n', &mut chunk).map_err(io_err)? == 0 {
-                    break;
+        let parser = &mut parser;
+        let failures = &mut failures;
+        let read = std::thread::scope(|scope| -> Result<io::Result<()>, CliError> {
+            let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
+            let (give_back, spent) = channel();
+            let reading =
+                scope.spawn(move || read_and_parse(&mut reader, parser, failures, &sender, &spent));
+            let mut batch = tracker.begin(&mut store)?;
+            let mut batch_bytes = 0;
+            for mut chunk in parsed {
+                let text = &chunk.text;
+                for (range, outcome, category) in chunk.lines.drain(..) {
+                    let line = &text[range];
+                    batch.apply_parsed(config, line, outcome, category, raw_since, |line| {
+                        if show_unknown {
+                            unknown.push(line.to_owned());
+                        }
+                    })?;
                 }
+                batch_bytes += text.len();
+                if !compressed {
+                    progress.inc(text.len() as u64);
+                }
+                if batch_bytes >= IMPORT_BATCH_BYTES {
+                    total.add(&batch.commit(None)?);
+                    batch = tracker.begin(&mut store)?;
+                    batch_bytes = 0;
+                }
+                // Its buffers serve again; the reader may have ended already.
+                let _ = give_back.send(chunk);
             }
-            if chunk.is_empty() {
-                break;
-            }
-            // Mail logs are not always UTF-8; invalid bytes become U+FFFD, the line is kept.
-            let text = String::from_utf8_lossy(&chunk);
-            let stats =
-                tracker.apply(&mut store, config, text.lines(), None, raw_since, |line| {
-                    if show_unknown {
-                        unknown.push(line.to_owned());
-                    }
-                })?;
-            total.add(&stats);
-            if !compressed {
-                progress.inc(chunk.len() as u64);
-            }
-        }
+            total.add(&batch.commit(None)?);
+            // The channel ended: the reading thread is done (or failed).
+            Ok(reading
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("log parsing thread panicked"))))
+        })?;
+        read.map_err(io_err)?;
         progress.finish_and_clear();
     }
 
+    if deferred_indexes {
+        store.build_deferred_indexes()?;
+    }
     // The statistics include what was imported (dirty days only, unless this is the first).
     let refresh_started = Instant::now();
     let refresh = store.refresh_stats(local_offset, OffsetDateTime::now_utc())?;
@@ -121,6 +160,74 @@ pub fn import(
     Ok(total)
 }
 
+/// Reads `reader` to its end in chunks of whole lines, parses them and sends them to `parsed`;
+/// stops early when the receiver is gone (the writer failed). Chunks come back through `spent`
+/// once stored: reusing their buffers spares the kernel zeroing fresh pages for each chunk.
+fn read_and_parse(
+    reader: &mut dyn BufRead,
+    parser: &mut Parser,
+    failures: &mut FailureClassifier,
+    parsed: &SyncSender<ParsedChunk>,
+    spent: &Receiver<ParsedChunk>,
+) -> io::Result<()> {
+    let mut carry = Vec::new();
+    loop {
+        let (mut bytes, mut lines) = match spent.try_recv() {
+            Ok(chunk) => (chunk.text.into_bytes(), chunk.lines),
+            Err(_) => (
+                Vec::with_capacity(PARSE_CHUNK_BYTES + (64 << 10)),
+                Vec::new(),
+            ),
+        };
+        bytes.clear();
+        lines.clear();
+        bytes.extend_from_slice(&carry);
+        carry.clear();
+        let mut eof = false;
+        // At least a chunk's bytes, ending at a line's end (or at the end of the input).
+        let mut last_newline = None;
+        while !eof && (bytes.len() < PARSE_CHUNK_BYTES || last_newline.is_none()) {
+            let data = reader.fill_buf()?;
+            if data.is_empty() {
+                eof = true;
+                break;
+            }
+            let n = data.len();
+            if let Some(i) = memchr::memrchr(b'\n', data) {
+                last_newline = Some(bytes.len() + i);
+            }
+            bytes.extend_from_slice(data);
+            reader.consume(n);
+        }
+        if !eof && let Some(i) = last_newline {
+            carry.extend_from_slice(&bytes[i + 1..]);
+            bytes.truncate(i + 1);
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        // Mail logs are not always UTF-8; invalid bytes become U+FFFD, the line is kept.
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let base = text.as_ptr() as usize;
+        lines.extend(text.lines().map(|line| {
+            let start = line.as_ptr() as usize - base;
+            let outcome = parser.parse(line);
+            let category = match &outcome {
+                ParseOutcome::Event(_, event) => failures.category_of(event),
+                _ => None,
+            };
+            (start..start + line.len(), outcome, category)
+        }));
+        if parsed.send(ParsedChunk { text, lines }).is_err() {
+            return Ok(());
+        }
+        if eof {
+            return Ok(());
+        }
+    }
+}
+
 /// One category per input line `DSN<TAB>REPLY TEXT`, from `lines` or else standard input.
 pub fn classify(config: &Config, lines: &[String], out: &mut impl Write) -> Result<(), CliError> {
     let classifier: Classifier =
@@ -135,4 +242,62 @@ pub fn classify(config: &Config, lines: &[String], out: &mut impl Write) -> Resu
         writeln!(out, "{}", classifier.classify_line(&line?))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::UtcOffset;
+
+    /// Every line arrives once, whole and in order, across chunk boundaries, with CRLF ends,
+    /// invalid UTF-8 and no newline at the end.
+    #[test]
+    fn parsing_thread_hands_over_every_line_whole() {
+        let mut input = Vec::new();
+        let mut n = 0;
+        while input.len() < 2 * PARSE_CHUNK_BYTES + 12_345 {
+            let pad = "x".repeat(n % 300);
+            input.extend_from_slice(
+                format!("May 20 00:11:22 mail postfix/qmgr[1]: B50A1214B93: removed {n} {pad}")
+                    .as_bytes(),
+            );
+            match n % 50 {
+                7 => input.extend_from_slice(b" \xff\xfe\r\n"),
+                _ => input.push(b'\n'),
+            }
+            n += 1;
+        }
+        input.extend_from_slice(b"May 20 00:11:23 mail postfix/qmgr[1]: last");
+        let expected: Vec<String> = String::from_utf8_lossy(&input)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+
+        let config = Config::defaults();
+        let mut parser = follower::parser(&config, UtcOffset::UTC);
+        let mut failures = FailureClassifier::new(Classifier::builtin());
+        let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
+        let (give_back, spent) = channel();
+        let reading = std::thread::spawn(move || {
+            let mut reader = io::BufReader::new(io::Cursor::new(input));
+            read_and_parse(&mut reader, &mut parser, &mut failures, &sender, &spent)
+        });
+        let mut got = Vec::new();
+        let mut chunks = 0;
+        for mut chunk in parsed {
+            chunks += 1;
+            for (range, outcome, _) in chunk.lines.drain(..) {
+                let line = &chunk.text[range];
+                assert!(!line.ends_with(['\r', '\n']), "{line:?}");
+                assert!(!matches!(outcome, ParseOutcome::Ignored(_)), "{line}");
+                got.push(line.to_owned());
+            }
+            // Reused buffers must not carry old lines into new chunks.
+            let _ = give_back.send(chunk);
+        }
+        reading.join().expect("thread").expect("read");
+        assert!(chunks >= 3, "{chunks} chunks");
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "lines differ");
+    }
 }

@@ -156,6 +156,14 @@ pub struct Reject {
 }
 
 impl Reject {
+    /// A refusal of the message as a whole after its queue id was assigned (postfix
+    /// `milter-reject: END-OF-MESSAGE`, cleanup `reject: header/body`, a `reject: DATA`;
+    /// sendmail `Milter: data, reject=`): the MTA discards the queue file without a `removed`
+    /// line, so the message ends here. A refused RCPT with a queue id ends only that recipient.
+    pub fn ends_message(&self) -> bool {
+        self.queue_id.is_some() && matches!(self.stage, SmtpStage::Data | SmtpStage::EndOfData)
+    }
+
     /// A refusal by `source` with every detail still unknown; the grammars fill it in.
     pub fn new(queue_id: Option<&str>, source: RejectSource) -> Reject {
         Reject {

@@ -305,6 +305,8 @@ fn delivery(service: &str, qid: &str, rest: &str) -> Option<Event> {
         match k {
             "to" => d.to = v.to_owned(),
             "orig_to" => d.orig_to = Some(v.to_owned()),
+            // `relay=none`: no host was reached (DNS failure, connection refused).
+            "relay" if v == "none" => {}
             "relay" => {
                 let (h, ip, port) = host_ip_port(v);
                 d.relay_host = Some(h.to_owned());
@@ -405,9 +407,12 @@ fn reject(service: &str, qid: Option<&str>, r: &str, milter: bool) -> Event {
     }
     let cmd_end = head.find(' ').unwrap_or(head.len());
     let cmd = &head[..cmd_end];
-    rej.stage = match cmd {
-        "header" | "body" | "mime-header" | "nested-header" => SmtpStage::Data,
-        _ => stage_of_command(cmd),
+    // header/body checks: `reject: header Subject: x from host[ip]; ...: 5.7.1 text`, the
+    // reply after the envelope; a refused command has it after the client.
+    let content_check = matches!(cmd, "header" | "body" | "mime-header" | "nested-header");
+    rej.stage = match content_check {
+        true => SmtpStage::Data,
+        false => stage_of_command(cmd),
     };
     if let Some(fi) = head.find(" from ") {
         let client = &head[fi + 6..];
@@ -425,9 +430,8 @@ fn reject(service: &str, qid: Option<&str>, r: &str, milter: bool) -> Event {
         }
         rej.client_ip = ip.map(str::to_owned);
         rej.client_port = port;
-        if rej.stage == SmtpStage::Data {
-            // header/body checks: `reject: header Subject: x from host[ip]; ...: 5.7.1 text`
-        } else if let Some(reply) = client.get(cend..).and_then(|s| s.strip_prefix(": ")) {
+        if !content_check && let Some(reply) = client.get(cend..).and_then(|s| s.strip_prefix(": "))
+        {
             let (code, dsn, text) = code_dsn_text(reply);
             rej.code = code;
             rej.dsn = dsn.map(str::to_owned);

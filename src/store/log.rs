@@ -332,6 +332,32 @@ impl LogBatch<'_> {
         reason: &str,
         category: &str,
     ) -> Result<usize, StoreError> {
+        self.finish_pending(
+            message,
+            &AttemptRow {
+                at,
+                status: "expired",
+                relay_host: None,
+                relay_ip: None,
+                relay_port: None,
+                dsn: Some("4.4.7"),
+                smtp_code: None,
+                reply: reason,
+                stage: None,
+                delay: None,
+                delays: None,
+                category: Some(category),
+            },
+        )
+    }
+
+    /// Records `final_attempt` (a final status) for every recipient of `message` not yet final:
+    /// the MTA gave up on it, or refused it as a whole. Returns how many recipients it finished.
+    pub fn finish_pending(
+        &self,
+        message: i64,
+        final_attempt: &AttemptRow,
+    ) -> Result<usize, StoreError> {
         let pending: Vec<i64> = self
             .tx
             .prepare_cached(
@@ -340,23 +366,7 @@ impl LogBatch<'_> {
             .query_map([message], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         for &recipient in &pending {
-            self.record_attempt(
-                recipient,
-                &AttemptRow {
-                    at,
-                    status: "expired",
-                    relay_host: None,
-                    relay_ip: None,
-                    relay_port: None,
-                    dsn: Some("4.4.7"),
-                    smtp_code: None,
-                    reply: reason,
-                    stage: None,
-                    delay: None,
-                    delays: None,
-                    category: Some(category),
-                },
-            )?;
+            self.record_attempt(recipient, final_attempt)?;
         }
         Ok(pending.len())
     }

@@ -72,8 +72,9 @@ pub struct MessageFilter {
 }
 
 /// SQLite page cache of an import connection (`PRAGMA cache_size`), within the import's
-/// memory budget of 200 MB.
-const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// memory budget of 200 MB. With the secondary indexes built after the load
+/// ([`Store::defer_indexes_for_import`]) the pages a batch touches fit in much less.
+const IMPORT_CACHE_KIB: i64 = 24 * 1024;
 
 /// One connection to the store. Writers keep one each; SQLite's WAL lets readers run beside.
 pub struct Store {
@@ -113,7 +114,10 @@ impl Store {
         schema::migrate(&mut conn)?;
         // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Store { conn })
+        let mut store = Store { conn };
+        // An import that did not end left indexes to build.
+        store.build_deferred_indexes()?;
+        Ok(store)
     }
 
     /// A transaction that writes: `BEGIN IMMEDIATE` takes the write lock at once, waiting for
@@ -139,6 +143,59 @@ impl Store {
         // Checkpointing after every batch rewrote the same index pages again and again; the
         // import checkpoints once at its end ([`Store::checkpoint`]).
         self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The import writes parent rows before their children by construction; checking each
+        // reference was a lookup per recipient and attempt row.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        Ok(())
+    }
+
+    /// Before an import into an empty store (no message yet): drops the indexes no import
+    /// statement reads ([`schema::IMPORT_DEFERRED_INDEXES`]), remembering their definitions
+    /// for [`Store::build_deferred_indexes`]. Returns whether it did.
+    pub fn defer_indexes_for_import(&mut self) -> Result<bool, StoreError> {
+        let tx = self.write_transaction()?;
+        let empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM message)", [], |r| {
+            r.get(0)
+        })?;
+        if !empty {
+            return Ok(false);
+        }
+        for name in schema::IMPORT_DEFERRED_INDEXES {
+            let sql: Option<String> = tx
+                .query_row(
+                    "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(sql) = sql else { continue };
+            tx.execute(
+                "INSERT INTO deferred_index (name, sql) VALUES (?1, ?2)",
+                params![name, sql],
+            )?;
+            // Names come from the constant list, never from input.
+            tx.execute_batch(&format!("DROP INDEX {name}"))?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Builds the indexes [`Store::defer_indexes_for_import`] dropped (one sort each).
+    pub fn build_deferred_indexes(&mut self) -> Result<(), StoreError> {
+        let pending: Vec<(String, String)> = self
+            .conn
+            .prepare("SELECT name, sql FROM deferred_index ORDER BY name")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write_transaction()?;
+        for (name, sql) in &pending {
+            tx.execute_batch(sql)?;
+            tx.execute("DELETE FROM deferred_index WHERE name = ?1", [name])?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

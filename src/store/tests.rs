@@ -311,3 +311,51 @@ fn version_2_store_gains_the_notice_flag() {
         .unwrap();
     assert_eq!(version, super::schema::MIGRATIONS.len() as i64);
 }
+
+/// The index names of `store`.
+fn index_names(store: &Store) -> Vec<String> {
+    store
+        .conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn indexes_deferred_by_an_import_are_built_at_its_end_or_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let mut store = Store::open(&path).unwrap();
+    let all = index_names(&store);
+    assert!(!all.contains(&"recipient_message".to_owned()), "{all:?}");
+
+    assert!(store.defer_indexes_for_import().unwrap());
+    let during = index_names(&store);
+    for name in schema::IMPORT_DEFERRED_INDEXES {
+        assert!(all.contains(&name.to_string()), "{name}");
+        assert!(!during.contains(&name.to_string()), "{name}");
+    }
+    // What the import's own statements read stays.
+    for name in ["message_queue_id", "recipient_message_address"] {
+        assert!(during.contains(&name.to_owned()), "{name}");
+    }
+    store.build_deferred_indexes().unwrap();
+    assert_eq!(index_names(&store), all);
+
+    // An import that never reached its end: the next open builds them.
+    assert!(store.defer_indexes_for_import().unwrap());
+    drop(store);
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(index_names(&store), all);
+
+    // A store that holds messages keeps its indexes: building them again would cost more than
+    // the import saves.
+    let batch = store.log_batch().unwrap();
+    batch.message_for("4XyZ1", 1_000, Some("mx")).unwrap();
+    batch.commit().unwrap();
+    assert!(!store.defer_indexes_for_import().unwrap());
+    assert_eq!(index_names(&store), all);
+}
