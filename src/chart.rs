@@ -168,7 +168,12 @@ pub fn vertical_bars<DB: DrawingBackend>(
             .label(s.name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    if series.len() > 1 {
+    // A series per bar (the summary) is named by the axis already.
+    let bar_per_series = series.len() == labels.len()
+        && series
+            .iter()
+            .all(|s| s.values.iter().filter(|v| **v > 0).count() <= 1);
+    if series.len() > 1 && !bar_per_series {
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present().map_err(draw_err)
