@@ -107,6 +107,21 @@ fn axis_top(stacks: &[Vec<u64>]) -> u64 {
     (max + max / 10).max(1)
 }
 
+/// The series' names and colours, framed.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), ChartError> {
+    chart
+        .configure_series_labels()
+        .label_font((FONT_FAMILY, 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(draw_err)
+}
+
 /// Vertical stacked bars, one per label (months, days, hours ...).
 pub fn vertical_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -153,15 +168,13 @@ pub fn vertical_bars<DB: DrawingBackend>(
             .label(s.name.as_str())
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .label_font((FONT_FAMILY, 11))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(draw_err)?;
+    // A series per bar (the summary) is named by the axis already.
+    let bar_per_series = series.len() == labels.len()
+        && series
+            .iter()
+            .all(|s| s.values.iter().filter(|v| **v > 0).count() <= 1);
+    if series.len() > 1 && !bar_per_series {
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present().map_err(draw_err)
 }
@@ -219,14 +232,7 @@ pub fn horizontal_bars<DB: DrawingBackend>(
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
     if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .label_font((FONT_FAMILY, 11))
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     root.present().map_err(draw_err)
 }

@@ -177,6 +177,11 @@ async fn refresh_stats_forever(config: ConfigHandle, store: Store, offset: time:
             Ok((s, result)) => {
                 store = Some(s);
                 match result {
+                    // The first refresh (a full one on an upgraded store) is worth a line.
+                    Ok(report) if report.full => info!(
+                        "statistics refreshed: {} days recomputed (full rebuild)",
+                        report.days
+                    ),
                     Ok(report) => tracing::debug!("statistics refreshed: {report:?}"),
                     Err(e) => error!("statistics refresh: {e}"),
                 }

@@ -328,7 +328,13 @@ fn hash_password_then_log_in_to_the_daemons_web_pages() {
     let mut lines = BufReader::new(daemon.stderr.take().unwrap())
         .lines()
         .map_while(Result::ok);
-    wait_for_line(&mut lines, "web pages on");
+    // In either order: the web server is up, and the daemon's first statistics refresh is done.
+    let (mut web_up, mut refreshed) = (false, false);
+    while !(web_up && refreshed) {
+        let line = lines.next().expect("the daemon's output ended");
+        web_up |= line.contains("web pages on");
+        refreshed |= line.contains("statistics refreshed");
+    }
 
     let health = http(
         web_port,
@@ -359,6 +365,15 @@ fn hash_password_then_log_in_to_the_daemons_web_pages() {
     );
     assert!(today.starts_with("HTTP/1.1 200"), "{today}");
     assert!(today.contains("\"messages\":[]"), "{today}");
+    let stats = http(
+        web_port,
+        &format!(
+            "GET /stats.json HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(stats.starts_with("HTTP/1.1 200"), "{stats}");
+    assert!(!stats.contains("\"refreshed_at\":null"), "{stats}");
+    assert!(stats.contains("\"refreshed_at\":"), "{stats}");
 
     signal(pid, "TERM");
     wait_for_line(&mut lines, "stopped");
