@@ -122,6 +122,14 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
         .map_err(draw_err)
 }
 
+/// One segment per label: plotters counts both ends of an integer range, so `n` labels span
+/// `0..n - 1` (a range of `0..n` leaves an empty slot after the last bar).
+fn segments(
+    n: u32,
+) -> plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordu32> {
+    (0u32..n.saturating_sub(1)).into_segmented()
+}
+
 /// Vertical stacked bars, one per label (months, days, hours ...).
 pub fn vertical_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -138,7 +146,7 @@ pub fn vertical_bars<DB: DrawingBackend>(
         .margin(8)
         .x_label_area_size(28)
         .y_label_area_size(56)
-        .build_cartesian_2d((0u32..n).into_segmented(), 0u64..axis_top(&stacks))
+        .build_cartesian_2d(segments(n), 0u64..axis_top(&stacks))
         .map_err(draw_err)?;
     let label_of = |v: &SegmentValue<u32>| match v {
         SegmentValue::CenterOf(i) => labels
@@ -195,7 +203,7 @@ pub fn horizontal_bars<DB: DrawingBackend>(
         .margin(8)
         .x_label_area_size(28)
         .y_label_area_size(220)
-        .build_cartesian_2d(0u64..axis_top(&stacks), (0u32..n).into_segmented())
+        .build_cartesian_2d(0u64..axis_top(&stacks), segments(n))
         .map_err(draw_err)?;
     // Segment 0 is at the bottom: the first label goes to the top one.
     let label_of = |v: &SegmentValue<u32>| match v {
