@@ -1117,6 +1117,31 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
         "May 26 11:00:00 mail postfix/qmgr[102]: 4104E3D: from=<other@example.org>, size=100, nrcpt=1 (queue active)",
     ];
 
+    /// sendmail's refusal at end of message (`Milter: data, reject=`; the shared logs hold
+    /// none, so these lines follow the format of tests/maillog_grammar.rs).
+    #[test]
+    fn sendmail_message_rejected_by_a_milter_is_finished() {
+        let log = "\
+May 20 00:00:09 mail sm-mta[2034]: 64JM07JY002032: from=<a@example.org>, size=100, class=0, nrcpts=1, msgid=<m@example.org>, proto=ESMTP, daemon=MTA, relay=h.example [192.0.2.3]
+May 20 00:00:10 mail sm-mta[2034]: 64JM07JY002032: Milter: data, reject=554 5.7.1 Rejected as spam";
+        let (single, _) = import(log, 1);
+        let (whole, stats) = import(log, usize::MAX);
+        assert_eq!(single, whole);
+        assert_eq!(stats.rejects, 1);
+        let message: Vec<_> = whole
+            .iter()
+            .filter(|r| {
+                r.starts_with("Text(\"64JM07JY002032\")|Integer(") && r.contains("not-seen")
+            })
+            .collect();
+        assert_eq!(message.len(), 1, "{whole:#?}");
+        assert!(
+            !message[0].ends_with("|Null"),
+            "not removed: {}",
+            message[0]
+        );
+    }
+
     #[test]
     fn message_rejected_as_a_whole_is_finished_and_its_queue_id_freed() {
         let logs = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/logs/");
