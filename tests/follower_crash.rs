@@ -52,9 +52,9 @@ fn generated() -> &'static str {
 
 /// Attempts by status, from the log text alone: one per `to=<...>, ... status=S (` line, for
 /// each `status=expired` message line one `expired` per recipient of that queue id whose
-/// last line said `deferred` (what the store records for an expired message), and for each
-/// message refused at its end (`milter-reject: END-OF-MESSAGE`, the only refusal with a queue
-/// id the generator writes) one `bounced` for the recipient it names.
+/// last line said `deferred` (what the store records for an expired message). A message refused
+/// at its end (`milter-reject: END-OF-MESSAGE`, the only refusal with a queue id the generator
+/// writes) ends its recipients without an attempt.
 fn expected_counts(text: &str) -> BTreeMap<String, u64> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     // Queue id → recipient → last status, until the queue id is removed.
@@ -72,23 +72,7 @@ fn expected_counts(text: &str) -> BTreeMap<String, u64> {
             continue;
         }
         if line.contains(": milter-reject: END-OF-MESSAGE ") {
-            // The named recipient and every other one still deferred.
-            let named = line
-                .split_once(" to=<")
-                .and_then(|(_, rest)| rest.split_once('>'))
-                .map(|(r, _)| r);
-            let mut pending: Vec<&str> = queued.get(qid).map_or(Vec::new(), |r| {
-                r.iter()
-                    .filter(|(_, s)| **s == "deferred")
-                    .map(|(a, _)| *a)
-                    .collect()
-            });
-            if let Some(named) = named
-                && !queued.get(qid).is_some_and(|r| r.contains_key(named))
-            {
-                pending.push(named);
-            }
-            *counts.entry("bounced".into()).or_default() += pending.len() as u64;
+            // Its queue id is free: none of its recipients expires later.
             queued.remove(qid);
             continue;
         }

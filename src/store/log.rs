@@ -280,11 +280,16 @@ impl LogBatch<'_> {
     /// expired) is never overwritten by a later deferral logged out of order.
     pub fn record_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
         self.insert_attempt(recipient, a)?;
+        self.set_outcome(recipient, a, 1)
+    }
+
+    /// The recipient's state after `a`; `attempts` is what `a` adds to its attempt count.
+    fn set_outcome(&self, recipient: i64, a: &AttemptRow, attempts: i64) -> Result<(), StoreError> {
         let is_final = a.status != "deferred";
         self.tx
             .prepare_cached(
                 "UPDATE recipient SET
-                    attempts = attempts + 1,
+                    attempts = attempts + ?8,
                     last_attempt_at = MAX(COALESCE(last_attempt_at, ?2), ?2),
                     status = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?3 ELSE status END,
                     dsn = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?4 ELSE dsn END,
@@ -293,7 +298,9 @@ impl LogBatch<'_> {
                     final_at = CASE WHEN ?6 THEN COALESCE(final_at, ?2) ELSE final_at END
                  WHERE id = ?1",
             )?
-            .execute(params![recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category])?;
+            .execute(params![
+                recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category, attempts
+            ])?;
         Ok(())
     }
 
@@ -352,23 +359,38 @@ impl LogBatch<'_> {
     }
 
     /// Records `final_attempt` (a final status) for every recipient of `message` not yet final:
-    /// the MTA gave up on it, or refused it as a whole. Returns how many recipients it finished.
+    /// the MTA gave up on it. Returns how many recipients it finished.
     pub fn finish_pending(
         &self,
         message: i64,
         final_attempt: &AttemptRow,
     ) -> Result<usize, StoreError> {
-        let pending: Vec<i64> = self
+        let pending = self.pending_recipients(message)?;
+        for &recipient in &pending {
+            self.record_attempt(recipient, final_attempt)?;
+        }
+        Ok(pending.len())
+    }
+
+    /// The MTA refused `message` as a whole after queueing it (a milter or cleanup reject at
+    /// the end of DATA): every recipient not yet final takes `outcome`'s state, but no attempt
+    /// row is added — nothing was attempted, and the refusal is counted once, as a reject.
+    pub fn refuse_pending(&self, message: i64, outcome: &AttemptRow) -> Result<usize, StoreError> {
+        let pending = self.pending_recipients(message)?;
+        for &recipient in &pending {
+            self.set_outcome(recipient, outcome, 0)?;
+        }
+        Ok(pending.len())
+    }
+
+    fn pending_recipients(&self, message: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(self
             .tx
             .prepare_cached(
                 "SELECT id FROM recipient WHERE message = ?1 AND status IN ('pending', 'deferred')",
             )?
             .query_map([message], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for &recipient in &pending {
-            self.record_attempt(recipient, final_attempt)?;
-        }
-        Ok(pending.len())
+            .collect::<Result<_, _>>()?)
     }
 
     /// The message left the MTA's queue; its queue id may now be reused.

@@ -279,7 +279,12 @@ pub fn message(
                             @if !a.reply.is_empty() { pre { (a.reply) } }
                         }
                     }
-                    @if r.attempt_list.is_empty() { li { "no delivery attempt yet" } }
+                    @if r.attempt_list.is_empty() {
+                        li { @match (&r.reply, r.status.as_str()) {
+                            (Some(reply), "bounced") => { "refused by the MTA, no delivery attempt: " (reply) },
+                            _ => "no delivery attempt yet",
+                        } }
+                    }
                 }
             }
             h2 { "Notices to the sender" }
