@@ -123,7 +123,7 @@ async fn fetch(
 
 /// The rows alone, for downloads (no pager, so no count).
 async fn fetch_rows(state: &WebState, filter: WebFilter) -> Result<Vec<MessageSummary>, WebError> {
-    state.read(move |s| Ok(s.web_messages(&filter)?)).await
+    state.read(move |s| s.web_messages(&filter)).await
 }
 
 async fn list_html(
