@@ -72,6 +72,10 @@ const ROUTES: &[&str] = &[
     "/raw.csv",
     "/raw.txt",
     "/metrics",
+    "/stats",
+    "/stats.json",
+    "/stats?period=year",
+    "/stats/sender.csv",
 ];
 /// The route whose p50 the others are compared with.
 const BASELINE: &str = "/healthz";
@@ -97,6 +101,20 @@ fn main() {
     let dir = common::target_dir().join("web-bench");
     let store_path = dir.join("store.db");
     let end = build_store(&dir, &store_path);
+    // The statistics pages read rollups the daemon refreshes; bring them up to date once.
+    let mut store = Store::open(&store_path).expect("open store");
+    let started = Instant::now();
+    store
+        .refresh_stats(
+            UtcOffset::UTC,
+            OffsetDateTime::from_unix_timestamp(end).unwrap(),
+        )
+        .expect("refresh statistics");
+    println!(
+        "statistics refreshed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    drop(store);
 
     let mut config = Config::defaults();
     config.store.path = store_path.clone();

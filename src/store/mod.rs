@@ -16,7 +16,7 @@ pub use stats::{
     CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
     StatsPeriodError, StatsRow, StatsSummary, TOP_ROWS,
 };
-pub use web::{DomainScope, MessageSummary, RawLine, WebFilter, WebTotals};
+pub use web::{DomainScope, MessageCount, MessageSummary, RawLine, WebFilter, WebTotals};
 
 use crate::{
     config::Receipts,

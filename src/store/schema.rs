@@ -202,6 +202,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         sql TEXT NOT NULL
     );",
+    // 7: the status filter of the message lists starts from the few recipients in a failed or
+    // waiting state (written as ORs: SQLite proves a literal `status = 'bounced'` implies them).
+    "CREATE INDEX recipient_failed_message ON recipient (status, message)
+        WHERE status = 'bounced' OR status = 'expired' OR status = 'deferred';",
 ];
 
 /// Secondary indexes that no statement of a log import reads (it finds messages through
@@ -211,6 +215,7 @@ pub(super) const IMPORT_DEFERRED_INDEXES: &[&str] = &[
     "message_arrived_at",
     "recipient_address",
     "recipient_status",
+    "recipient_failed_message",
     "attempt_recipient",
     "attempt_at",
     "reject_at",

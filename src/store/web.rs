@@ -116,18 +116,23 @@ pub struct WebTotals {
     pub recipients: Vec<(String, u64)>,
 }
 
+/// A count of matching messages that stops at a cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct MessageCount {
+    /// The matches, or the cap when there are more.
+    pub count: u64,
+    /// More messages match than `count`.
+    pub capped: bool,
+}
+
 /// Log stamps and the milter's clock may disagree a little (as in the log writer).
 const CLOCK_SKEW_SECS: i64 = 300;
-
-/// Worst first: the recipient state a message's summary shows.
-const STATUS_RANK: &str = "CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
-    WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END";
 
 impl Store {
     /// Messages matching `filter`, newest first, with their summary state.
     pub fn web_messages(&self, filter: &WebFilter) -> Result<Vec<MessageSummary>, StoreError> {
-        let (mut sql, mut args) = summary_query(filter, false);
-        sql.push_str(" ORDER BY arrived_at DESC, id DESC LIMIT ? OFFSET ?");
+        let (mut sql, mut args) = summary_query(filter);
+        sql.push_str(" ORDER BY m.arrived_at DESC, m.id DESC LIMIT ? OFFSET ?");
         args.push(i64::from(filter.limit).into());
         args.push(i64::from(filter.offset).into());
         let rows = self
@@ -151,14 +156,42 @@ impl Store {
         Ok(rows)
     }
 
-    /// How many messages match `filter` (its limit and offset ignored): for pagination.
+    /// How many messages match `filter` (its limit and offset ignored), exactly: a scan of
+    /// every match, for the CLI. Pages use [`Store::web_message_count_upto`].
     pub fn web_message_count(&self, filter: &WebFilter) -> Result<u64, StoreError> {
-        let (sql, args) = summary_query(filter, true);
+        let (where_sql, args) = match_query(filter);
+        let sql = format!("SELECT COUNT(*) FROM message m WHERE {where_sql}");
         let n: i64 = self
             .conn
             .prepare(&sql)?
             .query_row(params_from_iter(args), |row| row.get(0))?;
         Ok(n as u64)
+    }
+
+    /// How many messages match `filter`, counting no further than `cap`: a pager needs "more
+    /// than a page's worth", and counting a million matches costs a scan of all of them.
+    pub fn web_message_count_upto(
+        &self,
+        filter: &WebFilter,
+        cap: u64,
+    ) -> Result<MessageCount, StoreError> {
+        let (where_sql, mut args) = match_query(filter);
+        let sql =
+            format!("SELECT COUNT(*) FROM (SELECT 1 FROM message m WHERE {where_sql} LIMIT ?)");
+        args.push(
+            i64::try_from(cap.saturating_add(1))
+                .unwrap_or(i64::MAX)
+                .into(),
+        );
+        let n: i64 = self
+            .conn
+            .prepare(&sql)?
+            .query_row(params_from_iter(args), |row| row.get(0))?;
+        let n = n as u64;
+        Ok(MessageCount {
+            count: n.min(cap),
+            capped: n > cap,
+        })
     }
 
     /// Raw log lines since `since`, oldest first. `text` is a case-insensitive substring; a
@@ -244,49 +277,111 @@ impl Store {
     }
 }
 
-/// The list query with its arguments; `count` makes it a `SELECT COUNT(*)`.
-fn summary_query(filter: &WebFilter, count: bool) -> (String, Vec<Value>) {
-    let mut inner = format!(
+/// The list query with its arguments: the summary columns of the messages that match.
+fn summary_query(filter: &WebFilter) -> (String, Vec<Value>) {
+    let (where_sql, args) = match_query(filter);
+    let sql = format!(
         "SELECT m.id, m.queue_id, m.arrived_at, m.mail_from, m.subject, m.size,
             (SELECT r.address FROM recipient r WHERE r.message = m.id ORDER BY r.position, r.id LIMIT 1)
                 AS first_recipient,
             (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id) AS recipients,
-            COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
-                ORDER BY {STATUS_RANK}, r.last_attempt_at DESC LIMIT 1), 'pending') AS status,
-            (SELECT r.category FROM recipient r WHERE r.message = m.id
-                ORDER BY {STATUS_RANK}, r.last_attempt_at DESC LIMIT 1) AS category
-         FROM message m WHERE m.arrived_at >= ?"
+            {WORST_STATUS} AS status,
+            {WORST_CATEGORY} AS category
+         FROM message m WHERE {where_sql}"
     );
+    (sql, args)
+}
+
+/// The summary status of message `m`: its worst recipient's state, `pending` without any.
+const WORST_STATUS: &str = "COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
+    ORDER BY CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
+        WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END,
+    r.last_attempt_at DESC LIMIT 1), 'pending')";
+/// The category of message `m`'s worst recipient's last failure.
+const WORST_CATEGORY: &str = "(SELECT r.category FROM recipient r WHERE r.message = m.id
+    ORDER BY CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
+        WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END,
+    r.last_attempt_at DESC LIMIT 1)";
+
+/// Whether message `m` has a recipient in state `status` (a literal of [`status_condition`]).
+fn has_recipient(status: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.status = '{status}')")
+}
+
+/// The condition "the summary status of `m` is `status`" without ranking every recipient: the
+/// worst state wins, so `deferred` means a deferred recipient and no bounced or expired one.
+/// The rare states (bounced, expired, deferred) start from their recipients
+/// (recipient_failed_message) instead of testing every message of the period. `None` for an
+/// unknown status.
+fn status_condition(status: &str) -> Option<String> {
+    // Worst first, as the summary ranks them; literals, so SQLite can use the partial index.
+    const RANKED: [&str; 4] = ["bounced", "expired", "deferred", "pending"];
+    let none_of = |worse: &[&str]| -> String {
+        worse
+            .iter()
+            .map(|w| format!(" AND NOT {}", has_recipient(w)))
+            .collect()
+    };
+    Some(match status {
+        "bounced" | "expired" | "deferred" => {
+            let rank = RANKED.iter().position(|s| *s == status)?;
+            let status = RANKED[rank];
+            format!(
+                "m.id IN (SELECT r.message FROM recipient r WHERE r.status = '{status}'){}",
+                none_of(&RANKED[..rank])
+            )
+        }
+        "pending" => format!(
+            "({} OR NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id)){}",
+            has_recipient("pending"),
+            none_of(&RANKED[..3])
+        ),
+        // Every other state ranks after pending: a message is "sent" when its worst recipient
+        // is, i.e. it has a sent recipient and none in a ranked state.
+        "sent" => format!(
+            "{} AND NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
+                AND r.status IN ('bounced', 'expired', 'deferred', 'pending'))",
+            has_recipient("sent")
+        ),
+        _ => return None,
+    })
+}
+
+/// The WHERE condition (on `message m`) of the list filters, with its arguments.
+fn match_query(filter: &WebFilter) -> (String, Vec<Value>) {
+    let mut sql = String::from("m.arrived_at >= ?");
     let mut args: Vec<Value> = vec![filter.since.into()];
-    filter.scope.restrict("m.mail_from", &mut inner, &mut args);
+    filter.scope.restrict("m.mail_from", &mut sql, &mut args);
     if let Some(after) = filter.after_id {
-        inner.push_str(" AND m.id > ?");
+        sql.push_str(" AND m.id > ?");
         args.push(after.into());
     }
     if let Some(from) = &filter.from {
-        inner.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
+        sql.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
         args.push(like_pattern(from).into());
     }
     if let Some(to) = &filter.to {
-        inner.push_str(
+        sql.push_str(
             " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
         );
         args.push(like_pattern(to).into());
     }
     if let Some(subject) = &filter.subject {
-        inner.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        sql.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
         args.push(like_pattern(subject).into());
     }
-    let mut sql = format!(
-        "SELECT {} FROM ({inner}) WHERE 1=1",
-        if count { "COUNT(*)" } else { "*" }
-    );
     if let Some(status) = &filter.status {
-        sql.push_str(" AND status = ?");
-        args.push(status.clone().into());
+        match status_condition(status) {
+            Some(condition) => {
+                sql.push_str(" AND ");
+                sql.push_str(&condition);
+            }
+            // What no summary shows matches nothing (the pages refuse it earlier).
+            None => sql.push_str(" AND 0"),
+        }
     }
     if let Some(category) = &filter.category {
-        sql.push_str(" AND category = ?");
+        sql.push_str(&format!(" AND {WORST_CATEGORY} = ?"));
         args.push(category.clone().into());
     }
     (sql, args)
@@ -378,5 +473,114 @@ mod tests {
             .web_raw_lines(&DomainScope::All, 0, None, None, 10)
             .unwrap();
         assert_eq!(every_line.len(), 3);
+    }
+
+    #[test]
+    fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
+        use crate::store::AttemptRow;
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("db")).unwrap();
+        let t = 1_000_000;
+        // Recipient states per message; "pending" gets no attempt.
+        let combos: [&[&str]; 8] = [
+            &["sent", "sent"],
+            &["sent", "bounced"],
+            &["deferred", "expired"],
+            &["deferred", "sent"],
+            &["pending", "sent"],
+            &["bounced", "expired"],
+            &["deferred", "pending"],
+            &[],
+        ];
+        let envelopes: Vec<Envelope> = combos
+            .iter()
+            .enumerate()
+            .map(|(n, states)| {
+                let mut e = envelope(&format!("Q{n}"), "a@mine.example", t + n as i64);
+                e.recipients = (0..states.len())
+                    .map(|r| Recipient {
+                        address: format!("r{r}@dest.example"),
+                        args: Vec::new(),
+                    })
+                    .collect();
+                e
+            })
+            .collect();
+        let refs: Vec<&Envelope> = envelopes.iter().collect();
+        store.insert_envelopes(&refs).unwrap();
+        let batch = store.log_batch().unwrap();
+        for (n, states) in combos.iter().enumerate() {
+            let at = t + 100 + n as i64;
+            let message = batch.message_for(&format!("Q{n}"), at, None).unwrap();
+            for (r, status) in states.iter().enumerate() {
+                if *status == "pending" {
+                    continue;
+                }
+                let recipient = batch
+                    .recipient_for(message, &format!("r{r}@dest.example"), None)
+                    .unwrap();
+                let attempt = AttemptRow {
+                    at,
+                    status,
+                    relay_host: None,
+                    relay_ip: None,
+                    relay_port: None,
+                    dsn: None,
+                    smtp_code: None,
+                    reply: "250 ok",
+                    stage: None,
+                    delay: None,
+                    delays: None,
+                    category: None,
+                };
+                batch.record_attempt(recipient, &attempt).unwrap();
+            }
+        }
+        batch.commit().unwrap();
+
+        let all = store
+            .web_messages(&WebFilter::new(DomainScope::All, 0))
+            .unwrap();
+        assert_eq!(all.len(), combos.len());
+        for status in ["sent", "deferred", "bounced", "expired", "pending"] {
+            let mut filter = WebFilter::new(DomainScope::All, 0);
+            filter.status = Some(status.into());
+            let filtered: Vec<i64> = store
+                .web_messages(&filter)
+                .unwrap()
+                .iter()
+                .map(|m| m.id)
+                .collect();
+            let expected: Vec<i64> = all
+                .iter()
+                .filter(|m| m.status == status)
+                .map(|m| m.id)
+                .collect();
+            assert!(!expected.is_empty(), "{status}: the fixture covers it");
+            assert_eq!(filtered, expected, "{status}");
+            assert_eq!(
+                store.web_message_count(&filter).unwrap(),
+                expected.len() as u64
+            );
+        }
+        let mut unknown = WebFilter::new(DomainScope::All, 0);
+        unknown.status = Some("nonsense".into());
+        assert!(store.web_messages(&unknown).unwrap().is_empty());
+
+        let every = WebFilter::new(DomainScope::All, 0);
+        assert_eq!(
+            store.web_message_count_upto(&every, 3).unwrap(),
+            MessageCount {
+                count: 3,
+                capped: true
+            }
+        );
+        assert_eq!(
+            store.web_message_count_upto(&every, 8).unwrap(),
+            MessageCount {
+                count: 8,
+                capped: false
+            }
+        );
     }
 }

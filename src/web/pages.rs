@@ -5,7 +5,7 @@ use super::{
     CurrentUser, WebError, WebState, csv,
     views::{self, ListPage, ListQuery, RawPage},
 };
-use crate::store::{DomainScope, MessageSummary, RawLine, StoredMessage, WebFilter};
+use crate::store::{DomainScope, MessageCount, MessageSummary, RawLine, StoredMessage, WebFilter};
 use axum::{
     Json,
     extract::{Path, Query, State},
@@ -26,6 +26,9 @@ const CSV_MAX_ROWS: u32 = 100_000;
 /// Lines shown on the raw page; downloads get up to [`RAW_DOWNLOAD_LINES`].
 const RAW_PAGE_LINES: u32 = 2000;
 const RAW_DOWNLOAD_LINES: u32 = 200_000;
+/// Matches a list counts at most: past this many the pager says "10,000+" (counting every
+/// match of a big period would scan all of them on each page view).
+pub(super) const COUNT_CAP: u64 = 10_000;
 const LIVE_POLL: Duration = Duration::from_secs(2);
 
 /// Which list a request is for.
@@ -97,17 +100,30 @@ fn list_filter(
 struct ListJson {
     page: u32,
     per_page: u32,
+    /// The matches, at most [`COUNT_CAP`].
     total: u64,
+    /// More than `total` messages match.
+    total_capped: bool,
     messages: Vec<MessageSummary>,
 }
 
 async fn fetch(
     state: &WebState,
     filter: WebFilter,
-) -> Result<(Vec<MessageSummary>, u64), WebError> {
+) -> Result<(Vec<MessageSummary>, MessageCount), WebError> {
     state
-        .read(move |s| Ok((s.web_messages(&filter)?, s.web_message_count(&filter)?)))
+        .read(move |s| {
+            Ok((
+                s.web_messages(&filter)?,
+                s.web_message_count_upto(&filter, COUNT_CAP)?,
+            ))
+        })
         .await
+}
+
+/// The rows alone, for downloads (no pager, so no count).
+async fn fetch_rows(state: &WebState, filter: WebFilter) -> Result<Vec<MessageSummary>, WebError> {
+    state.read(move |s| s.web_messages(&filter)).await
 }
 
 async fn list_html(
@@ -132,7 +148,7 @@ async fn list_html(
         query: &q,
         rows: &rows,
         page,
-        pages: total.div_ceil(u64::from(PER_PAGE)) as u32,
+        pages: total.count.div_ceil(u64::from(PER_PAGE)) as u32,
         total,
     };
     Ok(views::list(&user, page_view, offset).into_response())
@@ -150,7 +166,8 @@ async fn list_json(
     Ok(Json(ListJson {
         page,
         per_page,
-        total,
+        total: total.count,
+        total_capped: total.capped,
         messages,
     })
     .into_response())
@@ -181,7 +198,7 @@ async fn list_csv(
         filter.limit = CSV_MAX_ROWS;
         filter.offset = 0;
     }
-    let (rows, _) = fetch(&state, filter).await?;
+    let rows = fetch_rows(&state, filter).await?;
     let offset = state.inner.offset;
     let body = csv::document(
         &LIST_CSV_HEADER,

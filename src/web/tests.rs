@@ -1108,3 +1108,37 @@ fn user_scope_matches_the_last_domain_exactly() {
     assert!(!user.may_see("a.example"));
     assert!(!user.may_see(""));
 }
+
+#[tokio::test]
+async fn a_list_above_the_count_cap_says_so_and_keeps_paging() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let many: Vec<Envelope> = (0..pages::COUNT_CAP)
+        .map(|n| {
+            let at = NOW - 3600 + (n % 3000) as i64;
+            envelope(
+                &format!("C{n}"),
+                "bulk@a.example",
+                "r@dest.example",
+                "bulk",
+                at,
+            )
+        })
+        .collect();
+    let refs: Vec<&Envelope> = many.iter().collect();
+    store.insert_envelopes(&refs).unwrap();
+
+    // The fixture's 4 messages of today plus the cap: more than the cap match.
+    let today = json(&f.get("/today.json", Some(&cookie)).await.body);
+    assert_eq!(today["total"], pages::COUNT_CAP);
+    assert_eq!(today["total_capped"], true);
+    let page = f.get("/today", Some(&cookie)).await;
+    assert!(page.body.contains("10,000+ messages"), "{}", page.body);
+    assert!(page.body.contains("page 1 of 200+"), "{}", page.body);
+    assert!(page.body.contains("older →"));
+    // Below the cap the count is exact.
+    let few = json(&f.get("/today.json?subject=Hello", Some(&cookie)).await.body);
+    assert_eq!(few["total"], 1);
+    assert_eq!(few["total_capped"], false);
+}

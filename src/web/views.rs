@@ -2,7 +2,9 @@
 //! inserted with maud's escaping: never `PreEscaped` on mail data.
 
 use super::CurrentUser;
-use crate::store::{MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage};
+use crate::store::{
+    MessageCount, MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage,
+};
 use maud::{DOCTYPE, Markup, html};
 use time::{UtcOffset, macros::format_description};
 
@@ -182,14 +184,31 @@ pub(super) fn url_encode(text: &str) -> String {
         .collect()
 }
 
+/// A message count as the pager shows it: `10,000+` when counting stopped at a cap.
+pub fn count_text(count: MessageCount) -> String {
+    let digits = count.count.to_string();
+    let mut text = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    if count.capped {
+        text.push('+');
+    }
+    text
+}
+
 pub struct ListPage<'a> {
     pub title: &'a str,
     pub path: &'a str,
     pub query: &'a ListQuery,
     pub rows: &'a [MessageSummary],
     pub page: u32,
+    /// Pages of the counted matches (more may follow when the count is capped).
     pub pages: u32,
-    pub total: u64,
+    pub total: MessageCount,
 }
 
 pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
@@ -212,14 +231,14 @@ pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
                 } }
                 button type="submit" { "Filter" }
             }
-            p { (p.total) " messages · "
+            p { (count_text(p.total)) " messages · "
                 a href={ (p.path) ".json?" (export) } { "JSON" } " · "
                 a href={ (p.path) ".csv?" (export) } { "CSV" } }
             (message_table(p.rows, offset, None))
             div.pager {
                 @if p.page > 1 { a href={ (p.path) "?" (q.query_string(Some(p.page - 1))) } { "← newer" } }
-                span { "page " (p.page) " of " (p.pages.max(1)) }
-                @if p.page < p.pages { a href={ (p.path) "?" (q.query_string(Some(p.page + 1))) } { "older →" } }
+                span { "page " (p.page) " of " (p.pages.max(1)) @if p.total.capped { "+" } }
+                @if p.page < p.pages || p.total.capped { a href={ (p.path) "?" (q.query_string(Some(p.page + 1))) } { "older →" } }
             }
         }))
     }
