@@ -488,7 +488,7 @@ impl Store {
         let local = |unix: i64| local_day_hour(unix, offset_secs).0;
         let mut report = RefreshReport::default();
         let mut rollups = Rollups::default();
-        let (days, marks) = {
+        let (days, marks, totals) = {
             // A deferred transaction: every read below sees the same snapshot.
             let tx = self.conn.transaction()?;
             let max_id = |table: &str| -> Result<i64, StoreError> {
@@ -568,8 +568,11 @@ impl Store {
                 );
                 aggregate(&tx, &mut rollups, &mut report, start, end, offset_secs)?;
             }
+            // The store-wide totals of /metrics, from the same snapshot: counted here, in the
+            // background, so that no request scans the tables.
+            let totals = super::web::count_totals(&tx)?;
             tx.commit()?;
-            (days, marks)
+            (days, marks, totals)
         };
         report.days = days.len();
 
@@ -661,6 +664,11 @@ impl Store {
                 (STATE_REJECT_ID, marks[2]),
                 (STATE_REFRESHED_AT, now.unix_timestamp()),
             ] {
+                put_state.execute(params![name, value])?;
+            }
+            // Statuses that no longer occur must not keep their old count.
+            tx.execute("DELETE FROM stats_state WHERE name GLOB 'total.*'", [])?;
+            for (name, value) in &totals {
                 put_state.execute(params![name, value])?;
             }
         }

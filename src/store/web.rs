@@ -246,35 +246,69 @@ impl Store {
         Ok(rows)
     }
 
-    /// Totals over the whole store, for `/metrics`.
-    pub fn web_totals(&self) -> Result<WebTotals, StoreError> {
-        let (messages, archived_messages, archived_bytes): (i64, i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*),
-                COALESCE(SUM(archive_state = 'stored'), 0),
-                COALESCE(SUM(CASE WHEN archive_state = 'stored' THEN size ELSE 0 END), 0)
-             FROM message",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?;
-        let grouped = |sql: &str| -> Result<Vec<(String, u64)>, StoreError> {
-            Ok(self
-                .conn
-                .prepare(sql)?
-                .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
-                .collect::<Result<_, _>>()?)
-        };
-        Ok(WebTotals {
-            messages: messages as u64,
-            archived_messages: archived_messages as u64,
-            archived_bytes: archived_bytes as u64,
-            attempts: grouped(
-                "SELECT status, COUNT(*) FROM attempt GROUP BY status ORDER BY status",
-            )?,
-            recipients: grouped(
-                "SELECT status, COUNT(*) FROM recipient GROUP BY status ORDER BY status",
-            )?,
-        })
+    /// Unix seconds of the newest MTA log line kept; none when none is.
+    pub fn newest_log_line_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(at) FROM raw_line", [], |row| row.get(0))?)
     }
+
+    /// Totals over the whole store, for `/metrics` and reports: as of the last statistics
+    /// refresh ([`Store::refresh_stats`] counts them), so a scrape never scans the tables.
+    pub fn web_totals(&self) -> Result<WebTotals, StoreError> {
+        let mut totals = WebTotals::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, value FROM stats_state WHERE name GLOB 'total.*' ORDER BY name",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let name: String = row.get(0)?;
+            let value = row.get::<_, i64>(1)?.max(0) as u64;
+            match name.trim_start_matches("total.").split_once('.') {
+                None if name == "total.messages" => totals.messages = value,
+                None if name == "total.archived_messages" => totals.archived_messages = value,
+                None if name == "total.archived_bytes" => totals.archived_bytes = value,
+                Some(("attempts", status)) => totals.attempts.push((status.to_string(), value)),
+                Some(("recipients", status)) => totals.recipients.push((status.to_string(), value)),
+                _ => {}
+            }
+        }
+        Ok(totals)
+    }
+}
+
+/// The totals [`Store::web_totals`] serves, counted from the tables (a full scan of each:
+/// done by the statistics refresh in the background, not per request). `(name, value)` pairs
+/// for `stats_state`.
+pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let (messages, archived_messages, archived_bytes): (i64, i64, i64) = conn.query_row(
+        "SELECT COUNT(*),
+            COALESCE(SUM(archive_state = 'stored'), 0),
+            COALESCE(SUM(CASE WHEN archive_state = 'stored' THEN size ELSE 0 END), 0)
+         FROM message",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    let mut out = vec![
+        ("total.messages".to_string(), messages),
+        ("total.archived_messages".to_string(), archived_messages),
+        ("total.archived_bytes".to_string(), archived_bytes),
+    ];
+    for (table, prefix) in [
+        ("attempt", "total.attempts."),
+        ("recipient", "total.recipients."),
+    ] {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT status, COUNT(*) FROM {table} GROUP BY status ORDER BY status"
+        ))?;
+        let grouped = stmt
+            .query_map([], |row| {
+                Ok((format!("{prefix}{}", row.get::<_, String>(0)?), row.get(1)?))
+            })?
+            .collect::<Result<Vec<(String, i64)>, _>>()?;
+        out.extend(grouped);
+    }
+    Ok(out)
 }
 
 /// The list query with its arguments: the summary columns of the messages that match.

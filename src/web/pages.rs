@@ -558,7 +558,18 @@ pub(super) async fn metrics(
     if !user.user.domains.is_empty() {
         return Err(WebError::Forbidden);
     }
-    let (totals, counters) = state.read(|s| Ok((s.web_totals()?, s.counters()?))).await?;
+    let (totals, counters, refreshed_at, notices, newest_line) = state
+        .read(|s| {
+            Ok((
+                s.web_totals()?,
+                s.counters()?,
+                s.stats_refreshed_at()?,
+                s.notices_sent_between(0, i64::MAX)?,
+                s.newest_log_line_at()?,
+            ))
+        })
+        .await?;
+    let now = state.now().unix_timestamp();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -569,19 +580,19 @@ pub(super) async fn metrics(
     metric(
         "mailtrail_messages",
         "gauge",
-        "Messages in the store.",
+        "Messages in the store (as of the last statistics refresh).",
         &[(String::new(), totals.messages)],
     );
     metric(
         "mailtrail_archived_messages",
         "gauge",
-        "Messages whose copy is in the archive.",
+        "Messages whose copy is in the archive (as of the last statistics refresh).",
         &[(String::new(), totals.archived_messages)],
     );
     metric(
         "mailtrail_archive_bytes",
         "gauge",
-        "Bytes of the archived copies.",
+        "Bytes of the archived copies (as of the last statistics refresh).",
         &[(String::new(), totals.archived_bytes)],
     );
     let labelled = |pairs: &[(String, u64)], label: &str| -> Vec<(String, u64)> {
@@ -593,15 +604,38 @@ pub(super) async fn metrics(
     metric(
         "mailtrail_attempts",
         "gauge",
-        "Delivery attempts in the store by status.",
+        "Delivery attempts in the store by status (as of the last statistics refresh).",
         &labelled(&totals.attempts, "status"),
     );
     metric(
         "mailtrail_recipients",
         "gauge",
-        "Recipients in the store by current state.",
+        "Recipients in the store by state (as of the last statistics refresh).",
         &labelled(&totals.recipients, "status"),
     );
+    let notices: Vec<(String, u64)> = notices.into_iter().collect();
+    metric(
+        "mailtrail_notices_sent",
+        "gauge",
+        "Notices sent to senders, by kind.",
+        &labelled(&notices, "kind"),
+    );
+    if let Some(at) = refreshed_at {
+        metric(
+            "mailtrail_stats_refreshed_timestamp_seconds",
+            "gauge",
+            "When the statistics (and the totals above) were last refreshed.",
+            &[(String::new(), at.max(0) as u64)],
+        );
+    }
+    if let Some(at) = newest_line {
+        metric(
+            "mailtrail_log_lag_seconds",
+            "gauge",
+            "Age of the newest MTA log line recorded.",
+            &[(String::new(), (now - at).max(0) as u64)],
+        );
+    }
     let counters: Vec<(String, u64)> = counters.into_iter().collect();
     metric(
         "mailtrail_events_total",

@@ -764,6 +764,9 @@ async fn metrics_in_prometheus_format() {
         "mailtrail_attempts{status=\"sent\"} 1",
         "mailtrail_recipients{status=\"pending\"} 2",
         "mailtrail_events_total{name=\"archive_errors\"} 2",
+        "mailtrail_notices_sent{kind=\"warning\"} 1",
+        "mailtrail_log_lag_seconds 180",
+        &format!("mailtrail_stats_refreshed_timestamp_seconds {NOW}"),
     ] {
         assert!(
             m.body.lines().any(|l| l == line),
