@@ -257,20 +257,13 @@ impl Store {
             sql.push_str(" AND arrived_at >= ?");
             args.push(since.unix_timestamp().into());
         }
-        if let Some(from) = &filter.from {
-            sql.push_str(" AND mail_from LIKE ? ESCAPE '\\'");
-            args.push(like_pattern(from).into());
-        }
-        if let Some(to) = &filter.to {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
-            );
-            args.push(like_pattern(to).into());
-        }
-        if let Some(subject) = &filter.subject {
-            sql.push_str(" AND subject LIKE ? ESCAPE '\\'");
-            args.push(like_pattern(subject).into());
-        }
+        text_filters(
+            filter.from.as_deref(),
+            filter.to.as_deref(),
+            filter.subject.as_deref(),
+            &mut sql,
+            &mut args,
+        );
         sql.push_str(" ORDER BY arrived_at DESC, id DESC");
         if let Some(limit) = filter.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
@@ -481,6 +474,31 @@ fn parse_receipts(text: &str) -> Receipts {
         "on" => Receipts::On,
         "dsn" => Receipts::Dsn,
         _ => Receipts::Off,
+    }
+}
+
+/// Appends `AND` conditions on `message m` for the substrings an operator filters a list on:
+/// sender, any recipient, subject (ASCII case-insensitive, wildcards taken literally).
+fn text_filters(
+    from: Option<&str>,
+    to: Option<&str>,
+    subject: Option<&str>,
+    sql: &mut String,
+    args: &mut Vec<rusqlite::types::Value>,
+) {
+    if let Some(from) = from {
+        sql.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(from).into());
+    }
+    if let Some(to) = to {
+        sql.push_str(
+            " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
+        );
+        args.push(like_pattern(to).into());
+    }
+    if let Some(subject) = subject {
+        sql.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        args.push(like_pattern(subject).into());
     }
 }
 

@@ -2,7 +2,7 @@
 //! attempts, raw log lines and the numbers behind `/metrics`. Every list takes a domain scope so
 //! a user limited to some sender domains never gets another domain's rows.
 
-use super::{Store, StoreError, like_pattern};
+use super::{Store, StoreError, like_pattern, text_filters};
 use rusqlite::{params_from_iter, types::Value};
 use serde::Serialize;
 
@@ -402,20 +402,13 @@ fn match_query(filter: &WebFilter) -> (String, Vec<Value>) {
         sql.push_str(" AND m.id > ?");
         args.push(after.into());
     }
-    if let Some(from) = &filter.from {
-        sql.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
-        args.push(like_pattern(from).into());
-    }
-    if let Some(to) = &filter.to {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
-        );
-        args.push(like_pattern(to).into());
-    }
-    if let Some(subject) = &filter.subject {
-        sql.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
-        args.push(like_pattern(subject).into());
-    }
+    text_filters(
+        filter.from.as_deref(),
+        filter.to.as_deref(),
+        filter.subject.as_deref(),
+        &mut sql,
+        &mut args,
+    );
     if let Some(status) = &filter.status {
         match status_condition(status) {
             Some(condition) => {
