@@ -19,11 +19,14 @@
 //! last refresh and this one (rows are updated — a sender or size filled in by later log lines —
 //! only while a message is young). A changed UTC offset, or no refresh yet, rebuilds all days.
 
+mod refresh;
+
 use super::{DomainScope, Store, StoreError};
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter, types::Value};
+use refresh::STATE_REFRESHED_AT;
+use rusqlite::{OptionalExtension, params_from_iter, types::Value};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use time::{Date, Month, OffsetDateTime, UtcOffset};
+use std::collections::{BTreeMap, BTreeSet};
+use time::{Date, Month};
 
 /// The `sender_domain` of the rows that total every domain: no domain after an address's last
 /// `@` can contain an `@`.
@@ -389,293 +392,31 @@ pub struct RefreshReport {
 
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
-/// The dimensions of `stats_key`.
-const DIM_SENDER: &str = "sender";
-const DIM_RCPT_DOMAIN: &str = "rcpt_domain";
-const DIM_RELAY: &str = "relay";
-const DIM_SMTP_ERROR: &str = "smtp_error";
-const DIM_CATEGORY: &str = "category";
-
-#[derive(Default)]
-struct HourRollup {
-    counts: StatsCounts,
-    delays: DelayHistogram,
+/// The dimensions of `stats_key`, in the order of their stored names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Dimension {
+    /// Bounce categories of bounced and expired attempts.
+    Category,
+    RcptDomain,
+    Relay,
+    Sender,
+    /// Rejected SMTP commands: reply code and DSN.
+    SmtpError,
 }
 
-/// Rollups of a set of days, built in memory before they replace the stored ones.
-#[derive(Default)]
-struct Rollups {
-    hours: HashMap<(i64, i64, String), HourRollup>,
-    /// (dimension, day, sender domain, key, key2)
-    keys: HashMap<(&'static str, i64, String, String, String), StatsCounts>,
-}
-
-impl Rollups {
-    /// Each event counts for its sender's domain and for all domains.
-    fn hour(&mut self, day: i64, hour: i64, domain: &str) -> [&mut HourRollup; 2] {
-        let _ = self
-            .hours
-            .entry((day, hour, domain.to_string()))
-            .or_default();
-        let _ = self
-            .hours
-            .entry((day, hour, ALL_DOMAINS.to_string()))
-            .or_default();
-        // Two distinct keys: `domain` never equals ALL_DOMAINS (it has no `@`).
-        let [a, b] = self.hours.get_disjoint_mut([
-            &(day, hour, domain.to_string()),
-            &(day, hour, ALL_DOMAINS.to_string()),
-        ]);
-        match (a, b) {
-            (Some(a), Some(b)) => [a, b],
-            _ => unreachable!("both entries were just inserted"),
+impl Dimension {
+    fn as_str(self) -> &'static str {
+        match self {
+            Dimension::Category => "category",
+            Dimension::RcptDomain => "rcpt_domain",
+            Dimension::Relay => "relay",
+            Dimension::Sender => "sender",
+            Dimension::SmtpError => "smtp_error",
         }
     }
-
-    fn key(
-        &mut self,
-        dim: &'static str,
-        day: i64,
-        domain: &str,
-        key: &str,
-        key2: &str,
-        f: impl Fn(&mut StatsCounts),
-    ) {
-        for d in [domain, ALL_DOMAINS] {
-            f(self
-                .keys
-                .entry((dim, day, d.to_string(), key.to_string(), key2.to_string()))
-                .or_default());
-        }
-    }
-}
-
-/// Names in `stats_state`.
-const STATE_OFFSET: &str = "offset";
-const STATE_MESSAGE_ID: &str = "message_id";
-const STATE_ATTEMPT_ID: &str = "attempt_id";
-const STATE_REJECT_ID: &str = "reject_id";
-const STATE_REFRESHED_AT: &str = "refreshed_at";
-
-fn state_value(tx: &Transaction, name: &str) -> Result<Option<i64>, StoreError> {
-    Ok(tx
-        .prepare_cached("SELECT value FROM stats_state WHERE name = ?1")?
-        .query_row([name], |row| row.get(0))
-        .optional()?)
-}
-
-/// Consecutive runs of days: `[first, last]` each.
-fn runs(days: &BTreeSet<i64>) -> Vec<(i64, i64)> {
-    let mut out: Vec<(i64, i64)> = Vec::new();
-    for &d in days {
-        match out.last_mut() {
-            Some((_, last)) if *last + 1 == d => *last = d,
-            _ => out.push((d, d)),
-        }
-    }
-    out
 }
 
 impl Store {
-    /// Brings the rollups up to date (see the module comment for what is recomputed). Reads
-    /// from one snapshot without holding the write lock; writes in one short transaction.
-    pub fn refresh_stats(
-        &mut self,
-        offset: UtcOffset,
-        now: OffsetDateTime,
-    ) -> Result<RefreshReport, StoreError> {
-        let offset_secs = i64::from(offset.whole_seconds());
-        let local = |unix: i64| local_day_hour(unix, offset_secs).0;
-        let mut report = RefreshReport::default();
-        let mut rollups = Rollups::default();
-        let (days, marks, totals) = {
-            // A deferred transaction: every read below sees the same snapshot.
-            let tx = self.conn.transaction()?;
-            let max_id = |table: &str| -> Result<i64, StoreError> {
-                Ok(tx.query_row(
-                    &format!("SELECT COALESCE(MAX(id), 0) FROM {table}"),
-                    [],
-                    |r| r.get(0),
-                )?)
-            };
-            let marks = [max_id("message")?, max_id("attempt")?, max_id("reject")?];
-            let last_offset = state_value(&tx, STATE_OFFSET)?;
-            let last_refresh = state_value(&tx, STATE_REFRESHED_AT)?;
-            report.full = last_offset != Some(offset_secs) || last_refresh.is_none();
-            let mut days = BTreeSet::new();
-            let mut collect = |sql: &str, arg: i64| -> Result<(), StoreError> {
-                let mut stmt = tx.prepare(sql)?;
-                let rows = stmt.query_map(params![arg, offset_secs], |r| r.get::<_, i64>(0))?;
-                for d in rows {
-                    days.insert(d?);
-                }
-                Ok(())
-            };
-            // Day numbers in SQL too: (unix + offset) / 86400, floored.
-            let day_sql = |col: &str| {
-                format!("(({col} + ?2) - (({col} + ?2) % 86400 + 86400) % 86400) / 86400")
-            };
-            if report.full {
-                for (table, col) in [
-                    ("message", "arrived_at"),
-                    ("attempt", "at"),
-                    ("reject", "at"),
-                ] {
-                    let d = day_sql(col);
-                    collect(
-                        &format!("SELECT DISTINCT {d} FROM {table} WHERE id > ?1"),
-                        0,
-                    )?;
-                }
-            } else {
-                let mark = |name| state_value(&tx, name).map(|v| v.unwrap_or(0));
-                let (m, a, r) = (
-                    mark(STATE_MESSAGE_ID)?,
-                    mark(STATE_ATTEMPT_ID)?,
-                    mark(STATE_REJECT_ID)?,
-                );
-                let d = day_sql("arrived_at");
-                collect(
-                    &format!("SELECT DISTINCT {d} FROM message WHERE id > ?1"),
-                    m,
-                )?;
-                let d = day_sql("at");
-                collect(
-                    &format!("SELECT DISTINCT {d} FROM attempt WHERE id > ?1"),
-                    a,
-                )?;
-                collect(&format!("SELECT DISTINCT {d} FROM reject WHERE id > ?1"), r)?;
-                let d = day_sql("m.arrived_at");
-                collect(
-                    &format!(
-                        "SELECT DISTINCT {d} FROM attempt a JOIN recipient r ON r.id = a.recipient
-                         JOIN message m ON m.id = r.message WHERE a.id > ?1"
-                    ),
-                    a,
-                )?;
-                for t in [Some(now.unix_timestamp()), last_refresh]
-                    .into_iter()
-                    .flatten()
-                {
-                    days.insert(local(t));
-                    days.insert(local(t) - 1);
-                }
-            }
-            for (first, last) in runs(&days) {
-                let (start, end) = (
-                    first * 86400 - offset_secs,
-                    (last + 1) * 86400 - offset_secs,
-                );
-                aggregate(&tx, &mut rollups, &mut report, start, end, offset_secs)?;
-            }
-            // The store-wide totals of /metrics, from the same snapshot: counted here, in the
-            // background, so that no request scans the tables.
-            let totals = super::web::count_totals(&tx)?;
-            tx.commit()?;
-            (days, marks, totals)
-        };
-        report.days = days.len();
-
-        let tx = self.write_transaction()?;
-        {
-            if report.full {
-                tx.execute("DELETE FROM stats_hour", [])?;
-                tx.execute("DELETE FROM stats_key", [])?;
-                tx.execute("DELETE FROM stats_key_month", [])?;
-            } else {
-                let mut del_hour =
-                    tx.prepare_cached("DELETE FROM stats_hour WHERE day BETWEEN ?1 AND ?2")?;
-                let mut del_key =
-                    tx.prepare_cached("DELETE FROM stats_key WHERE day BETWEEN ?1 AND ?2")?;
-                for (first, last) in runs(&days) {
-                    // The month sums lose what these days had; they get the new rows below.
-                    add_to_months(&tx, first, last, "-")?;
-                    del_hour.execute(params![first, last])?;
-                    del_key.execute(params![first, last])?;
-                }
-            }
-            let mut put_hour = tx.prepare_cached(
-                "INSERT INTO stats_hour (day, hour, sender_domain, messages, recipients, bytes, sent,
-                    deferred, bounced, expired, rejected, delay_hist)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for ((day, hour, domain), r) in &rollups.hours {
-                let c = &r.counts;
-                put_hour.execute(params![
-                    day,
-                    hour,
-                    domain,
-                    c.messages as i64,
-                    c.recipients as i64,
-                    c.bytes as i64,
-                    c.delivered as i64,
-                    c.deferred as i64,
-                    c.bounced as i64,
-                    c.expired as i64,
-                    c.rejected as i64,
-                    r.delays.encode(),
-                ])?;
-            }
-            let mut put_key = tx.prepare_cached(
-                "INSERT INTO stats_key (dimension, day, sender_domain, key, key2, messages,
-                    recipients, bytes, sent, deferred, bounced, expired, rejected)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            for ((dim, day, domain, key, key2), c) in &rollups.keys {
-                put_key.execute(params![
-                    dim,
-                    day,
-                    domain,
-                    key,
-                    key2,
-                    c.messages as i64,
-                    c.recipients as i64,
-                    c.bytes as i64,
-                    c.delivered as i64,
-                    c.deferred as i64,
-                    c.bounced as i64,
-                    c.expired as i64,
-                    c.rejected as i64,
-                ])?;
-            }
-            drop(put_key);
-            match (report.full, days.first(), days.last()) {
-                (true, Some(first), Some(last)) => add_to_months(&tx, *first, *last, "+")?,
-                (true, ..) => {}
-                (false, ..) => {
-                    for (first, last) in runs(&days) {
-                        add_to_months(&tx, first, last, "+")?;
-                    }
-                }
-            }
-            tx.execute(
-                "DELETE FROM stats_key_month WHERE messages = 0 AND recipients = 0 AND bytes = 0
-                    AND sent = 0 AND deferred = 0 AND bounced = 0 AND expired = 0 AND rejected = 0",
-                [],
-            )?;
-            let mut put_state = tx.prepare_cached(
-                "INSERT INTO stats_state (name, value) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            )?;
-            for (name, value) in [
-                (STATE_OFFSET, offset_secs),
-                (STATE_MESSAGE_ID, marks[0]),
-                (STATE_ATTEMPT_ID, marks[1]),
-                (STATE_REJECT_ID, marks[2]),
-                (STATE_REFRESHED_AT, now.unix_timestamp()),
-            ] {
-                put_state.execute(params![name, value])?;
-            }
-            // Statuses that no longer occur must not keep their old count.
-            tx.execute("DELETE FROM stats_state WHERE name GLOB 'total.*'", [])?;
-            for (name, value) in &totals {
-                put_state.execute(params![name, value])?;
-            }
-        }
-        tx.commit()?;
-        Ok(report)
-    }
-
     /// Unix seconds of the last [`Store::refresh_stats`]; none before the first.
     pub fn stats_refreshed_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
@@ -766,7 +507,7 @@ impl Store {
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let keyed = |dim: &str| -> Result<Vec<(String, String, StatsCounts)>, StoreError> {
+        let keyed = |dim: Dimension| -> Result<Vec<(String, String, StatsCounts)>, StoreError> {
             let marks = &numbered;
             let columns = "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
             let mut stmt = self.conn.prepare_cached(&format!(
@@ -785,7 +526,7 @@ impl Store {
                  GROUP BY key, key2"
             ))?;
             let mut args: Vec<Value> = vec![
-                dim.to_string().into(),
+                dim.as_str().to_string().into(),
                 from.into(),
                 head_to.into(),
                 tail_from.into(),
@@ -829,7 +570,7 @@ impl Store {
             rows
         };
         let by_attempts: fn(&StatsCounts) -> u64 = StatsCounts::attempts;
-        let mut smtp_errors: Vec<SmtpErrorRow> = keyed(DIM_SMTP_ERROR)?
+        let mut smtp_errors: Vec<SmtpErrorRow> = keyed(Dimension::SmtpError)?
             .into_iter()
             .map(|(code, dsn, c)| SmtpErrorRow {
                 code: code.parse().ok(),
@@ -843,7 +584,7 @@ impl Store {
                 .then_with(|| a.code.cmp(&b.code))
                 .then_with(|| a.dsn.cmp(&b.dsn))
         });
-        let mut categories: Vec<CategoryRow> = keyed(DIM_CATEGORY)?
+        let mut categories: Vec<CategoryRow> = keyed(Dimension::Category)?
             .into_iter()
             .map(|(category, _, c)| CategoryRow {
                 category,
@@ -890,37 +631,13 @@ impl Store {
                 .enumerate()
                 .map(|(h, c)| row(format!("{h:02}"), c))
                 .collect(),
-            by_recipient_domain: top(keyed(DIM_RCPT_DOMAIN)?, by_attempts),
-            by_relay_host: top(keyed(DIM_RELAY)?, by_attempts),
-            by_sender: top(keyed(DIM_SENDER)?, |c| c.messages),
+            by_recipient_domain: top(keyed(Dimension::RcptDomain)?, by_attempts),
+            by_relay_host: top(keyed(Dimension::Relay)?, by_attempts),
+            by_sender: top(keyed(Dimension::Sender)?, |c| c.messages),
             smtp_errors,
             categories,
         })
     }
-}
-
-/// Adds (`sign` "+") or subtracts ("-") the `stats_key` rows of days `first..=last` to or from
-/// their months' sums.
-fn add_to_months(tx: &Transaction, first: i64, last: i64, sign: &str) -> Result<(), StoreError> {
-    // Day numbers are local dates counted like unix days, so SQLite's UTC calendar applies.
-    let month = "(CAST(strftime('%Y', day * 86400, 'unixepoch') AS INTEGER) * 12
-        + CAST(strftime('%m', day * 86400, 'unixepoch') AS INTEGER) - 1)";
-    tx.prepare_cached(&format!(
-        "INSERT INTO stats_key_month (dimension, sender_domain, month, key, key2, messages,
-            recipients, bytes, sent, deferred, bounced, expired, rejected)
-         SELECT dimension, sender_domain, {month}, key, key2, {sign}SUM(messages),
-            {sign}SUM(recipients), {sign}SUM(bytes), {sign}SUM(sent), {sign}SUM(deferred),
-            {sign}SUM(bounced), {sign}SUM(expired), {sign}SUM(rejected)
-         FROM stats_key WHERE day BETWEEN ?1 AND ?2
-         GROUP BY dimension, sender_domain, {month}, key, key2
-         ON CONFLICT (dimension, sender_domain, month, key, key2) DO UPDATE SET
-            messages = messages + excluded.messages, recipients = recipients + excluded.recipients,
-            bytes = bytes + excluded.bytes, sent = sent + excluded.sent,
-            deferred = deferred + excluded.deferred, bounced = bounced + excluded.bounced,
-            expired = expired + excluded.expired, rejected = rejected + excluded.rejected"
-    ))?
-    .execute(params![first, last])?;
-    Ok(())
 }
 
 /// `year * 12 + month - 1`, as in `stats_key_month`.
@@ -928,115 +645,12 @@ fn month_index(date: Date) -> i64 {
     i64::from(date.year()) * 12 + i64::from(date.month() as u8) - 1
 }
 
-/// Adds the messages, attempts and rejects of unix times `[start, end)` to `rollups`.
-fn aggregate(
-    tx: &Transaction,
-    rollups: &mut Rollups,
-    report: &mut RefreshReport,
-    start: i64,
-    end: i64,
-    offset_secs: i64,
-) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT m.arrived_at, m.mail_from, m.size,
-            (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id)
-         FROM message m WHERE m.arrived_at >= ?1 AND m.arrived_at < ?2",
-    )?;
-    let mut rows = stmt.query(params![start, end])?;
-    while let Some(row) = rows.next()? {
-        report.messages += 1;
-        let (day, hour) = local_day_hour(row.get(0)?, offset_secs);
-        let sender: String = row.get(1)?;
-        let size = row.get::<_, i64>(2)?.max(0) as u64;
-        let recipients = row.get::<_, i64>(3)?.max(0) as u64;
-        let domain = domain_of(&sender);
-        for h in rollups.hour(day, hour, &domain) {
-            h.counts.messages += 1;
-            h.counts.recipients += recipients;
-            h.counts.bytes += size;
-        }
-        rollups.key(DIM_SENDER, day, &domain, &sender, "", |c| {
-            c.messages += 1;
-            c.recipients += recipients;
-            c.bytes += size;
-        });
-    }
-
-    let mut stmt = tx.prepare_cached(
-        "SELECT a.at, a.status, a.relay_host, a.delay, a.category, r.address, m.mail_from
-         FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message
-         WHERE a.at >= ?1 AND a.at < ?2",
-    )?;
-    let mut rows = stmt.query(params![start, end])?;
-    while let Some(row) = rows.next()? {
-        report.attempts += 1;
-        let (day, hour) = local_day_hour(row.get(0)?, offset_secs);
-        let status: String = row.get(1)?;
-        let relay: Option<String> = row.get(2)?;
-        let delay: Option<f64> = row.get(3)?;
-        let category: Option<String> = row.get(4)?;
-        let address: String = row.get(5)?;
-        let sender: String = row.get(6)?;
-        let domain = domain_of(&sender);
-        for h in rollups.hour(day, hour, &domain) {
-            h.counts.count_attempt(&status);
-            if status == "sent"
-                && let Some(d) = delay
-            {
-                h.delays.record(d);
-            }
-        }
-        let count = |c: &mut StatsCounts| c.count_attempt(&status);
-        rollups.key(DIM_SENDER, day, &domain, &sender, "", count);
-        rollups.key(
-            DIM_RCPT_DOMAIN,
-            day,
-            &domain,
-            &domain_of(&address),
-            "",
-            count,
-        );
-        let relay = relay
-            .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "none".into());
-        rollups.key(DIM_RELAY, day, &domain, &relay, "", count);
-        if matches!(status.as_str(), "bounced" | "expired") {
-            let category = category.unwrap_or_else(|| "unclassified".into());
-            rollups.key(DIM_CATEGORY, day, &domain, &category, "", count);
-        }
-    }
-
-    let mut stmt =
-        tx.prepare_cached("SELECT at, code, dsn, sender FROM reject WHERE at >= ?1 AND at < ?2")?;
-    let mut rows = stmt.query(params![start, end])?;
-    while let Some(row) = rows.next()? {
-        report.rejects += 1;
-        let (day, hour) = local_day_hour(row.get(0)?, offset_secs);
-        let code: Option<i64> = row.get(1)?;
-        let dsn: Option<String> = row.get(2)?;
-        let sender: Option<String> = row.get(3)?;
-        let domain = domain_of(sender.as_deref().unwrap_or(""));
-        for h in rollups.hour(day, hour, &domain) {
-            h.counts.rejected += 1;
-        }
-        let code = code.map(|c| c.to_string()).unwrap_or_default();
-        rollups.key(
-            DIM_SMTP_ERROR,
-            day,
-            &domain,
-            &code,
-            dsn.as_deref().unwrap_or(""),
-            |c| c.rejected += 1,
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{AttemptRow, RejectRow};
     use time::macros::{date, datetime, offset};
+    use time::{OffsetDateTime, UtcOffset};
 
     const PLUS2: UtcOffset = offset!(+2);
 
