@@ -9,6 +9,9 @@
 //!   run are what counts. The binary is the one cargo builds for benches
 //!   (`CARGO_BIN_EXE_mailtrail`, release settings), run as a child so that its peak memory is
 //!   its own (`ru_maxrss` from `wait4`);
+//! - after each import, times the first `mailtrail stats` (it computes the statistics rollups
+//!   from what was imported: the part of the work that pflogsumm's report corresponds to) and
+//!   prints pflogsumm against import + stats too;
 //! - times the library parser over the file's lines against a loop that only splits lines;
 //! - checks the import's delivery totals, so that a fast but wrong import fails the bench.
 
@@ -171,6 +174,7 @@ fn main() {
     }
     let (mut pf_wall, mut pf_cpu) = (f64::MAX, f64::MAX);
     let (mut im_wall, mut im_cpu, mut im_peak) = (f64::MAX, f64::MAX, 0f64);
+    let (mut st_wall, mut st_cpu, mut st_peak) = (f64::MAX, f64::MAX, 0f64);
     for round in 0..rounds {
         // Alternated, so that other people's load hits both alike.
         if let Some(pf) = &pflogsumm {
@@ -196,12 +200,26 @@ fn main() {
         im_wall = im_wall.min(run.wall);
         im_cpu = im_cpu.min(run.cpu);
         im_peak = im_peak.max(run.peak_mb);
+        // What pflogsumm's report corresponds to: the statistics, computed by the first
+        // `mailtrail stats` after the import (a full rebuild of the rollups).
+        let stats = measure(
+            Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+                .arg("--config")
+                .arg(&config)
+                .args(["stats", "--period", "2026"]),
+        );
+        assert!(stats.stdout.contains("Summary"), "stats output");
+        st_wall = st_wall.min(stats.wall);
+        st_cpu = st_cpu.min(stats.cpu);
+        st_peak = st_peak.max(stats.peak_mb);
         println!(
-            "round {}: import {:.2} s wall, {:.2} s CPU, {:.0} MB peak",
+            "round {}: import {:.2} s wall, {:.2} s CPU, {:.0} MB peak; then stats {:.2} s wall, {:.0} MB peak",
             round + 1,
             run.wall,
             run.cpu,
-            run.peak_mb
+            run.peak_mb,
+            stats.wall,
+            stats.peak_mb
         );
     }
     remove_store(&store);
@@ -236,12 +254,19 @@ fn main() {
         ratio(pf_wall, im_wall),
         ratio(pf_cpu, im_cpu)
     );
+    println!("| then `mailtrail stats` s         | {st_wall:>7.2} | {st_cpu:>7.2} |");
+    println!(
+        "| ratio pflogsumm/(import + stats) | {:>7} | {:>7} |",
+        ratio(pf_wall, im_wall + st_wall),
+        ratio(pf_cpu, im_cpu + st_cpu)
+    );
     println!("| parse lines/s (goal ≥ 2,000,000) | {parse_rate:>17.0} |");
     println!(
         "| parse ratio (split / parse)      | {:>16.1}x |",
         split_rate / parse_rate
     );
     println!("| import peak MB (goal ≤ 200)      | {im_peak:>17.0} |");
+    println!("| stats peak MB                    | {st_peak:>17.0} |");
     println!("({lines} lines)");
     println!(
         "import totals checked: sent {}, deferred {}, bounced {}, expired {}",

@@ -120,10 +120,6 @@ pub fn import(
     if deferred_indexes {
         store.build_deferred_indexes()?;
     }
-    // The statistics include what was imported (dirty days only, unless this is the first).
-    let refresh_started = Instant::now();
-    let refresh = store.refresh_stats(local_offset, OffsetDateTime::now_utc())?;
-    let refresh_secs = refresh_started.elapsed().as_secs_f64();
     store.checkpoint()?;
     let elapsed = started.elapsed().as_secs_f64();
     for line in &unknown {
@@ -148,11 +144,11 @@ pub fn import(
         total.rejects,
         total.raw_lines_kept
     )?;
+    // The rollups follow like those of live mail: the daemon's next refresh, or `mailtrail
+    // stats` (which sees rows newer than its rollups), adds what was imported.
     writeln!(
         out,
-        "statistics refreshed in {refresh_secs:.2} s: {} days recomputed{}",
-        refresh.days,
-        if refresh.full { " (full rebuild)" } else { "" }
+        "statistics: added by the daemon's next refresh (every [web] stats_refresh) or by `mailtrail stats`"
     )?;
     if total.unknown > 0 && !show_unknown {
         writeln!(out, "(--show-unknown lists the unknown lines)")?;

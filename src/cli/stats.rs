@@ -135,7 +135,8 @@ pub fn status_command(
 }
 
 /// `mailtrail stats`: refreshes the rollups first when the last refresh is older than
-/// `[web] stats_refresh` (or there was none), then prints every section of `period`.
+/// `[web] stats_refresh`, or rows were added since (an import), or there was none; then prints
+/// every section of `period`.
 pub fn stats_command(
     config: &Config,
     period: &str,
@@ -150,7 +151,7 @@ pub fn stats_command(
     let max_age = i64::try_from(config.web.stats_refresh.as_secs()).unwrap_or(i64::MAX);
     let stale = match store.stats_refreshed_at()? {
         None => true,
-        Some(at) => now.unix_timestamp().saturating_sub(at) >= max_age,
+        Some(at) => now.unix_timestamp().saturating_sub(at) >= max_age || store.stats_behind()?,
     };
     if stale {
         store.refresh_stats(offset, now)?;

@@ -187,6 +187,31 @@ fn runs(days: &BTreeSet<i64>) -> Vec<(i64, i64)> {
 }
 
 impl Store {
+    /// Whether rows were added since the last [`Store::refresh_stats`] (or there was none): a
+    /// reader that must not miss them (the CLI after an import) refreshes first.
+    pub fn stats_behind(&mut self) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        for (table, mark) in [
+            ("message", STATE_MESSAGE_ID),
+            ("attempt", STATE_ATTEMPT_ID),
+            ("reject", STATE_REJECT_ID),
+        ] {
+            let Some(mark) = state_value(&tx, mark)? else {
+                return Ok(true);
+            };
+            // Names come from the list above, never from input.
+            let newer: bool = tx.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id > ?1)"),
+                [mark],
+                |r| r.get(0),
+            )?;
+            if newer {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Brings the rollups up to date (see the module comment for what is recomputed). Reads
     /// from one snapshot without holding the write lock; writes in one short transaction.
     pub fn refresh_stats(
