@@ -6,7 +6,7 @@ use crate::{
     archive::{Archive, ArchiveError},
     counters::Counters,
     envelope::{ArchiveState, Envelope},
-    store::{Store, StoreError},
+    store::{BackgroundCheckpoint, Store, StoreError},
 };
 use std::{
     sync::{Arc, mpsc},
@@ -61,7 +61,7 @@ impl Recorder {
     /// log every second, so no commit on the milter's answer path has to.
     pub fn start(
         mut store: Store,
-        mut checkpointer: Store,
+        checkpointer: Store,
         archive: Option<Arc<Archive>>,
         counters: Arc<Counters>,
     ) -> (Recorder, RecorderThread) {
@@ -69,27 +69,14 @@ impl Recorder {
             warn!("store writer keeps automatic checkpoints: {e}");
         }
         let (jobs, queue) = mpsc::channel();
-        let (stop, stopped) = mpsc::channel::<()>();
         let handle = thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                let checkpoints = thread::Builder::new()
-                    .name("store-checkpoint".into())
-                    .spawn(move || {
-                        while let Err(mpsc::RecvTimeoutError::Timeout) =
-                            stopped.recv_timeout(CHECKPOINT_EVERY)
-                        {
-                            if let Err(e) = checkpointer.checkpoint_passive() {
-                                warn!("store checkpoint: {e}");
-                            }
-                        }
-                        // A last one, so the log does not grow across restarts.
-                        let _ = checkpointer.checkpoint_passive();
-                    });
+                let checkpoints = BackgroundCheckpoint::start(checkpointer, CHECKPOINT_EVERY)
+                    .inspect_err(|e| warn!("store checkpoint thread: {e}"));
                 writer(store, archive, counters, queue);
-                drop(stop);
                 if let Ok(checkpoints) = checkpoints {
-                    let _ = checkpoints.join();
+                    checkpoints.stop();
                 }
             })
             .expect("spawning the store writer thread");

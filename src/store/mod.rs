@@ -1,5 +1,6 @@
 //! The SQLite store: schema, migrations and every SQL statement of mailtrail.
 
+mod checkpoint;
 mod log;
 mod policy;
 mod query;
@@ -8,6 +9,7 @@ mod schema;
 mod stats;
 mod web;
 
+pub use checkpoint::BackgroundCheckpoint;
 pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, MessageNotice, RecipientDelivery};
