@@ -130,6 +130,8 @@ pub fn import(
         progress.finish_and_clear();
     }
 
+    // The messages still in the queue at the end of the last file.
+    total.add(&tracker.begin(&mut store)?.commit_all(None)?);
     if deferred_indexes {
         store.build_deferred_indexes()?;
     }
