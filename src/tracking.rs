@@ -537,11 +537,12 @@ impl Tracker {
             .map(|m| !hold_open || m.removed_at.is_some())
             .collect();
         let mut ids = vec![0; self.new.len()];
+        let mut rows = batch.row_writer()?;
         for (index, m) in self.new.iter_mut().enumerate() {
             if !write[index] {
                 continue;
             }
-            let id = batch.insert_log_message(&NewLogMessage {
+            let id = rows.insert_log_message(&NewLogMessage {
                 queue_id: &m.queue_id,
                 arrived_at: m.arrived_at,
                 mta_host: Some(&m.mta_host),
@@ -549,7 +550,7 @@ impl Tracker {
                 removed_at: m.removed_at,
             })?;
             for (position, r) in m.recipients.iter_mut().enumerate() {
-                r.row = batch.insert_recipient(
+                r.row = rows.insert_recipient(
                     id,
                     &NewRecipient {
                         position: position as i64,
@@ -569,8 +570,9 @@ impl Tracker {
         }
         for a in self.new_attempts.iter().filter(|a| write[a.message]) {
             let recipient = self.new[a.message].recipients[a.recipient].row;
-            batch.insert_attempt(recipient, &a.row())?;
+            rows.insert_attempt(recipient, &a.row())?;
         }
+        drop(rows);
         for n in self.new_notices.iter().filter(|n| write[n.message]) {
             batch.add_mta_notice(ids[n.message], n.at, &n.kind, n.notice_queue_id.as_deref())?;
         }

@@ -2,7 +2,7 @@
 //! position, so a crash neither loses nor repeats an event.
 
 use super::{Store, StoreError};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{CachedStatement, OptionalExtension, Statement, Transaction, params};
 
 /// How far back a queue id is looked for: longer than any MTA keeps a message queued.
 const CORRELATION_WINDOW_SECS: i64 = 10 * 86400;
@@ -155,58 +155,6 @@ impl LogBatch<'_> {
             .optional()?)
     }
 
-    /// Inserts a message only the log knows of (see [`LogBatch::message_for`] for the defaults
-    /// the milter would otherwise have filled in); returns its row id.
-    pub fn insert_log_message(&self, m: &NewLogMessage) -> Result<i64, StoreError> {
-        let f = &m.fields;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from, size, archive_state,
-                    mode, receipts, source, nrcpt, message_id, client_name, client_addr, sasl_user,
-                    removed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                m.queue_id,
-                m.arrived_at,
-                m.mta_host,
-                f.sender.unwrap_or(""),
-                f.size.map_or(0, |s| s as i64),
-                f.mode.unwrap_or("normal"),
-                f.nrcpt,
-                f.message_id,
-                f.client_host,
-                f.client_ip,
-                f.sasl_user,
-                m.removed_at,
-            ])?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
-    /// Inserts a recipient with its state already computed; returns its row id.
-    pub fn insert_recipient(&self, message: i64, r: &NewRecipient) -> Result<i64, StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO recipient (message, position, address, orig_to, status, dsn, reply,
-                    category, attempts, last_attempt_at, final_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                message,
-                r.position,
-                r.address,
-                r.orig_to,
-                r.status,
-                r.dsn,
-                r.reply,
-                r.category,
-                r.attempts,
-                r.last_attempt_at,
-                r.final_at,
-            ])?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
     /// Fills in what the log knows. The milter's own record wins where both know a field.
     pub fn set_message_fields(&self, message: i64, f: &LogMessageFields) -> Result<(), StoreError> {
         self.tx
@@ -304,31 +252,22 @@ impl LogBatch<'_> {
         Ok(())
     }
 
-    /// Inserts an attempt row only, for a recipient whose state was written with it
-    /// ([`LogBatch::insert_recipient`]).
+    /// Inserts an attempt row only, for a recipient whose state was written with it.
     pub fn insert_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO attempt (recipient, at, status, relay_host, relay_ip, relay_port, dsn,
-                    smtp_code, reply, stage, delay, delays, category)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                recipient,
-                a.at,
-                a.status,
-                a.relay_host,
-                a.relay_ip,
-                a.relay_port,
-                a.dsn,
-                a.smtp_code,
-                a.reply,
-                a.stage,
-                a.delay,
-                a.delays,
-                a.category,
-            ])?;
-        Ok(())
+        let mut stmt = self.tx.prepare_cached(INSERT_ATTEMPT)?;
+        insert_attempt(&mut stmt, recipient, a)
+    }
+
+    /// A writer of whole new rows with its statements prepared once, for the many rows at a
+    /// batch's end (looking a cached statement up by its text, and returning it, for every row
+    /// cost as much as binding it).
+    pub fn row_writer(&self) -> Result<RowWriter<'_>, StoreError> {
+        Ok(RowWriter {
+            tx: &self.tx,
+            message: self.tx.prepare_cached(INSERT_LOG_MESSAGE)?,
+            recipient: self.tx.prepare_cached(INSERT_RECIPIENT)?,
+            attempt: self.tx.prepare_cached(INSERT_ATTEMPT)?,
+        })
     }
 
     /// The MTA gave up on the message: every recipient not yet final gets an `expired` attempt.
@@ -467,5 +406,90 @@ impl LogBatch<'_> {
 
     pub fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit()?)
+    }
+}
+
+/// A message only the log knows of (see [`LogBatch::message_for`] for the defaults the milter
+/// would otherwise have filled in).
+const INSERT_LOG_MESSAGE: &str = "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from,
+        size, archive_state, mode, receipts, source, nrcpt, message_id, client_name, client_addr,
+        sasl_user, removed_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12)";
+const INSERT_RECIPIENT: &str = "INSERT INTO recipient (message, position, address, orig_to,
+        status, dsn, reply, category, attempts, last_attempt_at, final_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+const INSERT_ATTEMPT: &str = "INSERT INTO attempt (recipient, at, status, relay_host, relay_ip,
+        relay_port, dsn, smtp_code, reply, stage, delay, delays, category)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+fn insert_attempt(stmt: &mut Statement, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
+    stmt.execute(params![
+        recipient,
+        a.at,
+        a.status,
+        a.relay_host,
+        a.relay_ip,
+        a.relay_port,
+        a.dsn,
+        a.smtp_code,
+        a.reply,
+        a.stage,
+        a.delay,
+        a.delays,
+        a.category,
+    ])?;
+    Ok(())
+}
+
+/// See [`LogBatch::row_writer`].
+pub struct RowWriter<'t> {
+    tx: &'t Transaction<'t>,
+    message: CachedStatement<'t>,
+    recipient: CachedStatement<'t>,
+    attempt: CachedStatement<'t>,
+}
+
+impl RowWriter<'_> {
+    /// Inserts a message only the log knows of; returns its row id.
+    pub fn insert_log_message(&mut self, m: &NewLogMessage) -> Result<i64, StoreError> {
+        let f = &m.fields;
+        self.message.execute(params![
+            m.queue_id,
+            m.arrived_at,
+            m.mta_host,
+            f.sender.unwrap_or(""),
+            f.size.map_or(0, |s| s as i64),
+            f.mode.unwrap_or("normal"),
+            f.nrcpt,
+            f.message_id,
+            f.client_host,
+            f.client_ip,
+            f.sasl_user,
+            m.removed_at,
+        ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Inserts a recipient with its state already computed; returns its row id.
+    pub fn insert_recipient(&mut self, message: i64, r: &NewRecipient) -> Result<i64, StoreError> {
+        self.recipient.execute(params![
+            message,
+            r.position,
+            r.address,
+            r.orig_to,
+            r.status,
+            r.dsn,
+            r.reply,
+            r.category,
+            r.attempts,
+            r.last_attempt_at,
+            r.final_at,
+        ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Inserts an attempt row only, for a recipient whose state was written with it.
+    pub fn insert_attempt(&mut self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
+        insert_attempt(&mut self.attempt, recipient, a)
     }
 }

@@ -10,7 +10,9 @@ mod stats;
 mod web;
 
 pub use checkpoint::BackgroundCheckpoint;
-pub use log::{AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow};
+pub use log::{
+    AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow, RowWriter,
+};
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, MessageNotice, RecipientDelivery};
 pub use report::ReportRecord;
