@@ -15,6 +15,9 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 use std::collections::{BTreeSet, HashMap};
 use time::{OffsetDateTime, UtcOffset};
 
+/// foldhash instead of SipHash: these maps take a million lookups per refresh. Addresses come
+/// from mail, but each map lives for one refresh under a fresh random seed, so inputs cannot be
+/// lined up to collide (HashDoS) the way they could against a fixed or long-lived hash.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Names in `stats_state`.
