@@ -11,7 +11,7 @@ use super::{
     local_day_hour, month_index,
 };
 use crate::store::{Store, StoreError};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, Statement, Transaction, params};
 use std::collections::{BTreeSet, HashMap};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -89,22 +89,13 @@ struct HourRollup {
 /// A `stats_hour` row's key: (local day, hour, sender domain).
 type HourKey = (i64, u8, u32);
 
-/// A `stats_key` row's key.
+/// A `stats_key` row's key (`period` a day), or a `stats_key_month` row's (`period` a month):
+/// both tables' primary key is (dimension, sender domain, period, key, key2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct KeyRow {
     dim: Dimension,
-    day: i64,
     domain: u32,
-    key: u32,
-    key2: u32,
-}
-
-/// A `stats_key_month` row's key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct MonthRow {
-    dim: Dimension,
-    domain: u32,
-    month: i64,
+    period: i64,
     key: u32,
     key2: u32,
 }
@@ -160,8 +151,8 @@ impl Rollups {
                 .keys
                 .entry(KeyRow {
                     dim,
-                    day,
                     domain,
+                    period: day,
                     key,
                     key2,
                 })
@@ -395,53 +386,34 @@ fn write_rollups(tx: &Transaction, rollups: &Rollups) -> Result<(), StoreError> 
         ])?;
     }
 
-    let mut keys: Vec<(&KeyRow, &StatsCounts)> = rollups.keys.iter().collect();
-    // PRIMARY KEY (dimension, sender_domain, day, key, key2).
-    keys.sort_unstable_by_key(|(k, _)| (k.dim, rank(k.domain), k.day, rank(k.key), rank(k.key2)));
-    let mut put_key = tx.prepare_cached(
-        "INSERT INTO stats_key (dimension, day, sender_domain, key, key2, messages,
+    let mut days: Vec<(&KeyRow, &StatsCounts)> = rollups.keys.iter().collect();
+    let key_order = |k: &KeyRow| (k.dim, rank(k.domain), k.period, rank(k.key), rank(k.key2));
+    days.sort_unstable_by_key(|(k, _)| key_order(k));
+    let mut put_day = tx.prepare_cached(
+        "INSERT INTO stats_key (dimension, sender_domain, day, key, key2, messages,
             recipients, bytes, sent, deferred, bounced, expired, rejected)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut month_of_day: FastMap<i64, i64> = FastMap::default();
     // Fewer months than days: at most as many rows as the day rows.
-    let mut months: FastMap<MonthRow, StatsCounts> =
-        FastMap::with_capacity_and_hasher(keys.len(), Default::default());
-    for (k, c) in keys {
-        put_key.execute(params![
-            k.dim.as_str(),
-            k.day,
-            names.name(k.domain),
-            names.name(k.key),
-            names.name(k.key2),
-            c.messages as i64,
-            c.recipients as i64,
-            c.bytes as i64,
-            c.delivered as i64,
-            c.deferred as i64,
-            c.bounced as i64,
-            c.expired as i64,
-            c.rejected as i64,
-        ])?;
+    let mut months: FastMap<KeyRow, StatsCounts> =
+        FastMap::with_capacity_and_hasher(days.len(), Default::default());
+    for (k, c) in days {
+        put_key_row(&mut put_day, names, k, c)?;
         let month = *month_of_day
-            .entry(k.day)
-            .or_insert_with(|| month_index(date_of(k.day)));
+            .entry(k.period)
+            .or_insert_with(|| month_index(date_of(k.period)));
         months
-            .entry(MonthRow {
-                dim: k.dim,
-                domain: k.domain,
-                month,
-                key: k.key,
-                key2: k.key2,
+            .entry(KeyRow {
+                period: month,
+                ..*k
             })
             .or_default()
             .add(c);
     }
 
-    let mut months: Vec<(MonthRow, StatsCounts)> = months.into_iter().collect();
-    // PRIMARY KEY (dimension, sender_domain, month, key, key2).
-    months
-        .sort_unstable_by_key(|(k, _)| (k.dim, rank(k.domain), k.month, rank(k.key), rank(k.key2)));
+    let mut months: Vec<(KeyRow, StatsCounts)> = months.into_iter().collect();
+    months.sort_unstable_by_key(|(k, _)| key_order(k));
     let mut add_month = tx.prepare_cached(
         "INSERT INTO stats_key_month (dimension, sender_domain, month, key, key2, messages,
             recipients, bytes, sent, deferred, bounced, expired, rejected)
@@ -452,23 +424,34 @@ fn write_rollups(tx: &Transaction, rollups: &Rollups) -> Result<(), StoreError> 
             deferred = deferred + excluded.deferred, bounced = bounced + excluded.bounced,
             expired = expired + excluded.expired, rejected = rejected + excluded.rejected",
     )?;
-    for (k, c) in months {
-        add_month.execute(params![
-            k.dim.as_str(),
-            names.name(k.domain),
-            k.month,
-            names.name(k.key),
-            names.name(k.key2),
-            c.messages as i64,
-            c.recipients as i64,
-            c.bytes as i64,
-            c.delivered as i64,
-            c.deferred as i64,
-            c.bounced as i64,
-            c.expired as i64,
-            c.rejected as i64,
-        ])?;
+    for (k, c) in &months {
+        put_key_row(&mut add_month, names, k, c)?;
     }
+    Ok(())
+}
+
+/// Binds a key row to an insert into `stats_key` or `stats_key_month` and runs it.
+fn put_key_row(
+    stmt: &mut Statement,
+    names: &Names,
+    k: &KeyRow,
+    c: &StatsCounts,
+) -> Result<(), StoreError> {
+    stmt.execute(params![
+        k.dim.as_str(),
+        names.name(k.domain),
+        k.period,
+        names.name(k.key),
+        names.name(k.key2),
+        c.messages as i64,
+        c.recipients as i64,
+        c.bytes as i64,
+        c.delivered as i64,
+        c.deferred as i64,
+        c.bounced as i64,
+        c.expired as i64,
+        c.rejected as i64,
+    ])?;
     Ok(())
 }
 
