@@ -56,8 +56,8 @@ pub fn import(
     let mut parser = follower::parser(config, local_offset);
     let mut tracker = Tracker::new(follower::parser(config, local_offset), classifier);
     let mut failures = tracker.failure_classifier();
-    let deferred_indexes = store.defer_indexes_for_import()?;
-    if deferred_indexes {
+    let import_lock = store.defer_indexes_for_import()?;
+    if import_lock.is_some() {
         tracker.sole_writer();
     }
     // The write-ahead log is copied into the database on the other core while the import goes
@@ -132,9 +132,10 @@ pub fn import(
 
     // The messages still in the queue at the end of the last file.
     total.add(&tracker.begin(&mut store)?.commit_all(None)?);
-    if deferred_indexes {
+    if import_lock.is_some() {
         store.build_deferred_indexes()?;
     }
+    drop(import_lock);
     checkpoints.stop();
     store.checkpoint()?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -31,7 +31,12 @@ use rusqlite::{
     params_from_iter,
 };
 use serde::Serialize;
-use std::{collections::BTreeMap, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fs::{File, TryLockError},
+    path::{Path, PathBuf},
+    time::Duration,
+};
 use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,12 @@ pub enum StoreError {
         path: std::path::PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    #[error("import lock {path}: {source}", path = path.display())]
+    ImportLock {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("store schema version {found} is newer than this mailtrail ({supported})")]
     TooNew { found: i64, supported: i64 },
@@ -85,6 +96,51 @@ pub struct Store {
     conn: Connection,
 }
 
+/// An advisory lock (`flock`) on `STORE.import-lock`, held by an import while the indexes it
+/// deferred are missing ([`Store::defer_indexes_for_import`]): a daemon or command opening the
+/// store meanwhile leaves them to the import, instead of building them with the write lock
+/// held mid-import. The kernel drops it with the process, so after a crash the next open
+/// builds them.
+pub struct ImportLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl ImportLock {
+    fn path_for(store: &Path) -> PathBuf {
+        let mut path = store.as_os_str().to_owned();
+        path.push(".import-lock");
+        PathBuf::from(path)
+    }
+
+    /// The lock of the store at `store`, unless another process holds it.
+    fn take(store: &Path) -> Result<Option<ImportLock>, StoreError> {
+        let path = Self::path_for(store);
+        let file = File::create(&path).map_err(|source| StoreError::ImportLock {
+            path: path.clone(),
+            source,
+        })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(ImportLock { path, _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => Err(StoreError::ImportLock { path, source }),
+        }
+    }
+
+    /// Whether an import holds the lock of the store at `store` now.
+    fn held(store: &Path) -> bool {
+        File::open(Self::path_for(store))
+            .is_ok_and(|file| matches!(file.try_lock(), Err(TryLockError::WouldBlock)))
+    }
+}
+
+impl Drop for ImportLock {
+    fn drop(&mut self) {
+        // Removed while still locked: whoever opens it after this finds no import.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -119,8 +175,11 @@ impl Store {
         // Every statement of a log batch stays prepared: re-parsing SQL would dominate imports.
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store { conn };
-        // An import that did not end left indexes to build.
-        store.build_deferred_indexes()?;
+        // An import that did not end left indexes to build; one still running builds them
+        // itself, at its end.
+        if !ImportLock::held(path) {
+            store.build_deferred_indexes()?;
+        }
         Ok(store)
     }
 
@@ -155,14 +214,28 @@ impl Store {
 
     /// Before an import into an empty store (no message yet): drops the indexes no import
     /// statement reads ([`schema::IMPORT_DEFERRED_INDEXES`]), remembering their definitions
-    /// for [`Store::build_deferred_indexes`]. Returns whether it did.
-    pub fn defer_indexes_for_import(&mut self) -> Result<bool, StoreError> {
+    /// for [`Store::build_deferred_indexes`]. Returns, when it did, the lock that tells other
+    /// processes' [`Store::open`] to leave them to the import: hold it until they are built.
+    pub fn defer_indexes_for_import(&mut self) -> Result<Option<ImportLock>, StoreError> {
+        let Some(path) = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+        else {
+            // An in-memory store: no other process can open it.
+            return Ok(None);
+        };
+        let Some(lock) = ImportLock::take(&path)? else {
+            // Another import holds it and deferred them already.
+            return Ok(None);
+        };
         let tx = self.write_transaction()?;
         let empty: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM message)", [], |r| {
             r.get(0)
         })?;
         if !empty {
-            return Ok(false);
+            return Ok(None);
         }
         for name in schema::IMPORT_DEFERRED_INDEXES {
             let sql: Option<String> = tx
@@ -181,7 +254,7 @@ impl Store {
             tx.execute_batch(&format!("DROP INDEX {name}"))?;
         }
         tx.commit()?;
-        Ok(true)
+        Ok(Some(lock))
     }
 
     /// Builds the indexes [`Store::defer_indexes_for_import`] dropped (one sort each).

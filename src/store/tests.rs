@@ -332,7 +332,8 @@ fn indexes_deferred_by_an_import_are_built_at_its_end_or_at_the_next_open() {
     let all = index_names(&store);
     assert!(!all.contains(&"recipient_message".to_owned()), "{all:?}");
 
-    assert!(store.defer_indexes_for_import().unwrap());
+    let lock = store.defer_indexes_for_import().unwrap();
+    assert!(lock.is_some());
     let during = index_names(&store);
     for name in schema::IMPORT_DEFERRED_INDEXES {
         assert!(all.contains(&name.to_string()), "{name}");
@@ -342,12 +343,30 @@ fn indexes_deferred_by_an_import_are_built_at_its_end_or_at_the_next_open() {
     for name in ["message_queue_id", "recipient_message_address"] {
         assert!(during.contains(&name.to_owned()), "{name}");
     }
+    // Opened meanwhile (the daemon, `mailtrail stats`): left to the import, which holds the lock.
+    let other = Store::open(&path).unwrap();
+    assert_eq!(index_names(&other), during);
+    drop(other);
+    // A second import does not defer them again.
+    assert!(
+        Store::open(&path)
+            .unwrap()
+            .defer_indexes_for_import()
+            .unwrap()
+            .is_none()
+    );
     store.build_deferred_indexes().unwrap();
+    drop(lock);
     assert_eq!(index_names(&store), all);
+    assert!(!dir.path().join("m.db.import-lock").exists());
 
-    // An import that never reached its end: the next open builds them.
-    assert!(store.defer_indexes_for_import().unwrap());
+    // An import that never reached its end (its lock gone with its process, the file left):
+    // the next open builds them.
+    let lock = store.defer_indexes_for_import().unwrap();
+    assert!(lock.is_some());
     drop(store);
+    drop(lock);
+    std::fs::File::create(dir.path().join("m.db.import-lock")).unwrap();
     let mut store = Store::open(&path).unwrap();
     assert_eq!(index_names(&store), all);
 
@@ -356,6 +375,6 @@ fn indexes_deferred_by_an_import_are_built_at_its_end_or_at_the_next_open() {
     let batch = store.log_batch().unwrap();
     batch.message_for("4XyZ1", 1_000, Some("mx")).unwrap();
     batch.commit().unwrap();
-    assert!(!store.defer_indexes_for_import().unwrap());
+    assert!(store.defer_indexes_for_import().unwrap().is_none());
     assert_eq!(index_names(&store), all);
 }
