@@ -369,21 +369,12 @@ fn write_rollups(tx: &Transaction, rollups: &Rollups) -> Result<(), StoreError> 
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     for ((day, hour, domain), r) in hours {
-        let c = &r.counts;
-        put_hour.execute(params![
-            day,
-            hour,
-            names.name(*domain),
-            c.messages as i64,
-            c.recipients as i64,
-            c.bytes as i64,
-            c.delivered as i64,
-            c.deferred as i64,
-            c.bounced as i64,
-            c.expired as i64,
-            c.rejected as i64,
-            r.delays.encode(),
-        ])?;
+        put_hour.raw_bind_parameter(1, day)?;
+        put_hour.raw_bind_parameter(2, hour)?;
+        put_hour.raw_bind_parameter(3, names.name(*domain))?;
+        bind_counts(&mut put_hour, 4, &r.counts)?;
+        put_hour.raw_bind_parameter(12, r.delays.encode())?;
+        put_hour.raw_execute()?;
     }
 
     let mut days: Vec<(&KeyRow, &StatsCounts)> = rollups.keys.iter().collect();
@@ -437,21 +428,32 @@ fn put_key_row(
     k: &KeyRow,
     c: &StatsCounts,
 ) -> Result<(), StoreError> {
-    stmt.execute(params![
-        k.dim.as_str(),
-        names.name(k.domain),
-        k.period,
-        names.name(k.key),
-        names.name(k.key2),
-        c.messages as i64,
-        c.recipients as i64,
-        c.bytes as i64,
-        c.delivered as i64,
-        c.deferred as i64,
-        c.bounced as i64,
-        c.expired as i64,
-        c.rejected as i64,
-    ])?;
+    stmt.raw_bind_parameter(1, k.dim.as_str())?;
+    stmt.raw_bind_parameter(2, names.name(k.domain))?;
+    stmt.raw_bind_parameter(3, k.period)?;
+    stmt.raw_bind_parameter(4, names.name(k.key))?;
+    stmt.raw_bind_parameter(5, names.name(k.key2))?;
+    bind_counts(stmt, 6, c)?;
+    stmt.raw_execute()?;
+    Ok(())
+}
+
+/// Binds the eight counters, in their column order (messages … rejected), from parameter
+/// `first` on.
+fn bind_counts(stmt: &mut Statement, first: usize, c: &StatsCounts) -> rusqlite::Result<()> {
+    let counts = [
+        c.messages,
+        c.recipients,
+        c.bytes,
+        c.delivered,
+        c.deferred,
+        c.bounced,
+        c.expired,
+        c.rejected,
+    ];
+    for (i, n) in counts.into_iter().enumerate() {
+        stmt.raw_bind_parameter(first + i, i64::try_from(n).unwrap_or(i64::MAX))?;
+    }
     Ok(())
 }
 
