@@ -49,7 +49,7 @@ pub fn import(
 ) -> Result<IngestStats, CliError> {
     let mut store = Store::open(&config.store.path)?;
     store.tune_for_import()?;
-    // Opened before the indexes are deferred: its own open would build them again.
+    // The checkpoints' own connection, opened before the indexes are deferred.
     let checkpointer = Store::open(&config.store.path)?;
     let classifier = follower::classifier(config).map_err(|e| CliError::NotFound(e.to_string()))?;
     // Lines are parsed on a second thread with `parser`; the tracker's own parser stays idle.
