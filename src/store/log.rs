@@ -227,7 +227,8 @@ impl LogBatch<'_> {
     /// Records an attempt and moves the recipient to its state. A final state (sent, bounced,
     /// expired) is never overwritten by a later deferral logged out of order.
     pub fn record_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
-        self.insert_attempt(recipient, a)?;
+        let mut insert = self.tx.prepare_cached(INSERT_ATTEMPT)?;
+        insert_attempt(&mut insert, recipient, a)?;
         self.set_outcome(recipient, a, 1)
     }
 
@@ -250,12 +251,6 @@ impl LogBatch<'_> {
                 recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category, attempts
             ])?;
         Ok(())
-    }
-
-    /// Inserts an attempt row only, for a recipient whose state was written with it.
-    pub fn insert_attempt(&self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(INSERT_ATTEMPT)?;
-        insert_attempt(&mut stmt, recipient, a)
     }
 
     /// A writer of whole new rows with its statements prepared once, for the many rows at a
