@@ -19,6 +19,9 @@ const MAX_CACHED_QUEUE_IDS: usize = 500_000;
 /// Messages still in the queue an import keeps in memory across batches at most (see
 /// [`Tracker::sole_writer`]); past this a commit writes them all.
 const MAX_HELD_MESSAGES: usize = 100_000;
+/// Attempts on held messages kept in memory at most: a message deferred for days gathers
+/// hundreds, each with its reply text.
+const MAX_HELD_ATTEMPTS: usize = 200_000;
 /// Distinct failures whose category is remembered; reply texts repeat a lot.
 const MAX_CACHED_CATEGORIES: usize = 100_000;
 
@@ -79,6 +82,13 @@ pub struct Tracker {
     new_attempts: Vec<NewAttempt>,
     /// MTA notices about `new` messages, in log order.
     new_notices: Vec<NewNotice>,
+    /// Refused commands and raw lines of the current batch, written at its end.
+    new_rejects: Vec<NewReject>,
+    new_raw_lines: Vec<NewRawLine>,
+    /// What the lines applied since the last commit contained.
+    stats: IngestStats,
+    /// [`MAX_HELD_MESSAGES`] and [`MAX_HELD_ATTEMPTS`], lower in tests.
+    max_held: (usize, usize),
 }
 
 /// The bounce classifier with the categories of the failures it saw (reply texts repeat a
@@ -151,7 +161,6 @@ pub struct TrackerBatch<'t, 's> {
     tracker: &'t mut Tracker,
     /// Taken by `commit`.
     batch: Option<LogBatch<'s>>,
-    stats: IngestStats,
 }
 
 impl TrackerBatch<'_, '_> {
@@ -171,31 +180,18 @@ impl TrackerBatch<'_, '_> {
         let Some(batch) = &self.batch else {
             return Ok(());
         };
-        let stats = &mut self.stats;
-        stats.lines += 1;
-        match outcome {
-            ParseOutcome::Ignored(_) => stats.ignored += 1,
-            ParseOutcome::Unknown => {
-                stats.unknown += 1;
-                on_unknown(line);
-            }
-            ParseOutcome::Event(header, event) => {
-                stats.events += 1;
-                let at = header.time.unix_timestamp();
-                if at >= raw_since {
-                    batch.insert_raw_line(at, event.queue_id(), line)?;
-                    stats.raw_lines_kept += 1;
-                }
-                self.tracker
-                    .apply_event(batch, config, &header, event, category, stats)?;
-            }
-        }
-        Ok(())
+        let line = ParsedLine {
+            line,
+            outcome,
+            category,
+        };
+        self.tracker
+            .apply_line(Some(batch), config, line, raw_since, on_unknown)
     }
 
     /// Writes the batch's new messages and the read position reached, and commits.
     pub fn commit(self, position: Option<BatchPosition>) -> Result<IngestStats, StoreError> {
-        let hold_open = self.tracker.hold_open && self.tracker.new.len() <= MAX_HELD_MESSAGES;
+        let hold_open = self.tracker.hold_open && !self.tracker.holds_too_much();
         self.finish(position, hold_open)
     }
 
@@ -211,23 +207,19 @@ impl TrackerBatch<'_, '_> {
         hold_open: bool,
     ) -> Result<IngestStats, StoreError> {
         let Some(batch) = self.batch.take() else {
-            return Ok(std::mem::take(&mut self.stats));
+            return Ok(IngestStats::default());
         };
-        let result = self
-            .tracker
-            .write_new(&batch, hold_open)
-            .and_then(|()| match &position {
-                Some(p) => batch.save_position(p.source, &p.position),
-                None => Ok(()),
-            })
-            .and_then(|()| batch.commit());
-        match result {
-            Ok(()) => Ok(std::mem::take(&mut self.stats)),
-            Err(e) => {
-                self.tracker.forget_uncommitted();
-                Err(e)
+        let result = self.tracker.write_new(&batch, hold_open).and_then(|stats| {
+            if let Some(p) = &position {
+                batch.save_position(p.source, &p.position)?;
             }
+            batch.commit()?;
+            Ok(stats)
+        });
+        if result.is_err() {
+            self.tracker.forget_uncommitted();
         }
+        result
     }
 }
 
@@ -450,6 +442,156 @@ struct NewNotice {
     notice_queue_id: Option<String>,
 }
 
+struct NewReject {
+    at: i64,
+    mta_host: String,
+    reject: Reject,
+    category: Category,
+}
+
+impl NewReject {
+    fn row(&self) -> RejectRow<'_> {
+        let r = &self.reject;
+        RejectRow {
+            at: self.at,
+            mta_host: Some(&self.mta_host),
+            source: reject_source(r),
+            code: r.code,
+            dsn: r.dsn.as_deref(),
+            client_host: r.client_host.as_deref(),
+            client_ip: r.client_ip.as_deref(),
+            sender: r.from.as_deref(),
+            recipient: r.to.as_deref(),
+            helo: r.helo.as_deref(),
+            stage: Some(r.stage.as_str()),
+            reason: &r.reason,
+            category: Some(self.category.as_str()),
+        }
+    }
+}
+
+struct NewRawLine {
+    at: i64,
+    queue_id: Option<String>,
+    line: String,
+}
+
+/// One line as the parsing thread hands it over: `outcome` is `line` parsed, `category` what
+/// [`FailureClassifier::category_of`] says of its event.
+pub struct ParsedLine<'l> {
+    pub line: &'l str,
+    pub outcome: ParseOutcome,
+    pub category: Option<Category>,
+}
+
+/// The rows one commit writes: messages (with their recipients) whose whole story is known,
+/// the attempts and notices about them, refused commands, raw lines, and the counts of the
+/// lines they came from. Built without the store (see [`Tracker::apply_without_store`]), so
+/// that another thread can write them ([`TrackedRows::commit`]).
+pub struct TrackedRows {
+    messages: Vec<NewMessage>,
+    /// `message` indexes `messages`.
+    attempts: Vec<NewAttempt>,
+    notices: Vec<NewNotice>,
+    rejects: Vec<NewReject>,
+    raw_lines: Vec<NewRawLine>,
+    stats: IngestStats,
+}
+
+impl TrackedRows {
+    /// Writes the rows in one transaction.
+    pub fn commit(mut self, store: &mut Store) -> Result<IngestStats, StoreError> {
+        let batch = store.log_batch()?;
+        self.write(&batch)?;
+        batch.commit()?;
+        Ok(self.stats)
+    }
+
+    /// Inserts every row; returns the row id of each message.
+    fn write(&mut self, batch: &LogBatch) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::with_capacity(self.messages.len());
+        let mut rows = batch.row_writer()?;
+        for m in &mut self.messages {
+            let id = rows.insert_log_message(&NewLogMessage {
+                queue_id: &m.queue_id,
+                arrived_at: m.arrived_at,
+                mta_host: Some(&m.mta_host),
+                fields: m.fields.as_fields(),
+                removed_at: m.removed_at,
+            })?;
+            for (position, r) in m.recipients.iter_mut().enumerate() {
+                r.row = rows.insert_recipient(
+                    id,
+                    &NewRecipient {
+                        position: position as i64,
+                        address: &r.address,
+                        orig_to: r.orig_to.as_deref(),
+                        status: r.status,
+                        dsn: r.dsn.as_deref(),
+                        reply: r.reply.as_deref(),
+                        category: r.category,
+                        attempts: r.attempts,
+                        last_attempt_at: r.last_attempt_at,
+                        final_at: r.final_at,
+                    },
+                )?;
+            }
+            ids.push(id);
+        }
+        for a in &self.attempts {
+            let recipient = self.messages[a.message].recipients[a.recipient].row;
+            rows.insert_attempt(recipient, &a.row())?;
+        }
+        drop(rows);
+        for n in &self.notices {
+            batch.add_mta_notice(ids[n.message], n.at, &n.kind, n.notice_queue_id.as_deref())?;
+        }
+        for r in &self.rejects {
+            batch.insert_reject(&r.row())?;
+        }
+        for l in &self.raw_lines {
+            batch.insert_raw_line(l.at, l.queue_id.as_deref(), &l.line)?;
+        }
+        Ok(ids)
+    }
+}
+
+/// Where a message of `Tracker::new` goes at a commit, and its index there.
+#[derive(Clone, Copy)]
+enum Place {
+    Held(usize),
+    Taken(usize),
+}
+
+/// Moves the rows about taken messages out of `rows` (in order); renumbers every row's
+/// `message` to its message's new index.
+fn take_placed<T>(
+    rows: &mut Vec<T>,
+    place: &[Place],
+    message: impl Fn(&mut T) -> &mut usize,
+) -> Vec<T> {
+    let mut taken = Vec::new();
+    for mut row in std::mem::take(rows) {
+        match place[*message(&mut row)] {
+            Place::Held(i) => {
+                *message(&mut row) = i;
+                rows.push(row);
+            }
+            Place::Taken(i) => {
+                *message(&mut row) = i;
+                taken.push(row);
+            }
+        }
+    }
+    taken
+}
+
+/// The store's transaction, for a message already written. A tracker working without the
+/// store holds none ([`Tracker::tracks_without_store`]).
+fn stored<'b, 's>(batch: Option<&'b LogBatch<'s>>) -> Result<&'b LogBatch<'s>, StoreError> {
+    batch.ok_or(StoreError::NoTransaction)
+}
+
 impl Tracker {
     pub fn new(parser: Parser, classifier: Classifier) -> Tracker {
         Tracker {
@@ -462,6 +604,10 @@ impl Tracker {
             new: Vec::new(),
             new_attempts: Vec::new(),
             new_notices: Vec::new(),
+            new_rejects: Vec::new(),
+            new_raw_lines: Vec::new(),
+            stats: IngestStats::default(),
+            max_held: (MAX_HELD_MESSAGES, MAX_HELD_ATTEMPTS),
         }
     }
 
@@ -515,8 +661,89 @@ impl Tracker {
         Ok(TrackerBatch {
             tracker: self,
             batch: Some(batch),
-            stats: IngestStats::default(),
         })
+    }
+
+    /// Whether [`Tracker::apply_without_store`] may take the next lines: a
+    /// [`Tracker::sole_writer`] holds every message still queued in memory (within its limits),
+    /// and so needs the store for nothing until it writes them.
+    pub fn tracks_without_store(&self) -> bool {
+        self.sole_writer
+            && self.hold_open
+            && !self.holds_too_much()
+            && self
+                .messages
+                .values()
+                .all(|r| matches!(r, MessageRef::New(_)))
+    }
+
+    /// [`TrackerBatch::apply_parsed`] without the store, on the parsing thread of an import;
+    /// [`Tracker::take_rows`] then hands what is complete to the thread that writes. Only while
+    /// [`Tracker::tracks_without_store`].
+    pub fn apply_without_store(
+        &mut self,
+        config: &Config,
+        line: ParsedLine,
+        raw_since: i64,
+        on_unknown: impl FnOnce(&str),
+    ) -> Result<(), StoreError> {
+        self.apply_line(None, config, line, raw_since, on_unknown)
+    }
+
+    /// The rows of a commit after [`Tracker::apply_without_store`]: the messages that left the
+    /// queue (with `all`, every message: the end of the import) and what else the lines said.
+    /// With `all`, the tracker forgets the messages still queued: the end of an import.
+    pub fn take_rows(&mut self, all: bool) -> TrackedRows {
+        let rows = self.take_new(!all).0;
+        if all {
+            self.messages.clear();
+            self.recipients.clear();
+        }
+        rows
+    }
+
+    /// Lowers the limits of what a [`Tracker::sole_writer`] holds in memory: messages still
+    /// queued, and their attempts.
+    #[cfg(test)]
+    pub(crate) fn hold_at_most(&mut self, messages: usize, attempts: usize) {
+        self.max_held = (messages, attempts);
+    }
+
+    fn holds_too_much(&self) -> bool {
+        self.new.len() > self.max_held.0 || self.new_attempts.len() > self.max_held.1
+    }
+
+    fn apply_line(
+        &mut self,
+        batch: Option<&LogBatch>,
+        config: &Config,
+        line: ParsedLine,
+        raw_since: i64,
+        on_unknown: impl FnOnce(&str),
+    ) -> Result<(), StoreError> {
+        let stats = &mut self.stats;
+        stats.lines += 1;
+        match line.outcome {
+            ParseOutcome::Ignored(_) => stats.ignored += 1,
+            ParseOutcome::Unknown => {
+                stats.unknown += 1;
+                on_unknown(line.line);
+            }
+            ParseOutcome::Event(header, event) => {
+                stats.events += 1;
+                let at = header.time.unix_timestamp();
+                if at >= raw_since {
+                    self.new_raw_lines.push(NewRawLine {
+                        at,
+                        queue_id: event.queue_id().map(str::to_owned),
+                        line: line.line.to_owned(),
+                    });
+                    stats.raw_lines_kept += 1;
+                }
+                self.apply_event(batch, config, &header, event, line.category)?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets what a rolled-back transaction wrote: the rows the caches point at are gone.
@@ -524,99 +751,78 @@ impl Tracker {
         self.new.clear();
         self.new_attempts.clear();
         self.new_notices.clear();
+        self.new_rejects.clear();
+        self.new_raw_lines.clear();
+        self.stats = IngestStats::default();
         self.messages.clear();
         self.recipients.clear();
     }
 
     /// Writes the messages first seen in this batch (with `hold_open`, only those that left the
-    /// queue; the others stay in `new` for the next batch), then remembers their rows.
-    fn write_new(&mut self, batch: &LogBatch, hold_open: bool) -> Result<(), StoreError> {
-        let write: Vec<bool> = self
-            .new
-            .iter()
-            .map(|m| !hold_open || m.removed_at.is_some())
-            .collect();
-        let mut ids = vec![0; self.new.len()];
-        let mut rows = batch.row_writer()?;
-        for (index, m) in self.new.iter_mut().enumerate() {
-            if !write[index] {
-                continue;
+    /// queue; the others stay in `new` for the next batch) and the rest of the batch's rows,
+    /// then remembers the rows of messages still queued.
+    fn write_new(&mut self, batch: &LogBatch, hold_open: bool) -> Result<IngestStats, StoreError> {
+        let (mut rows, still_queued) = self.take_new(hold_open);
+        let ids = rows.write(batch)?;
+        // Found through the caches in later batches. (Should the commit fail, the caller clears
+        // them again.)
+        for index in still_queued {
+            let (m, id) = (&rows.messages[index], ids[index]);
+            self.messages
+                .insert(m.queue_id.clone(), MessageRef::Stored(id));
+            for rcpt in &m.recipients {
+                self.recipients
+                    .insert((id, rcpt.address.to_ascii_lowercase()), rcpt.row);
             }
-            let id = rows.insert_log_message(&NewLogMessage {
-                queue_id: &m.queue_id,
-                arrived_at: m.arrived_at,
-                mta_host: Some(&m.mta_host),
-                fields: m.fields.as_fields(),
-                removed_at: m.removed_at,
-            })?;
-            for (position, r) in m.recipients.iter_mut().enumerate() {
-                r.row = rows.insert_recipient(
-                    id,
-                    &NewRecipient {
-                        position: position as i64,
-                        address: &r.address,
-                        orig_to: r.orig_to.as_deref(),
-                        status: r.status,
-                        dsn: r.dsn.as_deref(),
-                        reply: r.reply.as_deref(),
-                        category: r.category,
-                        attempts: r.attempts,
-                        last_attempt_at: r.last_attempt_at,
-                        final_at: r.final_at,
-                    },
-                )?;
-            }
-            ids[index] = id;
         }
-        for a in self.new_attempts.iter().filter(|a| write[a.message]) {
-            let recipient = self.new[a.message].recipients[a.recipient].row;
-            rows.insert_attempt(recipient, &a.row())?;
-        }
-        drop(rows);
-        for n in self.new_notices.iter().filter(|n| write[n.message]) {
-            batch.add_mta_notice(ids[n.message], n.at, &n.kind, n.notice_queue_id.as_deref())?;
-        }
-        // Messages still queued are found through the caches in later batches: as rows, or (held)
-        // at their new place in `new`. (Should the commit fail, `apply` clears the caches again.)
-        let mut renumbered = vec![usize::MAX; self.new.len()];
-        let mut held = Vec::new();
+        Ok(rows.stats)
+    }
+
+    /// Moves the messages first seen since the last commit (with `hold_open`, only those that
+    /// left the queue), their attempts and notices, and the rest of the batch's rows out, to be
+    /// written. Messages held back move to the front of `new`. Also returns which of the
+    /// messages taken are still queued: their queue ids point at them until written.
+    fn take_new(&mut self, hold_open: bool) -> (TrackedRows, Vec<usize>) {
+        let mut place = Vec::with_capacity(self.new.len());
+        let (mut held, mut taken) = (Vec::new(), Vec::new());
+        let mut still_queued = Vec::new();
         for (index, m) in std::mem::take(&mut self.new).into_iter().enumerate() {
-            let now = match write[index] {
-                true => MessageRef::Stored(ids[index]),
-                false => MessageRef::New(held.len()),
-            };
             // A queue id reused after its message left the queue names the newer message.
-            if let Some(r) = self.messages.get_mut(&m.queue_id)
-                && *r == MessageRef::New(index)
-            {
-                *r = now;
-                if let MessageRef::Stored(id) = now {
-                    for rcpt in &m.recipients {
-                        self.recipients
-                            .insert((id, rcpt.address.to_ascii_lowercase()), rcpt.row);
-                    }
+            let current = self.messages.get_mut(&m.queue_id);
+            let named = current
+                .as_ref()
+                .is_some_and(|r| **r == MessageRef::New(index));
+            if hold_open && m.removed_at.is_none() {
+                if let Some(r) = current
+                    && named
+                {
+                    *r = MessageRef::New(held.len());
                 }
-            }
-            if !write[index] {
-                renumbered[index] = held.len();
+                place.push(Place::Held(held.len()));
                 held.push(m);
+            } else {
+                if named {
+                    still_queued.push(taken.len());
+                }
+                place.push(Place::Taken(taken.len()));
+                taken.push(m);
             }
         }
         self.new = held;
-        self.new_attempts.retain_mut(|a| {
-            a.message = renumbered[a.message];
-            a.message != usize::MAX
-        });
-        self.new_notices.retain_mut(|n| {
-            n.message = renumbered[n.message];
-            n.message != usize::MAX
-        });
-        Ok(())
+        let rows = TrackedRows {
+            messages: taken,
+            attempts: take_placed(&mut self.new_attempts, &place, |a| &mut a.message),
+            notices: take_placed(&mut self.new_notices, &place, |n| &mut n.message),
+            rejects: std::mem::take(&mut self.new_rejects),
+            raw_lines: std::mem::take(&mut self.new_raw_lines),
+            stats: std::mem::take(&mut self.stats),
+        };
+        (rows, still_queued)
     }
 
     fn message(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         queue_id: &str,
         header: &Header,
     ) -> Result<MessageRef, StoreError> {
@@ -624,17 +830,20 @@ impl Tracker {
             return Ok(r);
         }
         if self.messages.len() >= MAX_CACHED_QUEUE_IDS {
-            // This batch's new messages exist nowhere else yet.
+            // This batch's new messages (and held ones) exist nowhere else yet.
+            let cached = self.messages.len();
             self.messages.retain(|_, r| matches!(r, MessageRef::New(_)));
             self.recipients.clear();
-            // Stored messages are now only in the store.
-            self.sole_writer = false;
+            if self.messages.len() < cached {
+                // Stored messages are now only in the store.
+                self.sole_writer = false;
+            }
         }
         let at = header.time.unix_timestamp();
         let stored = match self.sole_writer {
             // Every open message this tracker stored is in `messages`, and no one else's.
             true => None,
-            false => batch.find_message(queue_id, at)?,
+            false => stored(batch)?.find_message(queue_id, at)?,
         };
         let r = match stored {
             Some(id) => MessageRef::Stored(id),
@@ -657,12 +866,12 @@ impl Tracker {
     /// `LogBatch::set_message_fields`, on the store or on a new message.
     fn set_fields(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         message: MessageRef,
         fields: &LogMessageFields,
     ) -> Result<(), StoreError> {
         match message {
-            MessageRef::Stored(id) => batch.set_message_fields(id, fields),
+            MessageRef::Stored(id) => stored(batch)?.set_message_fields(id, fields),
             MessageRef::New(index) => {
                 self.new[index].fields.merge(fields);
                 Ok(())
@@ -672,12 +881,11 @@ impl Tracker {
 
     fn apply_event(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         config: &Config,
         header: &Header,
         event: Event,
         category: Option<Category>,
-        stats: &mut IngestStats,
     ) -> Result<(), StoreError> {
         let at = header.time.unix_timestamp();
         match event {
@@ -735,7 +943,7 @@ impl Tracker {
             }
             Event::Delivery(delivery) => {
                 let m = self.message(batch, &delivery.queue_id, header)?;
-                self.record_delivery(batch, m, at, delivery, category, stats)?;
+                self.record_delivery(batch, m, at, delivery, category)?;
             }
             Event::Expired {
                 queue_id, reason, ..
@@ -752,7 +960,7 @@ impl Tracker {
                 let m = self.message(batch, &queue_id, header)?;
                 self.finish_pending(batch, m, &expiry, Finish::Attempted)?;
                 // Counted per message, as the MTA logs it (one `status=expired` line).
-                stats.expired += 1;
+                self.stats.expired += 1;
             }
             Event::Removed { queue_id } => self.remove(batch, &queue_id, header)?,
             Event::Notification {
@@ -763,7 +971,7 @@ impl Tracker {
                 let kind = format!("{kind:?}");
                 match self.message(batch, &queue_id, header)? {
                     MessageRef::Stored(id) => {
-                        batch.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
+                        stored(batch)?.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
                     }
                     MessageRef::New(message) => self.new_notices.push(NewNotice {
                         message,
@@ -775,13 +983,18 @@ impl Tracker {
             }
             Event::Reject(reject) => {
                 let category = category.unwrap_or(Category::Other);
-                self.record_reject(batch, header, &reject, category)?;
-                stats.rejects += u64::from(header.repeat.max(1));
+                self.stats.rejects += u64::from(header.repeat.max(1));
                 if reject.ends_message()
                     && let Some(queue_id) = reject.queue_id.as_deref()
                 {
                     self.finish_rejected(batch, queue_id, header, &reject, category)?;
                 }
+                self.new_rejects.push(NewReject {
+                    at,
+                    mta_host: header.host.clone(),
+                    reject,
+                    category,
+                });
             }
             Event::SaslLogin {
                 queue_id: Some(queue_id),
@@ -803,14 +1016,14 @@ impl Tracker {
     /// The message left the MTA's queue: its queue id may be reused from now on.
     fn remove(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         queue_id: &str,
         header: &Header,
     ) -> Result<(), StoreError> {
         let at = header.time.unix_timestamp();
         match self.message(batch, queue_id, header)? {
             MessageRef::Stored(id) => {
-                batch.mark_removed(id, at)?;
+                stored(batch)?.mark_removed(id, at)?;
                 self.recipients.retain(|(message, _), _| *message != id);
             }
             MessageRef::New(index) => {
@@ -829,7 +1042,7 @@ impl Tracker {
     /// once, as a rejected command (statistics, import summary).
     fn finish_rejected(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         queue_id: &str,
         header: &Header,
         r: &Reject,
@@ -848,7 +1061,7 @@ impl Tracker {
         if let Some(to) = r.to.as_deref() {
             match m {
                 MessageRef::Stored(id) => {
-                    batch.recipient_for(id, to, None)?;
+                    stored(batch)?.recipient_for(id, to, None)?;
                 }
                 MessageRef::New(index) => {
                     self.new_recipient(index, to, None);
@@ -863,17 +1076,17 @@ impl Tracker {
     /// or `refuse_pending`, on the store or on a new message).
     fn finish_pending(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         message: MessageRef,
         last: &FinalAttempt,
         how: Finish,
     ) -> Result<(), StoreError> {
         let index = match (message, how) {
             (MessageRef::Stored(id), Finish::Attempted) => {
-                return batch.finish_pending(id, &last.row()).map(drop);
+                return stored(batch)?.finish_pending(id, &last.row()).map(drop);
             }
             (MessageRef::Stored(id), Finish::Refused) => {
-                return batch.refuse_pending(id, &last.row()).map(drop);
+                return stored(batch)?.refuse_pending(id, &last.row()).map(drop);
             }
             (MessageRef::New(index), _) => index,
         };
@@ -929,12 +1142,11 @@ impl Tracker {
 
     fn record_delivery(
         &mut self,
-        batch: &LogBatch,
+        batch: Option<&LogBatch>,
         message: MessageRef,
         at: i64,
         d: Delivery,
         category: Option<Category>,
-        stats: &mut IngestStats,
     ) -> Result<(), StoreError> {
         let category = match d.status {
             DeliveryStatus::Sent => None,
@@ -951,12 +1163,12 @@ impl Tracker {
                     let recipient = match self.recipients.get(&key) {
                         Some(&r) => r,
                         None => {
-                            let r = batch.recipient_for(id, to, d.orig_to.as_deref())?;
+                            let r = stored(batch)?.recipient_for(id, to, d.orig_to.as_deref())?;
                             self.recipients.insert(key, r);
                             r
                         }
                     };
-                    batch.record_attempt(
+                    stored(batch)?.record_attempt(
                         recipient,
                         &AttemptRow {
                             at,
@@ -997,37 +1209,13 @@ impl Tracker {
                 }
             }
             match d.status {
-                DeliveryStatus::Sent => stats.sent += 1,
-                DeliveryStatus::Deferred => stats.deferred += 1,
-                DeliveryStatus::Bounced => stats.bounced += 1,
-                DeliveryStatus::Expired => stats.expired += 1,
+                DeliveryStatus::Sent => self.stats.sent += 1,
+                DeliveryStatus::Deferred => self.stats.deferred += 1,
+                DeliveryStatus::Bounced => self.stats.bounced += 1,
+                DeliveryStatus::Expired => self.stats.expired += 1,
             }
         }
         Ok(())
-    }
-
-    fn record_reject(
-        &mut self,
-        batch: &LogBatch,
-        header: &Header,
-        r: &Reject,
-        category: Category,
-    ) -> Result<(), StoreError> {
-        batch.insert_reject(&RejectRow {
-            at: header.time.unix_timestamp(),
-            mta_host: Some(&header.host),
-            source: reject_source(r),
-            code: r.code,
-            dsn: r.dsn.as_deref(),
-            client_host: r.client_host.as_deref(),
-            client_ip: r.client_ip.as_deref(),
-            sender: r.from.as_deref(),
-            recipient: r.to.as_deref(),
-            helo: r.helo.as_deref(),
-            stage: Some(r.stage.as_str()),
-            reason: &r.reason,
-            category: Some(category.as_str()),
-        })
     }
 }
 
@@ -1072,18 +1260,27 @@ May 25 01:00:01 mail postfix/smtp[1300]: B50A1214B93: to=<x@votac.org>, relay=ma
 May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<s@example.com> to=<spam@example.net> proto=ESMTP helo=<x>
 ";
 
-    /// Every stored row without its id, in a stable order.
-    fn import(log: &str, lines_per_batch: usize) -> (Vec<String>, IngestStats) {
-        import_with(log, lines_per_batch, false)
+    /// How the test imports a log.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Mode {
+        /// As the live follower: each batch written at its end.
+        Follower,
+        /// As `mailtrail import` into an empty store: messages still in the queue wait in
+        /// memory, and the end writes them.
+        SoleWriter,
+        /// As that import's parsing thread: tracked without the store, each batch's rows
+        /// committed apart; with held messages (or attempts) over `max_held`, the tracker goes
+        /// on with the store, as the import's writer does then.
+        WithoutStore { max_held: (usize, usize) },
     }
 
-    /// [`import`]; `sole_writer`: as `mailtrail import` into an empty store, messages still in
-    /// the queue wait in memory, and the end writes them.
-    fn import_with(
-        log: &str,
-        lines_per_batch: usize,
-        sole_writer: bool,
-    ) -> (Vec<String>, IngestStats) {
+    /// Every stored row without its id, in a stable order.
+    fn import(log: &str, lines_per_batch: usize) -> (Vec<String>, IngestStats) {
+        import_with(log, lines_per_batch, Mode::Follower)
+    }
+
+    /// [`import`] in `mode`.
+    fn import_with(log: &str, lines_per_batch: usize, mode: Mode) -> (Vec<String>, IngestStats) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("store.db");
         let mut store = Store::open(&path).expect("store");
@@ -1094,21 +1291,52 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             default_offset: offset!(+0),
         });
         let mut tracker = Tracker::new(parser, Classifier::builtin());
-        if sole_writer {
+        if mode != Mode::Follower {
             tracker.sole_writer();
         }
+        if let Mode::WithoutStore { max_held } = mode {
+            tracker.hold_at_most(max_held.0, max_held.1);
+        }
+        let mut without_store = matches!(mode, Mode::WithoutStore { .. });
         let mut total = IngestStats::default();
         let lines: Vec<&str> = log.lines().collect();
         for chunk in lines.chunks(lines_per_batch) {
-            let stats = tracker
-                .apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
+            without_store &= tracker.tracks_without_store();
+            let stats = match without_store {
+                true => {
+                    for &line in chunk {
+                        let outcome = tracker.parser.parse(line);
+                        let category = match &outcome {
+                            ParseOutcome::Event(_, event) => tracker.failures.category_of(event),
+                            _ => None,
+                        };
+                        let line = ParsedLine {
+                            line,
+                            outcome,
+                            category,
+                        };
+                        tracker
+                            .apply_without_store(&config, line, 0, |l| panic!("unknown line {l}"))
+                            .expect("apply");
+                    }
+                    tracker.take_rows(false).commit(&mut store)
+                }
+                false => tracker.apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
                     panic!("unknown line {l}")
-                })
-                .expect("apply");
-            total.add(&stats);
+                }),
+            };
+            total.add(&stats.expect("commit"));
         }
-        let end = tracker.begin(&mut store).expect("begin");
-        total.add(&end.commit_all(None).expect("commit all"));
+        if let Mode::WithoutStore { max_held } = mode {
+            // The log holds a message queued over a batch's end, with two attempts.
+            let limited = max_held.0 == 0 || max_held.1 == 1;
+            assert_eq!(without_store, !limited, "handed over to the store's side");
+        }
+        let end = match without_store {
+            true => tracker.take_rows(true).commit(&mut store),
+            false => tracker.begin(&mut store).expect("begin").commit_all(None),
+        };
+        total.add(&end.expect("commit all"));
         let conn = rusqlite::Connection::open(&path).expect("open");
         let mut rows = Vec::new();
         for sql in [
@@ -1157,12 +1385,22 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
         );
         // Held in memory while queued (an import): the same rows, each message written once it
         // left the queue — the reused queue id's second message, never removed, at the end.
-        for lines_per_batch in [1, 3] {
-            let (mut held, held_stats) = import_with(LOG, lines_per_batch, true);
+        // Likewise tracked without the store, handing the tracker over to the store's side when
+        // held messages or attempts pass their limits.
+        let modes = [
+            Mode::SoleWriter,
+            Mode::WithoutStore {
+                max_held: (MAX_HELD_MESSAGES, MAX_HELD_ATTEMPTS),
+            },
+            Mode::WithoutStore { max_held: (0, 100) },
+            Mode::WithoutStore { max_held: (100, 1) },
+        ];
+        for (lines_per_batch, mode) in [1, 3].into_iter().flat_map(|n| modes.map(|m| (n, m))) {
+            let (mut held, held_stats) = import_with(LOG, lines_per_batch, mode);
             let mut sorted = whole.clone();
             held.sort();
             sorted.sort();
-            assert_eq!(held, sorted, "{lines_per_batch} lines per batch");
+            assert_eq!(held, sorted, "{lines_per_batch} lines per batch, {mode:?}");
             assert_eq!(
                 format!("{held_stats:?}").replace(char::is_whitespace, ""),
                 format!("{whole_stats:?}").replace(char::is_whitespace, "")

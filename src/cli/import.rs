@@ -7,7 +7,7 @@ use crate::{
     follower,
     maillog::{ParseOutcome, Parser, open_import},
     store::{BackgroundCheckpoint, Store},
-    tracking::{FailureClassifier, IngestStats, Tracker},
+    tracking::{FailureClassifier, IngestStats, ParsedLine, TrackedRows, Tracker},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{
@@ -22,9 +22,9 @@ use time::OffsetDateTime;
 /// Bytes of lines stored per transaction: big batches mean fewer commits and more messages
 /// whose whole life is in one batch (written once, see `Tracker`); 16 MB of lines hold about
 /// 100,000 of them, well within the import's memory budget.
-const IMPORT_BATCH_BYTES: usize = 16 << 20;
-/// Bytes of log text a parsing thread hands to the writer at a time: small, so that both
-/// threads are busy from the start and little text waits between them.
+const IMPORT_BATCH_BYTES: usize = 8 << 20;
+/// Bytes of log text parsed at a time: small, so that both threads are busy from the start and
+/// little text waits between them.
 const PARSE_CHUNK_BYTES: usize = 1 << 20;
 /// How often the import's write-ahead log is checkpointed, from a second connection.
 const IMPORT_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
@@ -32,11 +32,21 @@ const IMPORT_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 const PARSED_CHUNKS_QUEUED: usize = 4;
 
 /// Lines parsed on the reading thread.
+#[derive(Default)]
 struct ParsedChunk {
     text: String,
     /// Each line's bytes in `text`, what the line says, and the category of a failure it
     /// reports.
     lines: Vec<(Range<usize>, ParseOutcome, Option<Category>)>,
+}
+
+/// What the parsing thread hands the writing one while it tracks the lines itself.
+enum Tracked {
+    /// One transaction's rows.
+    Rows(TrackedRows),
+    /// The tracker, which needs the store from here on (too much waits in memory): the rest of
+    /// the lines come parsed only.
+    HandOver(Box<Tracker>),
 }
 
 /// Imports `files` in order; returns the totals (also printed as a summary).
@@ -52,14 +62,14 @@ pub fn import(
     // The checkpoints' own connection, opened before the indexes are deferred.
     let checkpointer = Store::open(&config.store.path)?;
     let classifier = follower::classifier(config).map_err(|e| CliError::NotFound(e.to_string()))?;
-    // Lines are parsed on a second thread with `parser`; the tracker's own parser stays idle.
-    let mut parser = follower::parser(config, local_offset);
+    // Lines are parsed on the parsing thread with its own parser; the tracker's stays idle.
     let mut tracker = Tracker::new(follower::parser(config, local_offset), classifier);
-    let mut failures = tracker.failure_classifier();
     let import_lock = store.defer_indexes_for_import()?;
     if import_lock.is_some() {
         tracker.sole_writer();
     }
+    let mut parsing = ParsingThread::new(config, follower::parser(config, local_offset), &tracker);
+    parsing.show_unknown = show_unknown;
     // The write-ahead log is copied into the database on the other core while the import goes
     // on (its end would otherwise wait for 100 MB of pages per million lines).
     let checkpoints =
@@ -69,69 +79,12 @@ pub fn import(
                 source,
             }
         })?;
-    let raw_since = (OffsetDateTime::now_utc() - config.maillog.raw_retention).unix_timestamp();
     let started = Instant::now();
-    let mut total = IngestStats::default();
-    let mut unknown = Vec::new();
-
-    for path in files {
-        let io_err = |source| CliError::Io {
-            path: path.clone(),
-            source,
-        };
-        let size = std::fs::metadata(path).map_err(io_err)?.len();
-        let mut reader = open_import(path).map_err(|e| CliError::NotFound(e.to_string()))?;
-        // Hidden unless standard error is a terminal.
-        let progress = ProgressBar::new(size).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {percent}% {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        progress.set_message(path.display().to_string());
-        let compressed = path.extension().is_some_and(|e| e == "gz");
-        let parser = &mut parser;
-        let failures = &mut failures;
-        let read = std::thread::scope(|scope| -> Result<io::Result<()>, CliError> {
-            let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
-            let (give_back, spent) = channel();
-            let reading =
-                scope.spawn(move || read_and_parse(&mut reader, parser, failures, &sender, &spent));
-            let mut batch = tracker.begin(&mut store)?;
-            let mut batch_bytes = 0;
-            for mut chunk in parsed {
-                let text = &chunk.text;
-                for (range, outcome, category) in chunk.lines.drain(..) {
-                    let line = &text[range];
-                    batch.apply_parsed(config, line, outcome, category, raw_since, |line| {
-                        if show_unknown {
-                            unknown.push(line.to_owned());
-                        }
-                    })?;
-                }
-                batch_bytes += text.len();
-                if !compressed {
-                    progress.inc(text.len() as u64);
-                }
-                if batch_bytes >= IMPORT_BATCH_BYTES {
-                    total.add(&batch.commit(None)?);
-                    batch = tracker.begin(&mut store)?;
-                    batch_bytes = 0;
-                }
-                // Its buffers serve again; the reader may have ended already.
-                let _ = give_back.send(chunk);
-            }
-            total.add(&batch.commit(None)?);
-            // The channel ended: the reading thread is done (or failed).
-            Ok(reading
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("log parsing thread panicked"))))
-        })?;
-        read.map_err(io_err)?;
-        progress.finish_and_clear();
-    }
-
-    // The messages still in the queue at the end of the last file.
-    total.add(&tracker.begin(&mut store)?.commit_all(None)?);
+    let Imported {
+        total,
+        unknown,
+        handed_over,
+    } = import_lines(&mut store, tracker, parsing, files)?;
     if import_lock.is_some() {
         store.build_deferred_indexes()?;
     }
@@ -167,78 +120,321 @@ pub fn import(
         out,
         "statistics: added by the daemon's next refresh (every [web] stats_refresh) or by `mailtrail stats`"
     )?;
+    if handed_over {
+        writeln!(
+            out,
+            "(more messages were queued at once than the import holds in memory: the rest was tracked through the store, more slowly)"
+        )?;
+    }
     if total.unknown > 0 && !show_unknown {
         writeln!(out, "(--show-unknown lists the unknown lines)")?;
     }
     Ok(total)
 }
 
-/// Reads `reader` to its end in chunks of whole lines, parses them and sends them to `parsed`;
-/// stops early when the receiver is gone (the writer failed). Chunks come back through `spent`
-/// once stored: reusing their buffers spares the kernel zeroing fresh pages for each chunk.
-fn read_and_parse(
-    reader: &mut dyn BufRead,
-    parser: &mut Parser,
-    failures: &mut FailureClassifier,
-    parsed: &SyncSender<ParsedChunk>,
-    spent: &Receiver<ParsedChunk>,
-) -> io::Result<()> {
-    let mut carry = Vec::new();
-    loop {
-        let (mut bytes, mut lines) = match spent.try_recv() {
-            Ok(chunk) => (chunk.text.into_bytes(), chunk.lines),
-            Err(_) => (
-                Vec::with_capacity(PARSE_CHUNK_BYTES + (64 << 10)),
-                Vec::new(),
-            ),
-        };
-        bytes.clear();
-        lines.clear();
-        bytes.extend_from_slice(&carry);
-        carry.clear();
-        let mut eof = false;
-        // At least a chunk's bytes, ending at a line's end (or at the end of the input).
-        let mut last_newline = None;
-        while !eof && (bytes.len() < PARSE_CHUNK_BYTES || last_newline.is_none()) {
-            let data = reader.fill_buf()?;
-            if data.is_empty() {
-                eof = true;
-                break;
+/// The import's two threads over `files`: one reads and parses the lines, the other writes
+/// the store. While `tracker` can work without the store (into an empty store), it runs on the
+/// parsing thread too, and the two threads share the work about evenly.
+fn import_lines(
+    store: &mut Store,
+    tracker: Tracker,
+    mut parsing: ParsingThread,
+    files: &[PathBuf],
+) -> Result<Imported, CliError> {
+    let (config, raw_since, show_unknown) =
+        (parsing.config, parsing.raw_since, parsing.show_unknown);
+    let batch_limit = parsing.batch_limit;
+    let mut writing = None;
+    match tracker.tracks_without_store() {
+        true => parsing.tracker = Some(Box::new(tracker)),
+        false => writing = Some(tracker),
+    }
+    let mut handed_over = false;
+    let mut total = IngestStats::default();
+    let mut unknown = Vec::new();
+    let read = std::thread::scope(|scope| -> Result<_, CliError> {
+        // A rendezvous: the rows of one batch at most wait for the writer.
+        let (tracked_to_writer, tracked) = sync_channel(0);
+        let (parsed_to_writer, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
+        let (give_back, spent) = channel();
+        let reading = scope.spawn(move || {
+            parsing
+                .run(files, tracked_to_writer, &parsed_to_writer, &spent)
+                .map(|()| parsing.unknown)
+        });
+        // Rows tracked on the parsing thread, until it ends or hands the tracker over.
+        for message in tracked {
+            match message {
+                Tracked::Rows(rows) => total.add(&rows.commit(store)?),
+                Tracked::HandOver(tracker) => {
+                    writing = Some(*tracker);
+                    handed_over = true;
+                }
             }
-            let n = data.len();
-            if let Some(i) = memchr::memrchr(b'\n', data) {
-                last_newline = Some(bytes.len() + i);
+        }
+        if let Some(tracker) = &mut writing {
+            let mut batch = tracker.begin(store)?;
+            let mut batch_bytes = 0;
+            for mut chunk in parsed {
+                let text = &chunk.text;
+                for (range, outcome, category) in chunk.lines.drain(..) {
+                    let line = &text[range];
+                    batch.apply_parsed(config, line, outcome, category, raw_since, |line| {
+                        if show_unknown {
+                            unknown.push(line.to_owned());
+                        }
+                    })?;
+                }
+                batch_bytes += text.len();
+                if batch_bytes >= batch_limit {
+                    total.add(&batch.commit(None)?);
+                    batch = tracker.begin(store)?;
+                    batch_bytes = 0;
+                }
+                // Its buffers serve again; the reader may have ended already.
+                let _ = give_back.send(chunk);
             }
-            bytes.extend_from_slice(data);
-            reader.consume(n);
+            // The messages still in the queue at the end of the last file.
+            total.add(&batch.commit_all(None)?);
         }
-        if !eof && let Some(i) = last_newline {
-            carry.extend_from_slice(&bytes[i + 1..]);
-            bytes.truncate(i + 1);
+        // The channels ended: the parsing thread is done (or failed).
+        reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })?;
+    // The parsing thread's come first: it tracked the first lines, if any.
+    unknown.splice(0..0, read);
+    Ok(Imported {
+        total,
+        unknown,
+        handed_over,
+    })
+}
+
+/// What [`import_lines`] did.
+struct Imported {
+    total: IngestStats,
+    /// With `--show-unknown`.
+    unknown: Vec<String>,
+    /// The parsing thread handed the tracker to the writer part-way.
+    handed_over: bool,
+}
+
+/// The reading and parsing thread of an import, with the tracker while it needs no store.
+struct ParsingThread<'c> {
+    config: &'c Config,
+    parser: Parser,
+    failures: FailureClassifier,
+    raw_since: i64,
+    show_unknown: bool,
+    /// Set while lines are tracked here (see [`Tracker::tracks_without_store`]).
+    tracker: Option<Box<Tracker>>,
+    /// Bytes of lines per transaction ([`IMPORT_BATCH_BYTES`]).
+    batch_limit: usize,
+    /// Bytes of lines tracked since the last rows were sent.
+    batch_bytes: usize,
+    /// Unknown lines met while tracking here, for `--show-unknown`.
+    unknown: Vec<String>,
+}
+
+impl<'c> ParsingThread<'c> {
+    fn new(config: &'c Config, parser: Parser, tracker: &Tracker) -> ParsingThread<'c> {
+        ParsingThread {
+            config,
+            parser,
+            failures: tracker.failure_classifier(),
+            raw_since: (OffsetDateTime::now_utc() - config.maillog.raw_retention).unix_timestamp(),
+            show_unknown: false,
+            tracker: None,
+            batch_limit: IMPORT_BATCH_BYTES,
+            batch_bytes: 0,
+            unknown: Vec::new(),
         }
-        if bytes.is_empty() {
-            return Ok(());
+    }
+
+    /// Reads, parses (and tracks) `files` in order. Rows go to `tracked`, which is dropped when
+    /// the tracker is handed over (or was never here); lines parsed only go to `parsed`.
+    /// Chunks come back through `spent` once stored: reusing their buffers spares the kernel
+    /// zeroing fresh pages for each chunk. Stops early when the writer is gone (it failed).
+    fn run(
+        &mut self,
+        files: &[PathBuf],
+        tracked: SyncSender<Tracked>,
+        parsed: &SyncSender<ParsedChunk>,
+        spent: &Receiver<ParsedChunk>,
+    ) -> Result<(), CliError> {
+        let mut tracked = self.tracker.is_some().then_some(tracked);
+        for path in files {
+            let io_err = |source| CliError::Io {
+                path: path.clone(),
+                source,
+            };
+            let size = std::fs::metadata(path).map_err(io_err)?.len();
+            let mut reader = open_import(path).map_err(|e| CliError::NotFound(e.to_string()))?;
+            // Hidden unless standard error is a terminal.
+            let progress = ProgressBar::new(size).with_style(
+                ProgressStyle::with_template("{msg} [{bar:40}] {percent}% {per_sec} eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            progress.set_message(path.display().to_string());
+            let compressed = path.extension().is_some_and(|e| e == "gz");
+            let mut carry = Vec::new();
+            let mut own = ParsedChunk::default();
+            loop {
+                // Tracked here, a chunk's buffers serve the next one at once.
+                let mut chunk = match &self.tracker {
+                    Some(_) => std::mem::take(&mut own),
+                    None => spent.try_recv().unwrap_or_default(),
+                };
+                let eof = read_chunk(&mut *reader, &mut carry, &mut chunk).map_err(io_err)?;
+                if !compressed {
+                    progress.inc(chunk.text.len() as u64);
+                }
+                match &mut tracked {
+                    Some(to_writer) => {
+                        self.track(&chunk.text)?;
+                        own = chunk;
+                        if self.batch_bytes >= self.batch_limit {
+                            match self.send_rows(to_writer, false) {
+                                Sent::Rows => {}
+                                Sent::HandedOver => tracked = None,
+                                Sent::WriterGone => return Ok(()),
+                            }
+                        }
+                    }
+                    None => {
+                        self.parse(&mut chunk);
+                        if parsed.send(chunk).is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                if eof {
+                    break;
+                }
+            }
+            progress.finish_and_clear();
         }
-        // Mail logs are not always UTF-8; invalid bytes become U+FFFD, the line is kept.
-        let text = String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if let Some(to_writer) = &tracked {
+            // The writer's error, if it failed, ends the import.
+            self.send_rows(to_writer, true);
+        }
+        Ok(())
+    }
+
+    /// Parses the lines of `chunk.text` into `chunk.lines`.
+    fn parse(&mut self, chunk: &mut ParsedChunk) {
+        let text = &chunk.text;
         let base = text.as_ptr() as usize;
-        lines.extend(text.lines().map(|line| {
+        chunk.lines.extend(text.lines().map(|line| {
             let start = line.as_ptr() as usize - base;
-            let outcome = parser.parse(line);
+            let outcome = self.parser.parse(line);
             let category = match &outcome {
-                ParseOutcome::Event(_, event) => failures.category_of(event),
+                ParseOutcome::Event(_, event) => self.failures.category_of(event),
                 _ => None,
             };
             (start..start + line.len(), outcome, category)
         }));
-        if parsed.send(ParsedChunk { text, lines }).is_err() {
+    }
+
+    /// Parses the lines of `text` and applies them to the tracker here, one by one.
+    fn track(&mut self, text: &str) -> Result<(), CliError> {
+        let Some(tracker) = &mut self.tracker else {
             return Ok(());
+        };
+        for line in text.lines() {
+            let outcome = self.parser.parse(line);
+            let category = match &outcome {
+                ParseOutcome::Event(_, event) => self.failures.category_of(event),
+                _ => None,
+            };
+            let line = ParsedLine {
+                line,
+                outcome,
+                category,
+            };
+            tracker.apply_without_store(self.config, line, self.raw_since, |line| {
+                if self.show_unknown {
+                    self.unknown.push(line.to_owned());
+                }
+            })?;
         }
-        if eof {
-            return Ok(());
+        self.batch_bytes += text.len();
+        Ok(())
+    }
+
+    /// Sends the rows tracked so far (with `all`, every message: the end), then, should the
+    /// tracker now hold too much to go on without the store, the tracker itself.
+    fn send_rows(&mut self, to_writer: &SyncSender<Tracked>, all: bool) -> Sent {
+        let Some(tracker) = &mut self.tracker else {
+            return Sent::HandedOver;
+        };
+        self.batch_bytes = 0;
+        if to_writer
+            .send(Tracked::Rows(tracker.take_rows(all)))
+            .is_err()
+        {
+            return Sent::WriterGone;
+        }
+        if all || tracker.tracks_without_store() {
+            return Sent::Rows;
+        }
+        let handed_over = self
+            .tracker
+            .take()
+            .is_none_or(|t| to_writer.send(Tracked::HandOver(t)).is_ok());
+        match handed_over {
+            true => Sent::HandedOver,
+            false => Sent::WriterGone,
         }
     }
+}
+
+/// What [`ParsingThread::send_rows`] did.
+enum Sent {
+    Rows,
+    HandedOver,
+    /// The writer failed (its error ends the import).
+    WriterGone,
+}
+
+/// Fills `chunk.text` with at least [`PARSE_CHUNK_BYTES`] of `reader`, ending at a line's end
+/// (or at the end of the input), after the partial line `carry` left by the last chunk; keeps
+/// the partial line at its end in `carry`. Returns whether the input ended.
+fn read_chunk(
+    reader: &mut dyn BufRead,
+    carry: &mut Vec<u8>,
+    chunk: &mut ParsedChunk,
+) -> io::Result<bool> {
+    let mut bytes = std::mem::take(&mut chunk.text).into_bytes();
+    bytes.clear();
+    chunk.lines.clear();
+    bytes.extend_from_slice(carry);
+    carry.clear();
+    let mut eof = false;
+    let mut last_newline = None;
+    while bytes.len() < PARSE_CHUNK_BYTES || last_newline.is_none() {
+        let data = reader.fill_buf()?;
+        if data.is_empty() {
+            eof = true;
+            break;
+        }
+        let n = data.len();
+        if let Some(i) = memchr::memrchr(b'\n', data) {
+            last_newline = Some(bytes.len() + i);
+        }
+        bytes.extend_from_slice(data);
+        reader.consume(n);
+    }
+    if !eof && let Some(i) = last_newline {
+        carry.extend_from_slice(&bytes[i + 1..]);
+        bytes.truncate(i + 1);
+    }
+    // Mail logs are not always UTF-8; invalid bytes become U+FFFD, the line is kept.
+    chunk.text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Ok(eof)
 }
 
 /// One category per input line `DSN<TAB>REPLY TEXT`, from `lines` or else standard input.
@@ -260,7 +456,101 @@ pub fn classify(config: &Config, lines: &[String], out: &mut impl Write) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use time::UtcOffset;
+
+    /// Messages, recipients and attempts as sorted text, without row ids.
+    fn rows(store: &Path) -> Vec<String> {
+        let conn = rusqlite::Connection::open(store).expect("open");
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT queue_id, arrived_at, mail_from, size, message_id, client_addr, removed_at
+             FROM message",
+            "SELECT m.queue_id, m.arrived_at, r.position, r.address, r.orig_to, r.status,
+                r.category, r.dsn, r.reply, r.attempts, r.last_attempt_at, r.final_at
+             FROM recipient r JOIN message m ON m.id = r.message",
+            "SELECT m.queue_id, m.arrived_at, r.address, a.at, a.status, a.relay_host, a.dsn,
+                a.reply, a.category
+             FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message",
+            "SELECT m.queue_id, m.arrived_at, n.at, n.kind FROM mta_notice n
+             JOIN message m ON m.id = n.message",
+            "SELECT at, code, reason FROM reject",
+        ] {
+            let mut stmt = conn.prepare(sql).expect("prepare");
+            let width = stmt.column_count();
+            let found = stmt
+                .query_map([], |row| {
+                    let cells: Vec<String> = (0..width)
+                        .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).expect("cell")))
+                        .collect();
+                    Ok(cells.join("|"))
+                })
+                .expect("query")
+                .collect::<Result<Vec<_>, _>>()
+                .expect("rows");
+            rows.extend(found);
+        }
+        rows.sort();
+        rows
+    }
+
+    /// The generated log imported in 64 KB transactions: tracked on the writing thread (a store
+    /// with rows already), on the parsing thread (an empty store), and on the parsing thread
+    /// until held messages pass a low limit, when the writer takes the tracker over — the same
+    /// rows and totals each way.
+    #[test]
+    fn tracking_on_either_thread_or_handed_over_stores_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("mail.log");
+        let status = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/data/tools/gen_postfix_log.py"
+            ))
+            .args(["--lines", "30000", "--msgs-per-day", "500", "-o"])
+            .arg(&log)
+            .status()
+            .expect("python3 runs");
+        assert!(status.success());
+        let config = Config::defaults();
+        let import = |name: &str, sole_writer: bool, hold: Option<(usize, usize)>| {
+            let path = dir.path().join(name);
+            let mut store = Store::open(&path).expect("store");
+            let parser =
+                || follower::parser(&config, UtcOffset::from_hms(2, 0, 0).expect("offset"));
+            let mut tracker = Tracker::new(parser(), Classifier::builtin());
+            if sole_writer {
+                tracker.sole_writer();
+            }
+            if let Some((messages, attempts)) = hold {
+                tracker.hold_at_most(messages, attempts);
+            }
+            let mut parsing = ParsingThread::new(&config, parser(), &tracker);
+            parsing.batch_limit = 64 << 10;
+            let imported = import_lines(&mut store, tracker, parsing, std::slice::from_ref(&log))
+                .expect("import");
+            (rows(&path), imported)
+        };
+        let (on_writer, writer) = import("writer.db", false, None);
+        let (on_parser, parser) = import("parser.db", true, None);
+        let (handed, handed_over) = import("handed.db", true, Some((3, 30)));
+        assert!(!writer.handed_over && !parser.handed_over);
+        assert!(handed_over.handed_over, "the low limit was passed");
+        let totals = |i: &Imported| format!("{:?}", i.total);
+        assert_eq!(totals(&writer), totals(&parser));
+        assert_eq!(totals(&writer), totals(&handed_over));
+        assert!(
+            writer.total.sent > 1_000 && writer.total.expired > 0,
+            "{:?}",
+            writer.total
+        );
+        assert_eq!(on_writer.len(), on_parser.len());
+        assert!(
+            on_writer == on_parser,
+            "tracked on the parsing thread: rows differ"
+        );
+        assert!(on_writer == handed, "handed over: rows differ");
+    }
 
     /// Every line arrives once, whole and in order, across chunk boundaries, with CRLF ends,
     /// invalid UTF-8 and no newline at the end.
@@ -287,17 +577,21 @@ mod tests {
             .collect();
 
         let config = Config::defaults();
-        let mut parser = follower::parser(&config, UtcOffset::UTC);
-        let mut failures = FailureClassifier::new(Classifier::builtin());
-        let (sender, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
-        let (give_back, spent) = channel();
-        let reading = std::thread::spawn(move || {
-            let mut reader = io::BufReader::new(io::Cursor::new(input));
-            read_and_parse(&mut reader, &mut parser, &mut failures, &sender, &spent)
-        });
+        let tracker = Tracker::new(
+            follower::parser(&config, UtcOffset::UTC),
+            Classifier::builtin(),
+        );
+        let mut parsing =
+            ParsingThread::new(&config, follower::parser(&config, UtcOffset::UTC), &tracker);
+        let mut reader = io::BufReader::new(io::Cursor::new(input));
+        let mut carry = Vec::new();
         let mut got = Vec::new();
         let mut chunks = 0;
-        for mut chunk in parsed {
+        let mut chunk = ParsedChunk::default();
+        loop {
+            // Reused buffers must not carry old lines into new chunks.
+            let eof = read_chunk(&mut reader, &mut carry, &mut chunk).expect("read");
+            parsing.parse(&mut chunk);
             chunks += 1;
             for (range, outcome, _) in chunk.lines.drain(..) {
                 let line = &chunk.text[range];
@@ -305,10 +599,10 @@ mod tests {
                 assert!(!matches!(outcome, ParseOutcome::Ignored(_)), "{line}");
                 got.push(line.to_owned());
             }
-            // Reused buffers must not carry old lines into new chunks.
-            let _ = give_back.send(chunk);
+            if eof {
+                break;
+            }
         }
-        reading.join().expect("thread").expect("read");
         assert!(chunks >= 3, "{chunks} chunks");
         assert_eq!(got.len(), expected.len());
         assert!(got == expected, "lines differ");

@@ -61,6 +61,10 @@ pub enum StoreError {
     },
     #[error("store schema version {found} is newer than this mailtrail ({supported})")]
     TooNew { found: i64, supported: i64 },
+    /// A log tracker working without the store (an import's parsing thread) met a message
+    /// it had already written: a bug, reported rather than a wrong row written.
+    #[error("log tracking needed the store while working without it")]
+    NoTransaction,
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
