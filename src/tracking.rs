@@ -488,6 +488,7 @@ pub struct ParsedLine<'l> {
 /// the attempts and notices about them, refused commands, raw lines, and the counts of the
 /// lines they came from. Built without the store (see [`Tracker::apply_without_store`]), so
 /// that another thread can write them ([`TrackedRows::commit`]).
+#[derive(Default)]
 pub struct TrackedRows {
     messages: Vec<NewMessage>,
     /// `message` indexes `messages`.
@@ -499,12 +500,21 @@ pub struct TrackedRows {
 }
 
 impl TrackedRows {
-    /// Writes the rows in one transaction.
-    pub fn commit(mut self, store: &mut Store) -> Result<IngestStats, StoreError> {
+    /// Writes the rows in one transaction; returns the counts of their lines.
+    pub fn commit(&mut self, store: &mut Store) -> Result<IngestStats, StoreError> {
         let batch = store.log_batch()?;
         self.write(&batch)?;
         batch.commit()?;
-        Ok(self.stats)
+        Ok(std::mem::take(&mut self.stats))
+    }
+
+    fn clear(&mut self) {
+        self.messages.clear();
+        self.attempts.clear();
+        self.notices.clear();
+        self.rejects.clear();
+        self.raw_lines.clear();
+        self.stats = IngestStats::default();
     }
 
     /// Inserts every row; returns the row id of each message.
@@ -563,27 +573,22 @@ enum Place {
     Taken(usize),
 }
 
-/// Moves the rows about taken messages out of `rows` (in order); renumbers every row's
-/// `message` to its message's new index.
+/// Moves the rows about taken messages from `rows` to `taken` (in order); renumbers every
+/// row's `message` to its message's new index.
 fn take_placed<T>(
     rows: &mut Vec<T>,
+    taken: &mut Vec<T>,
     place: &[Place],
     message: impl Fn(&mut T) -> &mut usize,
-) -> Vec<T> {
-    let mut taken = Vec::new();
-    for mut row in std::mem::take(rows) {
-        match place[*message(&mut row)] {
-            Place::Held(i) => {
-                *message(&mut row) = i;
-                rows.push(row);
-            }
-            Place::Taken(i) => {
-                *message(&mut row) = i;
-                taken.push(row);
-            }
-        }
-    }
-    taken
+) {
+    taken.extend(rows.extract_if(.., |row| {
+        let (i, is_taken) = match place[*message(row)] {
+            Place::Held(i) => (i, false),
+            Place::Taken(i) => (i, true),
+        };
+        *message(row) = i;
+        is_taken
+    }));
 }
 
 /// The store's transaction, for a message already written. A tracker working without the
@@ -693,13 +698,14 @@ impl Tracker {
     /// The rows of a commit after [`Tracker::apply_without_store`]: the messages that left the
     /// queue (with `all`, every message: the end of the import) and what else the lines said.
     /// With `all`, the tracker forgets the messages still queued: the end of an import.
-    pub fn take_rows(&mut self, all: bool) -> TrackedRows {
-        let rows = self.take_new(!all).0;
+    /// `rows` is emptied first: rows written before, handed back to serve again (their buffers
+    /// are freed where they were allocated, and reused).
+    pub fn take_rows(&mut self, all: bool, rows: &mut TrackedRows) {
+        self.take_new(!all, rows);
         if all {
             self.messages.clear();
             self.recipients.clear();
         }
-        rows
     }
 
     /// Lowers the limits of what a [`Tracker::sole_writer`] holds in memory: messages still
@@ -762,7 +768,8 @@ impl Tracker {
     /// queue; the others stay in `new` for the next batch) and the rest of the batch's rows,
     /// then remembers the rows of messages still queued.
     fn write_new(&mut self, batch: &LogBatch, hold_open: bool) -> Result<IngestStats, StoreError> {
-        let (mut rows, still_queued) = self.take_new(hold_open);
+        let mut rows = TrackedRows::default();
+        let still_queued = self.take_new(hold_open, &mut rows);
         let ids = rows.write(batch)?;
         // Found through the caches in later batches. (Should the commit fail, the caller clears
         // them again.)
@@ -782,42 +789,48 @@ impl Tracker {
     /// left the queue), their attempts and notices, and the rest of the batch's rows out, to be
     /// written. Messages held back move to the front of `new`. Also returns which of the
     /// messages taken are still queued: their queue ids point at them until written.
-    fn take_new(&mut self, hold_open: bool) -> (TrackedRows, Vec<usize>) {
+    fn take_new(&mut self, hold_open: bool, rows: &mut TrackedRows) -> Vec<usize> {
+        rows.clear();
         let mut place = Vec::with_capacity(self.new.len());
-        let (mut held, mut taken) = (Vec::new(), Vec::new());
+        let (mut index, mut held) = (0, 0);
         let mut still_queued = Vec::new();
-        for (index, m) in std::mem::take(&mut self.new).into_iter().enumerate() {
+        let messages = &mut self.messages;
+        let taken = self.new.extract_if(.., |m| {
             // A queue id reused after its message left the queue names the newer message.
-            let current = self.messages.get_mut(&m.queue_id);
+            let current = messages.get_mut(&m.queue_id);
             let named = current
                 .as_ref()
                 .is_some_and(|r| **r == MessageRef::New(index));
+            index += 1;
             if hold_open && m.removed_at.is_none() {
                 if let Some(r) = current
                     && named
                 {
-                    *r = MessageRef::New(held.len());
+                    *r = MessageRef::New(held);
                 }
-                place.push(Place::Held(held.len()));
-                held.push(m);
+                place.push(Place::Held(held));
+                held += 1;
+                false
             } else {
+                let taken = index - 1 - held;
                 if named {
-                    still_queued.push(taken.len());
+                    still_queued.push(taken);
                 }
-                place.push(Place::Taken(taken.len()));
-                taken.push(m);
+                place.push(Place::Taken(taken));
+                true
             }
-        }
-        self.new = held;
-        let rows = TrackedRows {
-            messages: taken,
-            attempts: take_placed(&mut self.new_attempts, &place, |a| &mut a.message),
-            notices: take_placed(&mut self.new_notices, &place, |n| &mut n.message),
-            rejects: std::mem::take(&mut self.new_rejects),
-            raw_lines: std::mem::take(&mut self.new_raw_lines),
-            stats: std::mem::take(&mut self.stats),
-        };
-        (rows, still_queued)
+        });
+        rows.messages.extend(taken);
+        take_placed(&mut self.new_attempts, &mut rows.attempts, &place, |a| {
+            &mut a.message
+        });
+        take_placed(&mut self.new_notices, &mut rows.notices, &place, |n| {
+            &mut n.message
+        });
+        rows.rejects.append(&mut self.new_rejects);
+        rows.raw_lines.append(&mut self.new_raw_lines);
+        rows.stats = std::mem::take(&mut self.stats);
+        still_queued
     }
 
     fn message(
@@ -1319,7 +1332,9 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
                             .apply_without_store(&config, line, 0, |l| panic!("unknown line {l}"))
                             .expect("apply");
                     }
-                    tracker.take_rows(false).commit(&mut store)
+                    let mut rows = TrackedRows::default();
+                    tracker.take_rows(false, &mut rows);
+                    rows.commit(&mut store)
                 }
                 false => tracker.apply(&mut store, &config, chunk.iter().copied(), None, 0, |l| {
                     panic!("unknown line {l}")
@@ -1333,7 +1348,11 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             assert_eq!(without_store, !limited, "handed over to the store's side");
         }
         let end = match without_store {
-            true => tracker.take_rows(true).commit(&mut store),
+            true => {
+                let mut rows = TrackedRows::default();
+                tracker.take_rows(true, &mut rows);
+                rows.commit(&mut store)
+            }
             false => tracker.begin(&mut store).expect("begin").commit_all(None),
         };
         total.add(&end.expect("commit all"));

@@ -153,19 +153,27 @@ fn import_lines(
     let mut total = IngestStats::default();
     let mut unknown = Vec::new();
     let read = std::thread::scope(|scope| -> Result<_, CliError> {
-        // A rendezvous: the rows of one batch at most wait for the writer.
         let (tracked_to_writer, tracked) = sync_channel(0);
         let (parsed_to_writer, parsed) = sync_channel(PARSED_CHUNKS_QUEUED);
         let (give_back, spent) = channel();
+        let (rows_back, spent_rows) = channel();
         let reading = scope.spawn(move || {
-            parsing
-                .run(files, tracked_to_writer, &parsed_to_writer, &spent)
-                .map(|()| parsing.unknown)
+            let channels = ToWriter {
+                tracked: Some(tracked_to_writer),
+                parsed: parsed_to_writer,
+                spent,
+                spent_rows,
+            };
+            parsing.run(files, channels).map(|()| parsing.unknown)
         });
         // Rows tracked on the parsing thread, until it ends or hands the tracker over.
         for message in tracked {
             match message {
-                Tracked::Rows(rows) => total.add(&rows.commit(store)?),
+                Tracked::Rows(mut rows) => {
+                    total.add(&rows.commit(store)?);
+                    // Freed and reused there; the reader may have ended already.
+                    let _ = rows_back.send(rows);
+                }
                 Tracked::HandOver(tracker) => {
                     writing = Some(*tracker);
                     handed_over = true;
@@ -173,6 +181,9 @@ fn import_lines(
             }
         }
         if let Some(tracker) = &mut writing {
+            // It finds messages through the store from here on: the indexes an import into an
+            // empty store left for its end are needed now.
+            store.build_deferred_indexes()?;
             let mut batch = tracker.begin(store)?;
             let mut batch_bytes = 0;
             for mut chunk in parsed {
@@ -252,18 +263,12 @@ impl<'c> ParsingThread<'c> {
         }
     }
 
-    /// Reads, parses (and tracks) `files` in order. Rows go to `tracked`, which is dropped when
-    /// the tracker is handed over (or was never here); lines parsed only go to `parsed`.
-    /// Chunks come back through `spent` once stored: reusing their buffers spares the kernel
-    /// zeroing fresh pages for each chunk. Stops early when the writer is gone (it failed).
-    fn run(
-        &mut self,
-        files: &[PathBuf],
-        tracked: SyncSender<Tracked>,
-        parsed: &SyncSender<ParsedChunk>,
-        spent: &Receiver<ParsedChunk>,
-    ) -> Result<(), CliError> {
-        let mut tracked = self.tracker.is_some().then_some(tracked);
+    /// Reads, parses (and tracks) `files` in order, sending to the writer through `to_writer`.
+    /// Stops early when the writer is gone (it failed).
+    fn run(&mut self, files: &[PathBuf], mut to_writer: ToWriter) -> Result<(), CliError> {
+        if self.tracker.is_none() {
+            to_writer.tracked = None;
+        }
         for path in files {
             let io_err = |source| CliError::Io {
                 path: path.clone(),
@@ -285,27 +290,27 @@ impl<'c> ParsingThread<'c> {
                 // Tracked here, a chunk's buffers serve the next one at once.
                 let mut chunk = match &self.tracker {
                     Some(_) => std::mem::take(&mut own),
-                    None => spent.try_recv().unwrap_or_default(),
+                    None => to_writer.spent.try_recv().unwrap_or_default(),
                 };
                 let eof = read_chunk(&mut *reader, &mut carry, &mut chunk).map_err(io_err)?;
                 if !compressed {
                     progress.inc(chunk.text.len() as u64);
                 }
-                match &mut tracked {
-                    Some(to_writer) => {
+                match &to_writer.tracked {
+                    Some(_) => {
                         self.track(&chunk.text)?;
                         own = chunk;
                         if self.batch_bytes >= self.batch_limit {
-                            match self.send_rows(to_writer, false) {
+                            match self.send_rows(&to_writer, false) {
                                 Sent::Rows => {}
-                                Sent::HandedOver => tracked = None,
+                                Sent::HandedOver => to_writer.tracked = None,
                                 Sent::WriterGone => return Ok(()),
                             }
                         }
                     }
                     None => {
                         self.parse(&mut chunk);
-                        if parsed.send(chunk).is_err() {
+                        if to_writer.parsed.send(chunk).is_err() {
                             return Ok(());
                         }
                     }
@@ -316,9 +321,9 @@ impl<'c> ParsingThread<'c> {
             }
             progress.finish_and_clear();
         }
-        if let Some(to_writer) = &tracked {
+        if to_writer.tracked.is_some() {
             // The writer's error, if it failed, ends the import.
-            self.send_rows(to_writer, true);
+            self.send_rows(&to_writer, true);
         }
         Ok(())
     }
@@ -366,15 +371,14 @@ impl<'c> ParsingThread<'c> {
 
     /// Sends the rows tracked so far (with `all`, every message: the end), then, should the
     /// tracker now hold too much to go on without the store, the tracker itself.
-    fn send_rows(&mut self, to_writer: &SyncSender<Tracked>, all: bool) -> Sent {
-        let Some(tracker) = &mut self.tracker else {
+    fn send_rows(&mut self, to_writer: &ToWriter, all: bool) -> Sent {
+        let (Some(tracker), Some(tracked)) = (&mut self.tracker, &to_writer.tracked) else {
             return Sent::HandedOver;
         };
         self.batch_bytes = 0;
-        if to_writer
-            .send(Tracked::Rows(tracker.take_rows(all)))
-            .is_err()
-        {
+        let mut rows = to_writer.spent_rows.try_recv().unwrap_or_default();
+        tracker.take_rows(all, &mut rows);
+        if tracked.send(Tracked::Rows(rows)).is_err() {
             return Sent::WriterGone;
         }
         if all || tracker.tracks_without_store() {
@@ -383,12 +387,26 @@ impl<'c> ParsingThread<'c> {
         let handed_over = self
             .tracker
             .take()
-            .is_none_or(|t| to_writer.send(Tracked::HandOver(t)).is_ok());
+            .is_none_or(|t| tracked.send(Tracked::HandOver(t)).is_ok());
         match handed_over {
             true => Sent::HandedOver,
             false => Sent::WriterGone,
         }
     }
+}
+
+/// The parsing thread's channels to and from the writer.
+struct ToWriter {
+    /// Rows tracked on the parsing thread (a rendezvous: one batch's rows at most wait);
+    /// dropped when the tracker is handed over, or was never there.
+    tracked: Option<SyncSender<Tracked>>,
+    /// Lines parsed only.
+    parsed: SyncSender<ParsedChunk>,
+    /// Chunks and rows come back once stored: their buffers serve again (sparing the kernel
+    /// zeroing fresh pages each time), and what they hold is freed on the thread that
+    /// allocated it.
+    spent: Receiver<ParsedChunk>,
+    spent_rows: Receiver<TrackedRows>,
 }
 
 /// What [`ParsingThread::send_rows`] did.

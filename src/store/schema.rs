@@ -208,11 +208,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE status = 'bounced' OR status = 'expired' OR status = 'deferred';",
 ];
 
-/// Secondary indexes that no statement of a log import reads (it finds messages through
-/// message_queue_id and recipients through recipient_message_address): an import into an
-/// empty store builds each of them once, after loading, instead of updating it row by row.
+/// Secondary indexes that no statement of an import into an empty store reads: it builds each
+/// of them once, after loading, instead of updating it row by row. Its tracker holds every
+/// queued message in memory; should it hand them to the store part-way (too many queued at
+/// once), the indexes are built then, as it finds messages through message_queue_id and
+/// recipients through recipient_message_address from there on.
 pub(super) const IMPORT_DEFERRED_INDEXES: &[&str] = &[
     "message_arrived_at",
+    "message_queue_id",
+    "recipient_message_address",
     "recipient_address",
     "recipient_status",
     "recipient_failed_message",
