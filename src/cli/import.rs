@@ -5,7 +5,7 @@ use crate::{
     bounce::{Category, Classifier},
     config::Config,
     follower,
-    maillog::{ParseOutcome, Parser, open_import},
+    maillog::{self, ParseOutcome, Parser, open_import},
     store::{BackgroundCheckpoint, Store},
     tracking::{FailureClassifier, IngestStats, ParsedLine, TrackedRows, Tracker},
 };
@@ -23,6 +23,9 @@ use time::OffsetDateTime;
 /// whose whole life is in one batch (written once, see `Tracker`); 16 MB of lines hold about
 /// 100,000 of them, well within the import's memory budget.
 const IMPORT_BATCH_BYTES: usize = 8 << 20;
+/// Bytes of lines of an import's first transaction: the writer starts early, then each
+/// transaction doubles up to [`IMPORT_BATCH_BYTES`].
+const FIRST_BATCH_BYTES: usize = 1 << 20;
 /// Bytes of log text parsed at a time: small, so that both threads are busy from the start and
 /// little text waits between them.
 const PARSE_CHUNK_BYTES: usize = 1 << 20;
@@ -240,8 +243,10 @@ struct ParsingThread<'c> {
     show_unknown: bool,
     /// Set while lines are tracked here (see [`Tracker::tracks_without_store`]).
     tracker: Option<Box<Tracker>>,
-    /// Bytes of lines per transaction ([`IMPORT_BATCH_BYTES`]).
+    /// Bytes of lines per transaction ([`IMPORT_BATCH_BYTES`]), and of the next one (from
+    /// [`FIRST_BATCH_BYTES`] up).
     batch_limit: usize,
+    next_batch: usize,
     /// Bytes of lines tracked since the last rows were sent.
     batch_bytes: usize,
     /// Unknown lines met while tracking here, for `--show-unknown`.
@@ -258,6 +263,7 @@ impl<'c> ParsingThread<'c> {
             show_unknown: false,
             tracker: None,
             batch_limit: IMPORT_BATCH_BYTES,
+            next_batch: FIRST_BATCH_BYTES,
             batch_bytes: 0,
             unknown: Vec::new(),
         }
@@ -300,7 +306,7 @@ impl<'c> ParsingThread<'c> {
                     Some(_) => {
                         self.track(&chunk.text)?;
                         own = chunk;
-                        if self.batch_bytes >= self.batch_limit {
+                        if self.batch_bytes >= self.next_batch.min(self.batch_limit) {
                             match self.send_rows(&to_writer, false) {
                                 Sent::Rows => {}
                                 Sent::HandedOver => to_writer.tracked = None,
@@ -332,7 +338,7 @@ impl<'c> ParsingThread<'c> {
     fn parse(&mut self, chunk: &mut ParsedChunk) {
         let text = &chunk.text;
         let base = text.as_ptr() as usize;
-        chunk.lines.extend(text.lines().map(|line| {
+        chunk.lines.extend(maillog::lines(text).map(|line| {
             let start = line.as_ptr() as usize - base;
             let outcome = self.parser.parse(line);
             let category = match &outcome {
@@ -348,7 +354,7 @@ impl<'c> ParsingThread<'c> {
         let Some(tracker) = &mut self.tracker else {
             return Ok(());
         };
-        for line in text.lines() {
+        for line in maillog::lines(text) {
             let outcome = self.parser.parse(line);
             let category = match &outcome {
                 ParseOutcome::Event(_, event) => self.failures.category_of(event),
@@ -376,6 +382,7 @@ impl<'c> ParsingThread<'c> {
             return Sent::HandedOver;
         };
         self.batch_bytes = 0;
+        self.next_batch = self.batch_limit.min(self.next_batch * 2);
         let mut rows = to_writer.spent_rows.try_recv().unwrap_or_default();
         tracker.take_rows(all, &mut rows);
         if tracked.send(Tracked::Rows(rows)).is_err() {

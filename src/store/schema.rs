@@ -216,11 +216,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// tracker holds every queued message in memory; should it hand them to the store part-way (too
 /// many queued at once), the indexes are built then, as it finds messages through
 /// message_queue_id from there on.
-pub(super) const IMPORT_DEFERRED_INDEXES: &[&str] = &[
-    "message_queue_id",
-    "recipient_address",
-    "raw_line_queue_id",
-];
+pub(super) const IMPORT_DEFERRED_INDEXES: &[&str] =
+    &["message_queue_id", "recipient_address", "raw_line_queue_id"];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
