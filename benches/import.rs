@@ -116,7 +116,7 @@ fn parse_times(data: &str, rounds: usize) -> (f64, f64) {
     for _ in 0..rounds {
         let t = Instant::now();
         let mut bytes = 0usize;
-        for l in maillog::lines(&data) {
+        for l in maillog::lines(data) {
             bytes = bytes.wrapping_add(l.len());
         }
         std::hint::black_box(bytes);
@@ -129,7 +129,7 @@ fn parse_times(data: &str, rounds: usize) -> (f64, f64) {
         });
         let t = Instant::now();
         let mut events = 0usize;
-        for l in maillog::lines(&data) {
+        for l in maillog::lines(data) {
             let out = p.parse(l);
             events += matches!(out, ParseOutcome::Event(..)) as usize;
             std::hint::black_box(&out);
