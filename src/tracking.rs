@@ -12,7 +12,7 @@ use crate::{
     },
 };
 use serde::Serialize;
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::BuildHasher};
 
 /// Queue ids remembered between batches; past this the cache starts over (the store has all).
 const MAX_CACHED_QUEUE_IDS: usize = 500_000;
@@ -72,8 +72,9 @@ pub struct Tracker {
     /// Set by [`Tracker::sole_writer`]: messages still in the queue at a commit stay in `new`
     /// until they leave it or [`TrackerBatch::commit_all`].
     hold_open: bool,
-    /// Queue id → message, for messages not yet removed from the queue.
-    messages: HashMap<String, MessageRef>,
+    /// Queue id → message, for messages not yet removed from the queue. Queue ids are the
+    /// MTA's own (not from mail): a fast hash suits them (a lookup per line).
+    messages: HashMap<String, MessageRef, foldhash::quality::RandomState>,
     /// (message row, address) → recipient row.
     recipients: HashMap<(i64, String), i64>,
     /// What the current batch says about messages it saw first, in the order first seen.
@@ -96,14 +97,18 @@ pub struct Tracker {
 #[derive(Clone)]
 pub struct FailureClassifier {
     classifier: Classifier,
-    classified: HashMap<FailureKey, Category>,
+    /// The hash of a failure's [`FailureKey`] → the key and its category: a failure seen before
+    /// is found without building a key (two in three in a real log).
+    classified: HashMap<u64, (FailureKey, Category), foldhash::quality::RandomState>,
+    hasher: foldhash::quality::RandomState,
 }
 
 impl FailureClassifier {
     pub fn new(classifier: Classifier) -> FailureClassifier {
         FailureClassifier {
             classifier,
-            classified: HashMap::new(),
+            classified: HashMap::default(),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -137,20 +142,27 @@ impl FailureClassifier {
     }
 
     fn classify(&mut self, failure: &Failure, stage: Option<SmtpStage>) -> Category {
-        let key: FailureKey = (
-            failure.dsn.map(str::to_owned),
-            failure.code,
-            stage,
-            failure.text.to_owned(),
-        );
-        if let Some(&category) = self.classified.get(&key) {
-            return category;
+        let hash = self
+            .hasher
+            .hash_one((failure.dsn, failure.code, stage, failure.text));
+        if let Some(((dsn, code, seen_stage, text), category)) = self.classified.get(&hash)
+            && (dsn.as_deref(), *code, *seen_stage, text.as_str())
+                == (failure.dsn, failure.code, stage, failure.text)
+        {
+            return *category;
         }
         if self.classified.len() >= MAX_CACHED_CATEGORIES {
             self.classified.clear();
         }
         let category = self.classifier.classify(failure);
-        self.classified.insert(key, category);
+        // A different failure with the same hash (rare) is replaced.
+        let key = (
+            failure.dsn.map(str::to_owned),
+            failure.code,
+            stage,
+            failure.text.to_owned(),
+        );
+        self.classified.insert(hash, (key, category));
         category
     }
 }
@@ -604,7 +616,7 @@ impl Tracker {
             failures: FailureClassifier::new(classifier),
             sole_writer: false,
             hold_open: false,
-            messages: HashMap::new(),
+            messages: HashMap::default(),
             recipients: HashMap::new(),
             new: Vec::new(),
             new_attempts: Vec::new(),
@@ -1389,6 +1401,35 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             rows.extend(found);
         }
         (rows, total)
+    }
+
+    /// A failure seen before is found in the cache: equal in every part, not just in its hash
+    /// bucket — the same words at RCPT and after DATA are categories apart.
+    #[test]
+    fn failure_categories_are_remembered_per_failure() {
+        let mut failures = FailureClassifier::new(Classifier::builtin());
+        let text = "550 5.1.1 <b@gone.example>: Recipient address rejected: User unknown";
+        let at = |stage| Failure {
+            dsn: Some("5.1.1"),
+            code: Some(550),
+            text,
+            stage: Some(stage),
+        };
+        let rcpt = failures.classify(&at(SmtpStage::RcptTo), Some(SmtpStage::RcptTo));
+        let data = failures.classify(&at(SmtpStage::Data), Some(SmtpStage::Data));
+        assert_eq!(rcpt, Category::InvalidMailbox);
+        assert_eq!(data, Category::PolicyRelated);
+        for _ in 0..2 {
+            assert_eq!(
+                failures.classify(&at(SmtpStage::RcptTo), Some(SmtpStage::RcptTo)),
+                rcpt
+            );
+            assert_eq!(
+                failures.classify(&at(SmtpStage::Data), Some(SmtpStage::Data)),
+                data
+            );
+        }
+        assert_eq!(failures.classified.len(), 2);
     }
 
     #[test]
