@@ -707,11 +707,10 @@ impl Tracker {
         self.apply_line(None, config, line, raw_since, on_unknown)
     }
 
-    /// The rows of a commit after [`Tracker::apply_without_store`]: the messages that left the
-    /// queue (with `all`, every message: the end of the import) and what else the lines said.
-    /// With `all`, the tracker forgets the messages still queued: the end of an import.
-    /// `rows` is emptied first: rows written before, handed back to serve again (their buffers
-    /// are freed where they were allocated, and reused).
+    /// The rows of a commit after [`Tracker::apply_without_store`], into `rows` (emptied first:
+    /// rows written before come back to serve again, their buffers freed where they were
+    /// allocated): the messages that left the queue and what else the lines said. With `all`,
+    /// every message, and the tracker forgets those still queued: the end of an import.
     pub fn take_rows(&mut self, all: bool, rows: &mut TrackedRows) {
         self.take_new(!all, rows);
         if all {

@@ -19,9 +19,10 @@ use std::{
 };
 use time::OffsetDateTime;
 
-/// Bytes of lines stored per transaction: big batches mean fewer commits and more messages
-/// whose whole life is in one batch (written once, see `Tracker`); 16 MB of lines hold about
-/// 100,000 of them, well within the import's memory budget.
+/// Bytes of lines stored per transaction: big batches mean fewer commits (and, through the
+/// store, more messages whose whole life is in one batch, written once: see `Tracker`). While
+/// the writer stores one batch's rows the next is tracked, so 8 MB (about 50,000 lines) keeps
+/// the two well within the import's memory budget.
 const IMPORT_BATCH_BYTES: usize = 8 << 20;
 /// Bytes of lines of an import's first transaction: the writer starts early, then each
 /// transaction doubles up to [`IMPORT_BATCH_BYTES`].
