@@ -802,6 +802,9 @@ impl Tracker {
     /// messages taken are still queued: their queue ids point at them until written.
     fn take_new(&mut self, hold_open: bool, rows: &mut TrackedRows) -> Vec<usize> {
         rows.clear();
+        // At most all of them: one allocation instead of a doubling series.
+        rows.messages.reserve(self.new.len());
+        rows.attempts.reserve(self.new_attempts.len());
         let mut place = Vec::with_capacity(self.new.len());
         let (mut index, mut held) = (0, 0);
         let mut still_queued = Vec::new();
