@@ -496,6 +496,26 @@ pub struct ParsedLine<'l> {
     pub category: Option<Category>,
 }
 
+impl<'l> ParsedLine<'l> {
+    /// Parses `line` and classifies the failure it reports, if any.
+    pub fn parse(
+        line: &'l str,
+        parser: &mut Parser,
+        failures: &mut FailureClassifier,
+    ) -> ParsedLine<'l> {
+        let outcome = parser.parse(line);
+        let category = match &outcome {
+            ParseOutcome::Event(_, event) => failures.category_of(event),
+            _ => None,
+        };
+        ParsedLine {
+            line,
+            outcome,
+            category,
+        }
+    }
+}
+
 /// The rows one commit writes: messages (with their recipients) whose whole story is known,
 /// the attempts and notices about them, refused commands, raw lines, and the counts of the
 /// lines they came from. Built without the store (see [`Tracker::apply_without_store`]), so
@@ -658,11 +678,9 @@ impl Tracker {
     ) -> Result<IngestStats, StoreError> {
         let mut batch = self.begin(store)?;
         for line in lines {
-            let outcome = batch.tracker.parser.parse(line);
-            let category = match &outcome {
-                ParseOutcome::Event(_, event) => batch.tracker.failures.category_of(event),
-                _ => None,
-            };
+            let tracker = &mut *batch.tracker;
+            let parsed = ParsedLine::parse(line, &mut tracker.parser, &mut tracker.failures);
+            let (outcome, category) = (parsed.outcome, parsed.category);
             batch.apply_parsed(config, line, outcome, category, raw_since, &mut on_unknown)?;
         }
         batch.commit(position)
@@ -1259,7 +1277,7 @@ fn reject_source(r: &Reject) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::maillog::ParserOptions;
     use time::macros::{datetime, offset};
@@ -1286,6 +1304,26 @@ May 25 01:00:00 mail postfix/qmgr[1006]: B50A1214B93: from=<other@example.net>, 
 May 25 01:00:01 mail postfix/smtp[1300]: B50A1214B93: to=<x@votac.org>, relay=mail1.votac.org[195.230.105.38]:25, delay=1, delays=0.5/0/0.5/0, dsn=2.0.0, status=sent (250 ok)
 May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192.0.2.9]: 554 5.7.1 <spam@example.net>: Relay access denied; from=<s@example.com> to=<spam@example.net> proto=ESMTP helo=<x>
 ";
+
+    /// The rows `sql` selects, each as its cells' values joined by `|`.
+    pub(crate) fn rows_as_text(conn: &rusqlite::Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let width = stmt.column_count();
+        stmt.query_map([], |row| {
+            let cells: Vec<String> = (0..width)
+                .map(|i| {
+                    format!(
+                        "{:?}",
+                        row.get::<_, rusqlite::types::Value>(i).expect("cell")
+                    )
+                })
+                .collect();
+            Ok(cells.join("|"))
+        })
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows")
+    }
 
     /// How the test imports a log.
     #[derive(Clone, Copy, Debug, PartialEq)]
@@ -1332,16 +1370,8 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             let stats = match without_store {
                 true => {
                     for &line in chunk {
-                        let outcome = tracker.parser.parse(line);
-                        let category = match &outcome {
-                            ParseOutcome::Event(_, event) => tracker.failures.category_of(event),
-                            _ => None,
-                        };
-                        let line = ParsedLine {
-                            line,
-                            outcome,
-                            category,
-                        };
+                        let line =
+                            ParsedLine::parse(line, &mut tracker.parser, &mut tracker.failures);
                         tracker
                             .apply_without_store(&config, line, 0, |l| panic!("unknown line {l}"))
                             .expect("apply");
@@ -1388,19 +1418,7 @@ May 25 01:00:02 mail postfix/smtpd[2000]: NOQUEUE: reject: RCPT from unknown[192
             "SELECT at, source, code, dsn, reason, category FROM reject ORDER BY id",
             "SELECT at, queue_id, line FROM raw_line ORDER BY id",
         ] {
-            let mut stmt = conn.prepare(sql).expect("prepare");
-            let width = stmt.column_count();
-            let found = stmt
-                .query_map([], |row| {
-                    let cells: Vec<String> = (0..width)
-                        .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).expect("cell")))
-                        .collect();
-                    Ok(cells.join("|"))
-                })
-                .expect("query")
-                .collect::<Result<Vec<_>, _>>()
-                .expect("rows");
-            rows.extend(found);
+            rows.extend(rows_as_text(&conn, sql));
         }
         (rows, total)
     }

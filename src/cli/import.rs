@@ -341,12 +341,8 @@ impl<'c> ParsingThread<'c> {
         let base = text.as_ptr() as usize;
         chunk.lines.extend(maillog::lines(text).map(|line| {
             let start = line.as_ptr() as usize - base;
-            let outcome = self.parser.parse(line);
-            let category = match &outcome {
-                ParseOutcome::Event(_, event) => self.failures.category_of(event),
-                _ => None,
-            };
-            (start..start + line.len(), outcome, category)
+            let parsed = ParsedLine::parse(line, &mut self.parser, &mut self.failures);
+            (start..start + line.len(), parsed.outcome, parsed.category)
         }));
     }
 
@@ -356,16 +352,7 @@ impl<'c> ParsingThread<'c> {
             return Ok(());
         };
         for line in maillog::lines(text) {
-            let outcome = self.parser.parse(line);
-            let category = match &outcome {
-                ParseOutcome::Event(_, event) => self.failures.category_of(event),
-                _ => None,
-            };
-            let line = ParsedLine {
-                line,
-                outcome,
-                category,
-            };
+            let line = ParsedLine::parse(line, &mut self.parser, &mut self.failures);
             tracker.apply_without_store(self.config, line, self.raw_since, |line| {
                 if self.show_unknown {
                     self.unknown.push(line.to_owned());
@@ -502,19 +489,7 @@ mod tests {
              JOIN message m ON m.id = n.message",
             "SELECT at, code, reason FROM reject",
         ] {
-            let mut stmt = conn.prepare(sql).expect("prepare");
-            let width = stmt.column_count();
-            let found = stmt
-                .query_map([], |row| {
-                    let cells: Vec<String> = (0..width)
-                        .map(|i| format!("{:?}", row.get::<_, rusqlite::types::Value>(i).expect("cell")))
-                        .collect();
-                    Ok(cells.join("|"))
-                })
-                .expect("query")
-                .collect::<Result<Vec<_>, _>>()
-                .expect("rows");
-            rows.extend(found);
+            rows.extend(crate::tracking::tests::rows_as_text(&conn, sql));
         }
         rows.sort();
         rows
