@@ -294,28 +294,30 @@ impl<'c> ParsingThread<'c> {
             let mut carry = Vec::new();
             let mut own = ParsedChunk::default();
             loop {
+                let tracking_here = self.tracker.is_some();
                 // Tracked here, a chunk's buffers serve the next one at once.
-                let mut chunk = match &self.tracker {
-                    Some(_) => std::mem::take(&mut own),
-                    None => to_writer.spent.try_recv().unwrap_or_default(),
+                let mut chunk = match tracking_here {
+                    true => std::mem::take(&mut own),
+                    false => to_writer.spent.try_recv().unwrap_or_default(),
                 };
                 let eof = read_chunk(&mut *reader, &mut carry, &mut chunk).map_err(io_err)?;
                 if !compressed {
                     progress.inc(chunk.text.len() as u64);
                 }
-                match &to_writer.tracked {
-                    Some(_) => {
+                match tracking_here {
+                    true => {
                         self.track(&chunk.text)?;
                         own = chunk;
                         if self.batch_bytes >= self.next_batch.min(self.batch_limit) {
                             match self.send_rows(&to_writer, false) {
                                 Sent::Rows => {}
+                                // Closed: the writer goes on to the parsed lines.
                                 Sent::HandedOver => to_writer.tracked = None,
                                 Sent::WriterGone => return Ok(()),
                             }
                         }
                     }
-                    None => {
+                    false => {
                         self.parse(&mut chunk);
                         if to_writer.parsed.send(chunk).is_err() {
                             return Ok(());
@@ -328,7 +330,7 @@ impl<'c> ParsingThread<'c> {
             }
             progress.finish_and_clear();
         }
-        if to_writer.tracked.is_some() {
+        if self.tracker.is_some() {
             // The writer's error, if it failed, ends the import.
             self.send_rows(&to_writer, true);
         }
