@@ -584,15 +584,15 @@ impl TrackedRows {
             let recipient = self.messages[a.message].recipients[a.recipient].row;
             rows.insert_attempt(recipient, &a.row())?;
         }
+        for r in &self.rejects {
+            rows.insert_reject(&r.row())?;
+        }
+        for l in &self.raw_lines {
+            rows.insert_raw_line(l.at, l.queue_id.as_deref(), &l.line)?;
+        }
         drop(rows);
         for n in &self.notices {
             batch.add_mta_notice(ids[n.message], n.at, &n.kind, n.notice_queue_id.as_deref())?;
-        }
-        for r in &self.rejects {
-            batch.insert_reject(&r.row())?;
-        }
-        for l in &self.raw_lines {
-            batch.insert_raw_line(l.at, l.queue_id.as_deref(), &l.line)?;
         }
         Ok(ids)
     }

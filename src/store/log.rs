@@ -262,6 +262,8 @@ impl LogBatch<'_> {
             message: self.tx.prepare_cached(INSERT_LOG_MESSAGE)?,
             recipient: self.tx.prepare_cached(INSERT_RECIPIENT)?,
             attempt: self.tx.prepare_cached(INSERT_ATTEMPT)?,
+            reject: self.tx.prepare_cached(INSERT_REJECT)?,
+            raw_line: self.tx.prepare_cached(INSERT_RAW_LINE)?,
         })
     }
 
@@ -352,28 +354,8 @@ impl LogBatch<'_> {
     }
 
     pub fn insert_reject(&self, r: &RejectRow) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO reject (at, mta_host, source, code, dsn, client_host, client_ip, sender,
-                    recipient, helo, stage, reason, category)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                r.at,
-                r.mta_host,
-                r.source,
-                r.code,
-                r.dsn,
-                r.client_host,
-                r.client_ip,
-                r.sender,
-                r.recipient,
-                r.helo,
-                r.stage,
-                r.reason,
-                r.category,
-            ])?;
-        Ok(())
+        let mut insert = self.tx.prepare_cached(INSERT_REJECT)?;
+        insert_reject(&mut insert, r)
     }
 
     pub fn insert_raw_line(
@@ -382,10 +364,8 @@ impl LogBatch<'_> {
         queue_id: Option<&str>,
         line: &str,
     ) -> Result<(), StoreError> {
-        self.tx
-            .prepare_cached("INSERT INTO raw_line (at, queue_id, line) VALUES (?1, ?2, ?3)")?
-            .execute(params![at, queue_id, line])?;
-        Ok(())
+        let mut insert = self.tx.prepare_cached(INSERT_RAW_LINE)?;
+        insert_raw_line(&mut insert, at, queue_id, line)
     }
 
     /// Saves where reading stopped, in the same transaction as the events read up to there.
@@ -417,6 +397,40 @@ const INSERT_ATTEMPT: &str = "INSERT INTO attempt (recipient, at, status, relay_
         relay_port, dsn, smtp_code, reply, stage, delay, delays, category)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
+const INSERT_REJECT: &str = "INSERT INTO reject (at, mta_host, source, code, dsn, client_host,
+        client_ip, sender, recipient, helo, stage, reason, category)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+const INSERT_RAW_LINE: &str = "INSERT INTO raw_line (at, queue_id, line) VALUES (?1, ?2, ?3)";
+
+fn insert_reject(stmt: &mut Statement, r: &RejectRow) -> Result<(), StoreError> {
+    stmt.execute(params![
+        r.at,
+        r.mta_host,
+        r.source,
+        r.code,
+        r.dsn,
+        r.client_host,
+        r.client_ip,
+        r.sender,
+        r.recipient,
+        r.helo,
+        r.stage,
+        r.reason,
+        r.category,
+    ])?;
+    Ok(())
+}
+
+fn insert_raw_line(
+    stmt: &mut Statement,
+    at: i64,
+    queue_id: Option<&str>,
+    line: &str,
+) -> Result<(), StoreError> {
+    stmt.execute(params![at, queue_id, line])?;
+    Ok(())
+}
+
 fn insert_attempt(stmt: &mut Statement, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
     stmt.execute(params![
         recipient,
@@ -442,6 +456,8 @@ pub struct RowWriter<'t> {
     message: CachedStatement<'t>,
     recipient: CachedStatement<'t>,
     attempt: CachedStatement<'t>,
+    reject: CachedStatement<'t>,
+    raw_line: CachedStatement<'t>,
 }
 
 impl RowWriter<'_> {
@@ -486,5 +502,19 @@ impl RowWriter<'_> {
     /// Inserts an attempt row only, for a recipient whose state was written with it.
     pub fn insert_attempt(&mut self, recipient: i64, a: &AttemptRow) -> Result<(), StoreError> {
         insert_attempt(&mut self.attempt, recipient, a)
+    }
+
+    pub fn insert_reject(&mut self, r: &RejectRow) -> Result<(), StoreError> {
+        insert_reject(&mut self.reject, r)
+    }
+
+    /// A raw log line: an import keeping recent lines writes one per line.
+    pub fn insert_raw_line(
+        &mut self,
+        at: i64,
+        queue_id: Option<&str>,
+        line: &str,
+    ) -> Result<(), StoreError> {
+        insert_raw_line(&mut self.raw_line, at, queue_id, line)
     }
 }

@@ -216,8 +216,9 @@ impl Store {
         Ok(())
     }
 
-    /// Before an import into an empty store (no message yet): drops the indexes no import
-    /// statement reads ([`schema::IMPORT_DEFERRED_INDEXES`]), remembering their definitions
+    /// Before an import into an empty store (no message yet): drops the indexes that its rows
+    /// reach in random order and that it reads only once its tracker works through the store
+    /// ([`schema::IMPORT_DEFERRED_INDEXES`]), remembering their definitions
     /// for [`Store::build_deferred_indexes`]. Returns, when it did, the lock that tells other
     /// processes' [`Store::open`] to leave them to the import: hold it until they are built.
     pub fn defer_indexes_for_import(&mut self) -> Result<Option<ImportLock>, StoreError> {
