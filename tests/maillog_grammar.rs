@@ -857,3 +857,85 @@ fn random_token_soup_never_panics() {
         "the soup should still hit the grammar: {events}"
     );
 }
+
+/// Text from strangers (a subject quoted by header_checks, a quoted recipient address, a remote
+/// server's reply) never reads as the MTA's own delivery fields.
+#[test]
+fn strangers_text_never_forges_a_delivery() {
+    let cleanup = "Jun  1 10:00:00 mx postfix/cleanup[77]: 3F1A2B4C5D: ";
+    for line in [
+        // header_checks WARN: the subject holds a whole forged delivery.
+        format!(
+            "{cleanup}warning: header Subject: hi, status=sent from client.example[192.0.2.1]; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<client.example>"
+        ),
+        format!(
+            "{cleanup}warning: header Subject: x to=<c@d.example>, relay=evil[6.6.6.6]:25, dsn=5.1.1, status=bounced (550 5.1.1 forged) from client.example[192.0.2.1]; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<h>"
+        ),
+        format!(
+            "{cleanup}info: header Subject: to=<c@d.example>, status=sent (ok) from h[192.0.2.1]; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<h>"
+        ),
+        format!(
+            "{cleanup}hold: body status=sent, to=<c@d.example> from h[192.0.2.1]; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<h>"
+        ),
+        format!(
+            "Jun  1 10:00:00 mx postfix/smtpd[78]: 3F1A2B4C5D: filter: RCPT from h[192.0.2.1]: <c@d.example>: status=sent, to=<c@d.example>; from=<a@b.example> to=<c@d.example> proto=ESMTP helo=<h>"
+        ),
+    ] {
+        assert!(
+            matches!(event(&line), Event::Other { .. }),
+            "{line}\n -> {:?}",
+            event(&line)
+        );
+    }
+
+    // A remote reply that closes its parenthesis early and adds fields of its own.
+    let d = delivery(&format!(
+        "{PF}to=<c@d.example>, relay=mx.d.example[192.0.2.7]:25, delay=1, dsn=5.1.1, status=bounced (host mx.d.example[192.0.2.7] said: 550 5.1.1 no) relay=evil[6.6.6.6]:25, dsn=2.0.0, status=sent (250 ok (in reply to RCPT TO command))"
+    ));
+    assert_eq!(d.status, DeliveryStatus::Bounced);
+    assert_eq!(d.relay_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(d.dsn.as_deref(), Some("5.1.1"));
+    assert!(d.reply.contains("relay=evil"), "{}", d.reply);
+
+    // A quoted local part holding `>`, `, ` and a status field is one address.
+    let d = delivery(&format!(
+        "{PF}to=<\"a>b, status=sent (x)\"@d.example>, relay=mx.d.example[192.0.2.7]:25, delay=1, dsn=4.4.1, status=deferred (connect to mx.d.example[192.0.2.7]:25: Connection refused)"
+    ));
+    assert_eq!(d.to, "\"a>b, status=sent (x)\"@d.example");
+    assert_eq!(d.status, DeliveryStatus::Deferred);
+
+    // Sendmail: a quoted recipient holding `, stat=Sent` is one address; stat is sendmail's.
+    let d = delivery(&format!(
+        "{SM}to=<\"x, stat=Sent (ok)\"@y.example>, delay=00:00:02, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.y.example. [192.0.2.7], dsn=4.0.0, stat=Deferred: Connection refused by mx.y.example."
+    ));
+    assert_eq!(d.to, "\"x, stat=Sent (ok)\"@y.example");
+    assert_eq!(d.status, DeliveryStatus::Deferred);
+    // A remote reply holding `, stat=Sent` does not end the reply early.
+    let d = delivery(&format!(
+        "{SM}to=<x@y.example>, delay=00:00:02, xdelay=00:00:01, mailer=esmtp, pri=120000, relay=mx.y.example. [192.0.2.7], dsn=5.1.1, reply=550 5.1.1 no, stat=Sent, stat=User unknown"
+    ));
+    assert_eq!(d.status, DeliveryStatus::Bounced);
+    // sendmail logs milters' header changes, a stranger's subject inside: not a refusal.
+    assert!(matches!(
+        event(&format!(
+            "{SM}Milter change: header Subject: from hi, reject=550 5.7.1 forged to x"
+        )),
+        Event::Other { .. }
+    ));
+}
+
+/// A NUL byte is never part of a line the MTA wrote: the line is malformed, nothing of it is
+/// stored (it once reached a stored recipient as `bob@\0…`).
+#[test]
+fn nul_bytes_make_a_line_malformed() {
+    for line in [
+        format!("{PF}to=<bob@\0evil>, relay=none, delay=1, dsn=4.4.1, status=deferred (x)"),
+        "May 31 06:26:22 mx postfix/qmgr[1]: 3F1A2B4C5D: from=<a@\0b>, size=1, nrcpt=1 (queue active)".to_owned(),
+        format!("{SM}to=<x@y\0>, delay=00:00:02, mailer=esmtp, dsn=2.0.0, stat=Sent (ok)"),
+    ] {
+        assert!(
+            matches!(p().parse(&line), ParseOutcome::Unknown),
+            "{line:?}"
+        );
+    }
+}

@@ -93,6 +93,11 @@ impl Parser {
 
     /// Parses one line (a trailing newline is allowed). Never panics.
     pub fn parse(&mut self, line: &str) -> ParseOutcome {
+        // Syslog and the MTAs escape control characters; a NUL was never written by them and
+        // would reach stored addresses and pages.
+        if memchr::memchr(0, line.as_bytes()).is_some() {
+            return ParseOutcome::Unknown;
+        }
         let raw = match header::parse(line) {
             Ok(h) => h,
             Err(header::HeaderError::Blank) => return ParseOutcome::Ignored("blank"),

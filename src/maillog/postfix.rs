@@ -4,7 +4,7 @@ use super::event::{
     Delivery, DeliveryStatus, Event, NotificationKind, Reject, RejectSource, SmtpStage,
 };
 use super::text::{
-    code_dsn_text, find_any2, find_any3, find_byte, find_pair, host_ip_port, matching_paren,
+    address_end, code_dsn_text, find_any2, find_any3, find_pair, host_ip_port,
     stage_of_command, unbracket,
 };
 
@@ -118,8 +118,13 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
     if let Some(r) = rest.strip_prefix("reject: ") {
         return Some(reject(service, Some(qid), r, false));
     }
-    // Fields in another order than postfix writes them.
-    if rest.contains("status=") && (rest.contains(" to=") || rest.contains(",to=")) {
+    // Fields in another order than postfix writes them; the line must start with a field, so a
+    // `warning: header Subject: ... status=sent ... to=<..>` (header_checks WARN quoting a
+    // stranger's subject) never reads as a delivery.
+    if starts_with_field(rest)
+        && rest.contains("status=")
+        && (rest.contains(" to=") || rest.contains(",to="))
+    {
         return delivery(service, qid, rest);
     }
     if let Some(r) = rest.strip_prefix("milter-reject: ") {
@@ -188,6 +193,12 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
     Some(other(qid, kind))
 }
 
+/// Whether `s` starts with a postfix field name and `=` (`to=`, `orig_to=`, `status=`).
+fn starts_with_field(s: &str) -> bool {
+    let name = s.bytes().take_while(|c| c.is_ascii_lowercase() || *c == b'_').count();
+    name > 0 && s.as_bytes().get(name) == Some(&b'=')
+}
+
 fn client(qid: &str, rest: &str) -> Event {
     let mut client_host = String::new();
     let mut client_ip = String::new();
@@ -217,8 +228,9 @@ fn client(qid: &str, rest: &str) -> Event {
     }
 }
 
-/// Postfix `key=value, key=value`: values in `<..>` may hold `, `; the `(..)` after `status=`
-/// is returned as the value of key `(`.
+/// Postfix `key=value, key=value`: values in `<..>` may hold `, ` (and `>` when quoted); the
+/// `(..)` after `status=` is returned as the value of key `(`. Callers keep the first value of
+/// a key: a later one can only come from a stranger's text.
 fn comma_kv(s: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = s;
     std::iter::from_fn(move || {
@@ -228,10 +240,11 @@ fn comma_kv(s: &str) -> impl Iterator<Item = (&str, &str)> {
                 return None;
             }
             if rest.starts_with('(') {
-                let (v, after) = match matching_paren(rest, 0) {
-                    Some(e) => (&rest[1..e], &rest[e + 1..]),
-                    // Unbalanced (reply text from a stranger): take everything.
-                    None => (rest[1..].strip_suffix(')').unwrap_or(&rest[1..]), ""),
+                // The reply text is a stranger's and may hold `)` and `status=` of its own: it
+                // runs to the last `)` of the line, so nothing inside it is read as a field.
+                let (v, after) = match rest.rfind(')') {
+                    Some(e) if e > 0 => (&rest[1..e], &rest[e + 1..]),
+                    _ => (&rest[1..], ""),
                 };
                 rest = after;
                 return Some(("(", v));
@@ -247,7 +260,7 @@ fn comma_kv(s: &str) -> impl Iterator<Item = (&str, &str)> {
             let key = &rest[..eq];
             let v = &rest[eq + 1..];
             let end = if v.starts_with('<') {
-                find_byte(v, b'>').map(|i| i + 1).unwrap_or(v.len())
+                address_end(v)
             } else {
                 // Plain values (and the status word before its parenthesis) hold no space
                 // or comma; some logs omit the comma (`conn_use=2 delay=1`).
@@ -275,7 +288,7 @@ fn from_line(qid: &str, rest: &str) -> Event {
         }
     }
     if expired {
-        if let Some(i) = rest.find("status=expired") {
+        if let Some(i) = rest.rfind("status=expired") {
             reason = rest[i + "status=expired".len()..].trim_start_matches([',', ' ']);
         }
         return Event::Expired {
@@ -301,7 +314,24 @@ fn delivery(service: &str, qid: &str, rest: &str) -> Option<Event> {
     let mut d = Delivery::new(qid, service);
     let mut status = None;
     let mut text = "";
+    let mut seen: u16 = 0;
     for (k, v) in comma_kv(rest) {
+        // The first value of each field is postfix's own.
+        let bit = match k {
+            "to" => 1,
+            "orig_to" => 2,
+            "relay" => 4,
+            "delay" => 8,
+            "delays" => 16,
+            "dsn" => 32,
+            "status" => 64,
+            "(" => 128,
+            _ => 0,
+        };
+        if seen & bit != 0 {
+            continue;
+        }
+        seen |= bit;
         match k {
             "to" => d.to = v.to_owned(),
             "orig_to" => d.orig_to = Some(v.to_owned()),

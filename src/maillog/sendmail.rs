@@ -3,7 +3,7 @@
 use super::event::{
     Delivery, DeliveryStatus, Event, NotificationKind, Reject, RejectSource, SmtpStage,
 };
-use super::text::{code_dsn_text, sendmail_delay, unbracket};
+use super::text::{code_dsn_text, find_top_level, sendmail_delay, unbracket};
 
 /// Sendmail ids: 8 to 20 alphanumerics (`64JM06wX002011`, `j4K488I4001736`); `NOQUEUE`
 /// is not an id.
@@ -61,7 +61,8 @@ fn with_queue_id(qid: &str, rest: &str) -> Option<Event> {
         return Some(ruleset_reject(Some(qid), rest));
     }
     if let Some(m) = rest.strip_prefix("Milter") {
-        if m.contains("reject=") {
+        // `Milter: data, reject=...`; not `Milter change: header Subject: <a stranger's text>`.
+        if m.starts_with(": ") && m.contains("reject=") {
             return Some(milter_reject(qid, m));
         }
         return Some(other(qid, "milter"));
@@ -194,8 +195,10 @@ fn fields(s: &str) -> impl Iterator<Item = (&str, &str)> {
             let v = &rest[stop + 1..];
             let end = match key {
                 "stat" | "reject" => v.len(),
-                "reply" => v.find(", stat=").unwrap_or(v.len()),
-                _ => v.find(", ").unwrap_or(v.len()),
+                // The reply is the remote server's text; sendmail's own `stat=` is the last.
+                "reply" => v.rfind(", stat=").unwrap_or(v.len()),
+                // Addresses (a client's, quoted local parts and all) hold `, ` and `=` too.
+                _ => find_top_level(v, ", ").unwrap_or(v.len()),
             };
             rest = &v[end..];
             return Some((key, &v[..end]));
@@ -272,7 +275,13 @@ fn delivery(qid: &str, rest: &str) -> Option<Event> {
     let mut d = Delivery::new(qid, "");
     let mut stat = None;
     let mut reply = None;
+    let mut seen = Vec::with_capacity(10);
     for (k, v) in fields(rest) {
+        // The first value of each field is sendmail's own.
+        if seen.contains(&k) {
+            continue;
+        }
+        seen.push(k);
         match k {
             "to" => {
                 let mut all = recipients(v).into_iter();

@@ -25,6 +25,47 @@ pub(crate) fn find_any3(s: &str, a: u8, b: u8, c: u8) -> Option<usize> {
     memchr::memchr3(a, b, c, s.as_bytes())
 }
 
+/// The end (one past the `>`) of an address value that starts with `<`: the first `>` outside a
+/// quoted local part (`<"a>b, status=sent"@x>` is one address, as a client may send it). A
+/// quote never closed falls back to the first `>`; no `>` at all, the whole value.
+pub(crate) fn address_end(v: &str) -> usize {
+    let b = v.as_bytes();
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'>' if !quoted => return i + 1,
+            _ => {}
+        }
+    }
+    find_byte(v, b'>').map_or(v.len(), |i| i + 1)
+}
+
+/// Where `needle` first occurs in `v` outside `<..>` and quoted strings: the end of one value
+/// in a list of values that hold the separator themselves (`to=<a, b>,<c>, delay=...`).
+pub(crate) fn find_top_level(v: &str, needle: &str) -> Option<usize> {
+    let b = v.as_bytes();
+    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => depth += 1,
+            b'>' if !quoted => depth -= 1,
+            _ if !quoted && depth <= 0 && b[i..].starts_with(needle.as_bytes()) => return Some(i),
+            _ => {}
+        }
+    }
+    // An unbalanced quote or bracket (a stranger's address): the plain search.
+    if quoted || depth > 0 {
+        return v.find(needle);
+    }
+    None
+}
+
 /// Strips one pair of angle brackets: `<a@b>` → `a@b`, `<>` → ``.
 #[inline]
 pub(crate) fn unbracket(v: &str) -> &str {
@@ -143,24 +184,6 @@ pub(crate) fn sendmail_delay(v: &str) -> Option<f64> {
     Some((days * 86400 + h * 3600 + m * 60 + s) as f64)
 }
 
-/// Index of the `)` matching the `(` at `open`, or None when unbalanced.
-pub(crate) fn matching_paren(s: &str, open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in s.bytes().enumerate().skip(open) {
-        match c {
-            b'(' => depth += 1,
-            b')' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +215,8 @@ mod tests {
         assert_eq!(code_dsn_text("hello"), (None, None, "hello"));
         assert_eq!(sendmail_delay("1+02:00:01"), Some(93601.0));
         assert_eq!(sendmail_delay("00:00:x"), None);
-        assert_eq!(matching_paren("a (b (c)) d", 2), Some(8));
-        assert_eq!(matching_paren("a (b (c) d", 2), None);
+        assert_eq!(address_end("<\"a>b\"@c>, x"), 9);
+        assert_eq!(address_end("<\"a@c>, x"), 6);
+        assert_eq!(find_top_level("<a, b>,<\"c, d\"@e>, x=1", ", "), Some(17));
     }
 }
