@@ -55,6 +55,14 @@ counters! {
     archive_expired,
 }
 
+/// Counters the log follower writes with each batch of lines (see `IngestStats::counters`).
+pub const LOG_COUNTERS: &[&str] = &[
+    "log_lines",
+    "log_events",
+    "log_lines_unknown",
+    "log_lines_ignored",
+];
+
 impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);

@@ -30,7 +30,8 @@ const MAX_CACHED_CATEGORIES: usize = 100_000;
 pub struct IngestStats {
     pub lines: u64,
     pub events: u64,
-    /// Lines of mail programs that no grammar recognised: counted, kept raw, never fatal.
+    /// Lines of mail programs that no grammar recognised, or malformed: counted, never kept,
+    /// never fatal.
     pub unknown: u64,
     /// Lines of other programs, or blank.
     pub ignored: u64,
@@ -43,6 +44,17 @@ pub struct IngestStats {
 }
 
 impl IngestStats {
+    /// The figures the follower adds to the store's counters (`mailtrail counters`, `/metrics`)
+    /// with each batch; names in [`crate::counters::LOG_COUNTERS`].
+    pub fn counters(&self) -> [(&'static str, u64); 4] {
+        [
+            ("log_lines", self.lines),
+            ("log_events", self.events),
+            ("log_lines_unknown", self.unknown),
+            ("log_lines_ignored", self.ignored),
+        ]
+    }
+
     pub fn add(&mut self, other: &IngestStats) {
         self.lines += other.lines;
         self.events += other.events;
@@ -224,6 +236,7 @@ impl TrackerBatch<'_, '_> {
         let result = self.tracker.write_new(&batch, hold_open).and_then(|stats| {
             if let Some(p) = &position {
                 batch.save_position(p.source, &p.position)?;
+                batch.add_counters(&stats.counters())?;
             }
             batch.commit()?;
             Ok(stats)

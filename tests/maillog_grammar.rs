@@ -924,11 +924,13 @@ fn strangers_text_never_forges_a_delivery() {
     ));
 }
 
-/// A NUL byte is never part of a line the MTA wrote: the line is malformed, nothing of it is
-/// stored (it once reached a stored recipient as `bob@\0…`).
+/// A NUL or other control byte is never part of a line the MTA wrote: the line is malformed,
+/// nothing of it is stored (a NUL once reached a stored recipient as `bob@\0…`).
 #[test]
-fn nul_bytes_make_a_line_malformed() {
+fn control_bytes_make_a_line_malformed() {
     for line in [
+        format!("{PF}\u{1}\u{2}garbage"),
+        format!("{PF}to=<bob@evil\u{1b}[2J>, relay=none, delay=1, dsn=4.4.1, status=deferred (x)"),
         format!("{PF}to=<bob@\0evil>, relay=none, delay=1, dsn=4.4.1, status=deferred (x)"),
         "May 31 06:26:22 mx postfix/qmgr[1]: 3F1A2B4C5D: from=<a@\0b>, size=1, nrcpt=1 (queue active)".to_owned(),
         format!("{SM}to=<x@y\0>, delay=00:00:02, mailer=esmtp, dsn=2.0.0, stat=Sent (ok)"),

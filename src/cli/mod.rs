@@ -244,6 +244,7 @@ pub fn counters_command(
 ) -> Result<(), CliError> {
     let mut counters: std::collections::BTreeMap<String, u64> = crate::counters::Counters::NAMES
         .iter()
+        .chain(crate::counters::LOG_COUNTERS)
         .map(|n| (n.to_string(), 0))
         .collect();
     if config.store.path.exists() {

@@ -4,8 +4,8 @@ use super::event::{
     Delivery, DeliveryStatus, Event, NotificationKind, Reject, RejectSource, SmtpStage,
 };
 use super::text::{
-    address_end, code_dsn_text, find_any2, find_any3, find_pair, host_ip_port,
-    stage_of_command, unbracket,
+    address_end, code_dsn_text, find_any2, find_any3, find_pair, host_ip_port, stage_of_command,
+    unbracket,
 };
 
 /// Short ids are upper-case hex; long ids (`enable_long_queue_ids`) use a vowel-free base-51
@@ -195,7 +195,10 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
 
 /// Whether `s` starts with a postfix field name and `=` (`to=`, `orig_to=`, `status=`).
 fn starts_with_field(s: &str) -> bool {
-    let name = s.bytes().take_while(|c| c.is_ascii_lowercase() || *c == b'_').count();
+    let name = s
+        .bytes()
+        .take_while(|c| c.is_ascii_lowercase() || *c == b'_')
+        .count();
     name > 0 && s.as_bytes().get(name) == Some(&b'=')
 }
 

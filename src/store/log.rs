@@ -379,6 +379,11 @@ impl LogBatch<'_> {
         Ok(())
     }
 
+    /// Adds to the named counters with the batch: exact across a crash, like its position.
+    pub fn add_counters(&self, deltas: &[(&str, u64)]) -> Result<(), StoreError> {
+        super::add_counters(&self.tx, deltas)
+    }
+
     pub fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit()?)
     }

@@ -305,8 +305,20 @@ impl Store {
     }
 
     /// Inserts envelopes in one transaction (one sync for a whole batch); returns their ids.
+    /// Commits envelope rows; returns their ids.
     pub fn insert_envelopes(&mut self, envelopes: &[&Envelope]) -> Result<Vec<i64>, StoreError> {
+        self.record_envelopes(envelopes, &[])
+    }
+
+    /// Commits envelope rows, and `counters` in the same transaction: what the counters say of
+    /// the milter survives a crash exactly as the rows do.
+    pub fn record_envelopes(
+        &mut self,
+        envelopes: &[&Envelope],
+        counters: &[(&str, u64)],
+    ) -> Result<Vec<i64>, StoreError> {
         let tx = self.write_transaction()?;
+        add_counters(&tx, counters)?;
         let mut ids = Vec::with_capacity(envelopes.len());
         {
             let mut log_row = tx.prepare_cached(
@@ -454,10 +466,7 @@ impl Store {
     pub fn add_counters(&mut self, deltas: &[(&str, u64)]) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
         {
-            let mut add = tx.prepare_cached(
-                "INSERT INTO counter (name, value) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-            )?;
+            let mut add = tx.prepare_cached(ADD_COUNTER)?;
             for (name, delta) in deltas {
                 add.execute(params![name, *delta as i64])?;
             }
@@ -607,4 +616,20 @@ impl Store {
     pub(crate) fn conn_for_tests(&self) -> &Connection {
         &self.conn
     }
+}
+
+const ADD_COUNTER: &str = "INSERT INTO counter (name, value) VALUES (?1, ?2)
+    ON CONFLICT(name) DO UPDATE SET value = value + excluded.value";
+
+/// Adds the non-zero `deltas` to the named counters inside a transaction of the caller's (the
+/// milter's commits and the follower's batches: nothing to write for a zero).
+pub(crate) fn add_counters(
+    tx: &rusqlite::Transaction,
+    deltas: &[(&str, u64)],
+) -> Result<(), StoreError> {
+    let mut add = tx.prepare_cached(ADD_COUNTER)?;
+    for (name, delta) in deltas.iter().filter(|(_, d)| *d > 0) {
+        add.execute(params![name, *delta as i64])?;
+    }
+    Ok(())
 }
