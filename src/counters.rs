@@ -53,6 +53,10 @@ counters! {
     headers_dropped,
     /// Archive copies deleted by the retention sweep.
     archive_expired,
+    /// MTA connections closed at once because `milter.max_connections` were open.
+    milter_connections_refused,
+    /// Failed accepts of MTA connections (out of file descriptors, say), retried.
+    milter_accept_errors,
 }
 
 /// Counters the log follower writes with each batch of lines (see `IngestStats::counters`).

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use indymilter_test::{Actions, Status};
 use support::mailtrail::Mailtrail;
+use support::milter_client::{self, Mail};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -67,4 +69,152 @@ fn bad_log_lines_are_counted_and_never_stored() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(raw, good);
+}
+
+/// Raises this test process's own file limit to its hard limit: the tests below hold more
+/// connections than a default soft limit allows.
+fn raise_own_file_limit(want: u64) {
+    let mut rlimit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit), 0);
+        rlimit.rlim_cur = rlimit.rlim_max.min(want.max(rlimit.rlim_cur));
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit), 0);
+    }
+    assert!(
+        rlimit.rlim_cur >= want,
+        "this test needs {want} open files, the hard limit is {}",
+        rlimit.rlim_max
+    );
+}
+
+/// Connections that never finish their request headers, more of them than the daemon has file
+/// descriptors (1,024, as systemd gives a unit without `LimitNOFILE`): once they stopped the
+/// whole daemon ("milter stopped: Too many open files"). The milter must go on answering, the
+/// slow clients be cut off, and the pages answer again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfinished_web_requests_never_stop_the_milter() {
+    use std::io::{Read, Write};
+    raise_own_file_limit(1500);
+    let web_port = support::util::free_port();
+    let mut mt =
+        Mailtrail::configure_with_web(&format!("[web]\nlisten = \"127.0.0.1:{web_port}\"\n"));
+    mt.file_limit = Some(1024);
+    mt.start();
+    support::util::wait_until(
+        T,
+        "the web pages to listen",
+        || support::util::port_open(web_port),
+        || mt.log(),
+    );
+    let mut slow = Vec::new();
+    for _ in 0..1100 {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", web_port)) else {
+            continue;
+        };
+        // The kernel completes connections the daemon has not accepted yet; writing succeeds.
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ");
+        slow.push(c);
+    }
+    assert!(slow.len() > 1024, "only {} connections opened", slow.len());
+
+    // The milter still answers, and records the message.
+    let mut conn = milter_client::connect(mt.milter_port(), Actions::empty()).await;
+    let mail = Mail {
+        queue_id: "4SLOWWEB1",
+        from: "alice@example.com",
+        rcpts: &["bob@example.net"],
+        headers: &[(&b"Subject"[..], &b" through a crowd"[..])],
+        body: &[&b"hello\r\n"[..]],
+    };
+    assert_eq!(mail.send(&mut conn).await.1, Status::Continue);
+    mt.wait_counter("messages_recorded", 1, T);
+    assert!(mt.is_running(), "{}", mt.log());
+
+    // The slow clients are cut off after the header timeout: each read ends (EOF or reset).
+    let started = std::time::Instant::now();
+    let mut cut = 0;
+    for c in slow.iter_mut().take(50) {
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 256];
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => cut += 1,
+            // hyper answers a header timeout with nothing; a 408 would be fine too.
+            Ok(_) => cut += 1,
+        }
+    }
+    assert_eq!(cut, 50);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    drop(slow);
+
+    // The pages answer again.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", web_port)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(mt.is_running());
+}
+
+/// Idle MTA connections up to `max_connections` once made a valid message wait until it timed
+/// out, and stayed open for two hours. A full house now closes new connections at once (logged
+/// and counted, the MTA applies its default action), and idle ones are closed after
+/// `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_milter_connections_time_out_and_a_full_house_is_counted() {
+    use std::io::Read;
+    let mut mt = Mailtrail::configure();
+    let config = std::fs::read_to_string(mt.config_path()).unwrap().replace(
+        "[milter]\n",
+        "[milter]\nmax_connections = 5\nidle_timeout = \"2s\"\n",
+    );
+    std::fs::write(mt.config_path(), config).unwrap();
+    mt.start();
+    let idle: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", mt.milter_port())).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A sixth connection is closed at once, not left waiting.
+    let started = std::time::Instant::now();
+    let mut sixth = std::net::TcpStream::connect(("127.0.0.1", mt.milter_port())).unwrap();
+    sixth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(sixth.read(&mut buf), Ok(0) | Err(_)));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    mt.wait_counter("milter_connections_refused", 1, T);
+    assert!(mt.log().contains("milter.max_connections"), "{}", mt.log());
+
+    // The idle ones are closed after idle_timeout...
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(matches!(c.read(&mut buf), Ok(0) | Err(_)));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    // ...and a message goes through.
+    let mut conn = milter_client::connect(mt.milter_port(), Actions::empty()).await;
+    let mail = Mail {
+        queue_id: "4IDLEMLT1",
+        from: "alice@example.com",
+        rcpts: &["bob@example.net"],
+        headers: &[(&b"Subject"[..], &b" after the idle ones"[..])],
+        body: &[&b"hello\r\n"[..]],
+    };
+    assert_eq!(mail.send(&mut conn).await.1, Status::Continue);
+    mt.wait_counter("messages_recorded", 1, T);
 }

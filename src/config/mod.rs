@@ -29,6 +29,7 @@ impl Config {
                 max_recipients: 1000,
                 max_headers: 1000,
                 max_connections: 200,
+                idle_timeout: Duration::from_secs(330),
             },
             archive: ArchiveConfig {
                 maildir: true,

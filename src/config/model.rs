@@ -36,7 +36,13 @@ pub struct MilterConfig {
     pub max_recipients: usize,
     /// Headers recorded per message; the archive copy still holds all of them.
     pub max_headers: usize,
+    /// MTA connections at once; more are closed at once (logged and counted), so the MTA
+    /// applies its default action without waiting.
     pub max_connections: usize,
+    /// A connection silent this long is closed: longer than any wait the MTA's own timeouts
+    /// allow between two milter commands (postfix `smtpd_timeout` and `milter_content_timeout`,
+    /// 300 s each; sendmail's `T=E:5m`).
+    pub idle_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -79,6 +79,7 @@ struct RawMilter {
     max_recipients: Option<Spanned<i64>>,
     max_headers: Option<Spanned<i64>>,
     max_connections: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -304,6 +305,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                     );
                 }
             };
+        }
+        if let Some(t) = m.idle_timeout {
+            config.milter.idle_timeout = loc.duration(&t, "milter.idle_timeout")?;
         }
         let limits = [
             (

@@ -12,11 +12,19 @@ use indymilter::{EitherListener, Listener};
 use std::{
     future::Future,
     io,
-    sync::Arc,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
-use tokio::net::{TcpListener, TcpStream, UnixListener};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream, UnixListener},
+};
+use tracing::warn;
 
 pub use session::strip_brackets;
 
@@ -73,12 +81,153 @@ pub async fn serve(
     shared: Arc<Shared>,
     shutdown: impl Future,
 ) -> io::Result<()> {
-    let max_connections = shared.config.current().milter.max_connections;
+    let current = shared.config.current();
+    let listener = GuardedListener::new(
+        listener,
+        current.milter.max_connections,
+        shared.counters.clone(),
+    );
     let config = indymilter::Config {
-        max_connections,
-        // The MTA's own milter timeouts are shorter; this only reaps dead connections.
-        connection_timeout: Duration::from_secs(7210),
+        // The limit is the guarded listener's: indymilter would stop accepting at its own,
+        // leaving the MTA's new connections waiting unanswered in the backlog.
+        max_connections: usize::MAX >> 4,
+        // Per read: an MTA that says nothing for this long is gone.
+        connection_timeout: current.milter.idle_timeout,
         ..Default::default()
     };
     indymilter::run(listener, callbacks::callbacks(shared), config, shutdown).await
+}
+
+/// At most one warning a minute about refused connections or failed accepts.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Pause after an `accept` that failed for lack of resources (file descriptors, memory).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// A listener that never fails: an `accept` error (out of file descriptors, say) is logged,
+/// counted and retried after a pause, where indymilter would stop serving. Past
+/// `max_connections` open connections, a new one is closed at once, logged and counted, so the
+/// MTA applies its default action instead of waiting for an answer.
+pub struct GuardedListener<L> {
+    inner: L,
+    max_connections: usize,
+    open: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+    backoff: Option<Pin<Box<tokio::time::Sleep>>>,
+    last_warning: Option<Instant>,
+}
+
+impl<L: Listener> GuardedListener<L> {
+    pub fn new(inner: L, max_connections: usize, counters: Arc<Counters>) -> Self {
+        GuardedListener {
+            inner,
+            max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
+            counters,
+            backoff: None,
+            last_warning: None,
+        }
+    }
+
+    fn warn_now(&mut self) -> bool {
+        let due = self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= WARN_EVERY);
+        if due {
+            self.last_warning = Some(Instant::now());
+        }
+        due
+    }
+}
+
+impl<L: Listener> Listener for GuardedListener<L>
+where
+    L::Io: Unpin,
+{
+    type Io = Counted<L::Io>;
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Io>> {
+        loop {
+            if let Some(backoff) = &mut self.backoff {
+                std::task::ready!(backoff.as_mut().poll(cx));
+                self.backoff = None;
+            }
+            match std::task::ready!(self.inner.poll_accept(cx)) {
+                Ok(stream) if self.open.load(Ordering::Relaxed) >= self.max_connections => {
+                    drop(stream);
+                    Counters::add(&self.counters.milter_connections_refused, 1);
+                    if self.warn_now() {
+                        warn!(
+                            "milter: {} MTA connections open (milter.max_connections), closing new ones; the MTA applies its default action",
+                            self.max_connections
+                        );
+                    }
+                }
+                Ok(stream) => {
+                    self.open.fetch_add(1, Ordering::Relaxed);
+                    return Poll::Ready(Ok(Counted {
+                        inner: stream,
+                        open: self.open.clone(),
+                    }));
+                }
+                Err(e) if is_per_connection(&e) => {}
+                Err(e) => {
+                    Counters::add(&self.counters.milter_accept_errors, 1);
+                    if self.warn_now() {
+                        warn!("milter: accept failed: {e}; retrying");
+                    }
+                    self.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
+                }
+            }
+        }
+    }
+}
+
+/// Errors that concern one connection only (the MTA gave up before it was accepted).
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// A connection counted as open until dropped.
+pub struct Counted<S> {
+    inner: S,
+    open: Arc<AtomicUsize>,
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -174,7 +174,8 @@ impl WebState {
     }
 
     /// `Err(())` when this IP or user name has failed too often recently; otherwise the user
-    /// if the password matches. A failure counts against both.
+    /// if the password matches. Every attempt counts against both before its slow check, so
+    /// parallel requests cannot all pass the limit; a successful one is taken back.
     async fn check_password(
         &self,
         ip: &str,
@@ -182,9 +183,7 @@ impl WebState {
         password: String,
     ) -> Result<Option<WebUser>, ()> {
         let keys = [format!("ip:{ip}"), format!("user:{name}")];
-        if keys.iter().any(|k| self.failures_of(k) >= MAX_FAILURES) {
-            return Err(());
-        }
+        let attempt = self.count_attempt(&keys)?;
         let user = self.user(name);
         let hash = user.as_ref().map(|u| u.password_hash.clone());
         let ok = tokio::task::spawn_blocking(move || {
@@ -195,40 +194,53 @@ impl WebState {
         .await
         .unwrap_or(false);
         match (ok, user) {
-            (true, Some(user)) => Ok(Some(user)),
-            _ => {
-                let now = Instant::now();
-                let mut failures = self
-                    .inner
-                    .failures
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                // Bounded memory: old entries go whenever a failure is recorded.
-                failures.retain(|_, times| {
-                    times.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
-                    !times.is_empty()
-                });
-                for key in keys {
-                    failures.entry(key).or_default().push_back(now);
-                }
-                Ok(None)
+            (true, Some(user)) => {
+                self.take_back_attempt(&keys, attempt);
+                Ok(Some(user))
             }
+            _ => Ok(None),
         }
     }
 
-    fn failures_of(&self, key: &str) -> usize {
+    /// Records an attempt against every key, unless one of them is at the limit already.
+    fn count_attempt(&self, keys: &[String]) -> Result<Instant, ()> {
         let now = Instant::now();
-        let failures = self
+        let mut attempts = self
             .inner
             .failures
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        failures.get(key).map_or(0, |times| {
-            times
-                .iter()
-                .filter(|t| now.duration_since(**t) < FAILURE_WINDOW)
-                .count()
-        })
+        // Bounded memory: old entries go whenever an attempt is counted.
+        attempts.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
+            !times.is_empty()
+        });
+        if keys
+            .iter()
+            .any(|k| attempts.get(k).is_some_and(|t| t.len() >= MAX_FAILURES))
+        {
+            return Err(());
+        }
+        for key in keys {
+            attempts.entry(key.clone()).or_default().push_back(now);
+        }
+        Ok(now)
+    }
+
+    /// Forgets the attempt [`Self::count_attempt`] recorded at `at`: it succeeded.
+    fn take_back_attempt(&self, keys: &[String], at: Instant) {
+        let mut attempts = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            if let Some(times) = attempts.get_mut(key)
+                && let Some(i) = times.iter().position(|t| *t == at)
+            {
+                times.remove(i);
+            }
+        }
     }
 
     fn new_session(&self, user: &str) -> Result<String, WebError> {

@@ -5,6 +5,7 @@
 mod auth;
 mod csv;
 mod pages;
+mod serve;
 mod stats;
 mod tls;
 mod views;
@@ -190,8 +191,47 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/static/live.js", get(pages::live_script))
+        .layer(axum::middleware::from_fn(same_origin_forms))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Refuses a state-changing request that a browser sent from another site: a cross-site
+/// `POST /login` would log a victim into an attacker's account, a `POST /logout` end their
+/// session. Browsers send `Sec-Fetch-Site` (and `Origin` on every POST); scripts such as curl
+/// send neither and are not a browser to forge requests through.
+async fn same_origin_forms(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if safe || is_same_origin(request.headers()) {
+        return next.run(request).await;
+    }
+    (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response()
+}
+
+/// Whether a request's `Sec-Fetch-Site`, else its `Origin`, says it came from these pages.
+fn is_same_origin(headers: &axum::http::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        // `none`: typed or bookmarked by the user, not sent by another page.
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    // `Origin: scheme://host[:port]` against `Host: host[:port]` (a proxy passes `Host` on,
+    // see the README's nginx example).
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, host)| host);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 /// No inline scripts, no framing, no sniffing: a last line against escaped-text mistakes.
@@ -223,16 +263,7 @@ pub async fn serve(
     state: WebState,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match tls {
-        None => axum::serve(listener, app).await,
-        Some(config) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            axum_server::from_tcp_rustls(listener.into_std()?, config)?
-                .serve(app)
-                .await
-        }
-    }
+    serve::serve(listener, router(state), tls).await
 }
 
 #[cfg(test)]

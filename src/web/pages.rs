@@ -49,11 +49,19 @@ impl Period {
     }
 }
 
-fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
+/// Longest filter text accepted: longer is no search a person types, and SQLite refuses
+/// `LIKE` patterns of 50,000 bytes with an error.
+const MAX_FILTER_LEN: usize = 500;
+
+/// A query parameter, trimmed, `None` when empty; `Err` (400) when over [`MAX_FILTER_LEN`].
+fn non_empty(v: &Option<String>) -> Result<Option<String>, WebError> {
+    let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty());
+    match v {
+        Some(v) if v.len() > MAX_FILTER_LEN => Err(WebError::BadRequest(format!(
+            "a filter holds at most {MAX_FILTER_LEN} bytes"
+        ))),
+        v => Ok(v.map(str::to_owned)),
+    }
 }
 
 /// The store filter for a list request; `Err` on an unknown status.
@@ -68,17 +76,17 @@ fn list_filter(
         Period::Week => state.day_start(6),
     };
     let mut filter = WebFilter::new(user.scope(), since);
-    filter.from = non_empty(&q.from);
-    filter.to = non_empty(&q.to);
-    filter.subject = non_empty(&q.subject);
-    filter.category = non_empty(&q.category);
-    filter.status = non_empty(&q.status);
+    filter.from = non_empty(&q.from)?;
+    filter.to = non_empty(&q.to)?;
+    filter.subject = non_empty(&q.subject)?;
+    filter.category = non_empty(&q.category)?;
+    filter.status = non_empty(&q.status)?;
     if let Some(status) = &filter.status
         && !views::STATUSES.contains(&status.as_str())
     {
         return Err(WebError::BadRequest(format!("unknown status {status:?}")));
     }
-    let page = match non_empty(&q.page) {
+    let page = match non_empty(&q.page)? {
         None => 1,
         Some(p) => p
             .parse::<u32>()
@@ -451,15 +459,15 @@ async fn raw_lines(
     query: RawQuery,
     limit: u32,
 ) -> Result<(RawRequest, Vec<RawLine>), WebError> {
-    let days = match non_empty(&query.days).as_deref() {
+    let days = match non_empty(&query.days)?.as_deref() {
         None | Some("1") => 1,
         Some("7") => 7,
         Some(_) => return Err(WebError::BadRequest("days must be 1 or 7".into())),
     };
     let request = RawRequest {
         days,
-        q: non_empty(&query.q).unwrap_or_default(),
-        queue_id: non_empty(&query.queue_id).unwrap_or_default(),
+        q: non_empty(&query.q)?.unwrap_or_default(),
+        queue_id: non_empty(&query.queue_id)?.unwrap_or_default(),
     };
     let since = state.day_start(i64::from(days) - 1);
     let scope: DomainScope = user.scope();
@@ -636,6 +644,15 @@ pub(super) async fn metrics(
             &[(String::new(), (now - at).max(0) as u64)],
         );
     }
+    metric(
+        "mailtrail_web_connections_refused_total",
+        "counter",
+        "Connections to these pages closed at once because the most allowed were open (since start).",
+        &[(
+            String::new(),
+            super::serve::REFUSED_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed),
+        )],
+    );
     let counters: Vec<(String, u64)> = counters.into_iter().collect();
     metric(
         "mailtrail_events_total",

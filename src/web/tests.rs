@@ -485,6 +485,97 @@ async fn wrong_passwords_fail_and_are_rate_limited_per_user_and_ip() {
     );
 }
 
+/// 50 wrong passwords at once, then the right one: the limit holds although each check is
+/// slow (every attempt is counted before its check, not after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_logins_cannot_pass_the_limit() {
+    let f = fixture();
+    let wrong = (0..50u8).map(|i| f.post_login("admin", "nope", [10, 1, 0, i]));
+    let replies = futures_util::future::join_all(wrong).await;
+    let checked = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 45));
+    let right = f.post_login("admin", "admin-pw", [10, 1, 1, 1]).await;
+    assert_eq!(right.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A form posted from another site is refused; the pages' own form, and scripts that send no
+/// browser headers, are served.
+#[tokio::test]
+async fn cross_site_posts_are_refused() {
+    let f = fixture();
+    let post = |headers: &[(&str, &str)], path: &str| {
+        let mut request = Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("host", "status.example:8025");
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let mut request = request
+            .body(Body::from("name=admin&password=admin-pw"))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        request
+    };
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://status.example:8025"),
+        ],
+        &[("origin", "http://status.example:9999")],
+    ] {
+        for path in ["/login", "/logout"] {
+            let reply = f.send(post(headers, path)).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} {headers:?}");
+            assert!(reply.headers.get("set-cookie").is_none());
+        }
+    }
+    for headers in [
+        &[("origin", "http://status.example:8025")][..],
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://status.example:8025"),
+        ],
+        &[],
+    ] {
+        let reply = f.send(post(headers, "/login")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{headers:?}");
+    }
+}
+
+/// A filter longer than anyone types is a 400 naming the limit, not a 500 (SQLite refuses
+/// `LIKE` patterns of 50,000 bytes).
+#[tokio::test]
+async fn overlong_filters_are_a_bad_request() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let long = "x".repeat(50_000);
+    for path in [
+        format!("/week?subject={long}"),
+        format!("/today.json?from={long}"),
+        format!("/raw?q={long}"),
+    ] {
+        let reply = f.get(&path, Some(&cookie)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", &path[..20]);
+        assert!(reply.body.contains("at most 500 bytes"), "{}", reply.body);
+    }
+    let fine = f
+        .get(&format!("/week?subject={}", "x".repeat(500)), Some(&cookie))
+        .await;
+    assert_eq!(fine.status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn basic_auth_serves_exports_to_scripts() {
     let f = fixture();

@@ -114,6 +114,8 @@ pub struct Mailtrail {
     config: PathBuf,
     milter_port: u16,
     child: Option<Child>,
+    /// `RLIMIT_NOFILE` for the daemon (what a systemd unit without `LimitNOFILE` gives: 1024).
+    pub file_limit: Option<u64>,
 }
 
 impl Mailtrail {
@@ -149,6 +151,7 @@ impl Mailtrail {
             config,
             milter_port,
             child: None,
+            file_limit: None,
         }
     }
 
@@ -167,14 +170,32 @@ impl Mailtrail {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .arg("run")
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stderr(log);
+        if let Some(limit) = self.file_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    match libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) {
+                        0 => Ok(()),
+                        _ => Err(std::io::Error::last_os_error()),
+                    }
+                });
+            }
+        }
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
         self.child = Some(child);
