@@ -49,11 +49,21 @@ pub async fn run(
     ready: impl FnOnce(),
 ) -> Result<(), RunError> {
     let start = config.current();
-    let store = Store::open(&start.store.path)?;
+    let mut store = Store::open(&start.store.path)?;
     let archive = match start.archive.maildir {
         true => Some(Arc::new(Archive::open(&start.archive.dir)?)),
         false => None,
     };
+    // Bound first: a second instance stops here, before it touches the archive.
+    let listener = milter::bind(&start.milter.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: start.milter.listen.to_string(),
+            source,
+        })?;
+    if let Some(archive) = &archive {
+        reconcile(archive, &mut store);
+    }
     let counters = Arc::new(Counters::default());
     let checkpointer = Store::open(&start.store.path)?;
     let (recorder, writer) =
@@ -85,12 +95,6 @@ pub async fn run(
         false => None,
     };
 
-    let listener = milter::bind(&start.milter.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: start.milter.listen.to_string(),
-            source,
-        })?;
     info!(
         "milter listening on {}; store {}; archive {}",
         start.milter.listen,
@@ -125,6 +129,19 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     result.map_err(RunError::Milter)
+}
+
+/// Mends what a crash left in the archive before the milter serves (see
+/// [`sweep::reconcile_at_start`]); a failure is logged, never fatal.
+fn reconcile(archive: &Archive, store: &mut Store) {
+    match sweep::reconcile_at_start(archive, store, SystemTime::now()) {
+        Ok(done) if done == sweep::Reconciled::default() => {}
+        Ok(done) => warn!(
+            "archive reconciled at start: {} unfinished copies removed from tmp/, {} copies without a record (never acknowledged to the MTA) removed, {} records whose copy is missing marked failed",
+            done.tmp_removed, done.unrecorded_removed, done.missing_marked
+        ),
+        Err(e) => error!("archive reconciliation at start: {e}"),
+    }
 }
 
 /// Serves the status pages; binding (and reading the TLS files) is retried, so the pages come

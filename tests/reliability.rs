@@ -218,3 +218,76 @@ async fn idle_milter_connections_time_out_and_a_full_house_is_counted() {
     assert_eq!(mail.send(&mut conn).await.1, Status::Continue);
     mt.wait_counter("messages_recorded", 1, T);
 }
+
+/// After a crash the archive and the store may disagree: an unfinished file in `tmp/`, a
+/// complete copy in `new/` whose record never committed, a record whose copy's rename was
+/// lost. A start mends all three and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_reconciles_the_archive_with_the_store() {
+    let mut mt = Mailtrail::configure();
+    mt.start();
+    let mut conn = milter_client::connect(mt.milter_port(), Actions::empty()).await;
+    for (qid, subject) in [
+        ("4RECON001", &b" kept"[..]),
+        ("4RECON002", &b" lost rename"[..]),
+    ] {
+        let mail = Mail {
+            queue_id: qid,
+            from: "alice@example.com",
+            rcpts: &["bob@example.net"],
+            headers: &[(&b"Subject"[..], subject)],
+            body: &[&b"hello\r\n"[..]],
+        };
+        assert_eq!(mail.send(&mut conn).await.1, Status::Continue);
+    }
+    drop(conn);
+    let listed = mt.wait_for_archived(2, T);
+    assert!(mt.stop());
+
+    let archive = mt.archive_dir();
+    let lost = listed
+        .iter()
+        .find(|m| m.queue_id.as_deref() == Some("4RECON002"))
+        .unwrap();
+    let lost_file = mt
+        .archive_files()
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p)
+                .unwrap()
+                .windows(11)
+                .any(|w| w == b"lost rename")
+        })
+        .unwrap();
+    std::fs::remove_file(&lost_file).unwrap();
+    std::fs::write(
+        archive.join("tmp/1795435200.M1P1.crashed"),
+        b"Subject: half",
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let orphan = archive.join(format!("new/{now}.M2P2.crashed"));
+    std::fs::write(
+        &orphan,
+        b"Subject: complete, never acknowledged\r\n\r\nbody\r\n",
+    )
+    .unwrap();
+
+    mt.start();
+    assert!(
+        mt.log().contains(
+            "archive reconciled at start: 1 unfinished copies removed from tmp/, 1 copies without a record (never acknowledged to the MTA) removed, 1 records whose copy is missing marked failed"
+        ),
+        "{}",
+        mt.log()
+    );
+    assert_eq!(std::fs::read_dir(archive.join("tmp")).unwrap().count(), 0);
+    assert!(!orphan.exists());
+    assert_eq!(mt.archive_files().len(), 1, "{:?}", mt.archive_files());
+    let shown = mt.archive_show(lost.id);
+    assert_eq!(shown.archive_state, "failed");
+    assert!(mt.is_running());
+}

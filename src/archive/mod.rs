@@ -3,9 +3,11 @@
 
 mod expire;
 mod export;
+mod reconcile;
 
 pub use expire::{ExpiredCopy, SweepReport};
 pub use export::{export_eml, export_mbox};
+pub use reconcile::CopyFile;
 
 use maildir::{Maildir, TemporaryMailFile};
 use std::{

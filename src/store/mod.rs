@@ -446,6 +446,61 @@ impl Store {
             .collect()
     }
 
+    /// When the newest message with an archive copy arrived (unix seconds).
+    pub fn newest_archived_at(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT max(arrived_at) FROM message WHERE archive_state = 'stored'",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Which of `names` some message records as its archive copy.
+    pub fn known_archive_names(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut known = std::collections::HashSet::new();
+        let mut find = self
+            .conn
+            .prepare_cached("SELECT 1 FROM message WHERE archive_name = ?1")?;
+        for name in names {
+            if find.exists([name])? {
+                known.insert(name.clone());
+            }
+        }
+        Ok(known)
+    }
+
+    /// (id, archive name) of messages arrived at or after `since` (unix seconds) whose copy is
+    /// recorded as stored.
+    pub fn stored_copies_since(&self, since: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare(
+                "SELECT id, archive_name FROM message
+                 WHERE archive_state = 'stored' AND arrived_at >= ?1 AND archive_name IS NOT NULL",
+            )?
+            .query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Records that these messages' copies are not in the archive after all.
+    pub fn mark_archive_failed(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        let tx = self.write_transaction()?;
+        let mut changed = 0;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE message SET archive_state = 'failed' WHERE id = ?1 AND archive_state = 'stored'",
+            )?;
+            for id in ids {
+                changed += update.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
     /// Records that the retention sweep deleted these archive copies.
     pub fn mark_archive_expired(&mut self, names: &[String]) -> Result<usize, StoreError> {
         let tx = self.write_transaction()?;

@@ -165,6 +165,8 @@ impl Mailtrail {
     /// Starts `mailtrail run --config FILE`; returns once the milter port accepts connections.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "mailtrail is already running");
+        // This start's lines only: a restart appends to the same log.
+        let log_start = std::fs::metadata(self.log_path()).map_or(0, |m| m.len() as usize);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -212,7 +214,11 @@ impl Mailtrail {
                         std::fs::read_to_string(&log_path).unwrap_or_default()
                     );
                 }
+                // Bound before it serves: the log line comes once it answers.
                 port_open(port)
+                    && std::fs::read_to_string(&log_path).is_ok_and(|log| {
+                        log[log_start.min(log.len())..].contains("milter listening on")
+                    })
             },
             || std::fs::read_to_string(&log_path).unwrap_or_default(),
         );
