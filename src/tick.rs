@@ -169,8 +169,9 @@ pub async fn run_once(
             Ok(notice) => notice,
             Err(e) => {
                 // Not sendable as it stands (e.g. a malformed address): kept for the operator.
-                warn!("{qid}: {} notice cannot be built: {e}", due.kind);
-                store.mark_notice_failed(due.id, &e.to_string())?;
+                // It never will be: given up at once, so this is logged once, not every tick.
+                warn!("{qid}: {} notice cannot be built, given up: {e}", due.kind);
+                store.give_up_notice(due.id, &e.to_string(), MAX_NOTICE_ATTEMPTS)?;
                 report.notices_failed += 1;
                 continue;
             }

@@ -228,8 +228,8 @@ impl Locator<'_> {
         Err(ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line(span.start),
-            key: key.to_string(),
-            message: message.into(),
+            key: clip(key),
+            message: clip(&message.into()),
         })
     }
 
@@ -251,11 +251,41 @@ impl Locator<'_> {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // The valid part is text: the line and key of the bad byte are found in it.
+        let prefix = std::str::from_utf8(valid).unwrap_or_default();
+        let loc = Locator { path, text: prefix };
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: loc.line(prefix.len()),
+            key: clip(&loc.key_at(prefix.len())),
+            message: format!(
+                "the file is not UTF-8 text (byte 0x{:02x})",
+                e.as_bytes()[valid.len()]
+            ),
+        }
+    })?;
     parse(path, &text)
+}
+
+/// Longest key or message an error repeats from the file: a 200 KB line stays in the file.
+const MAX_ERROR_TEXT: usize = 160;
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary), marked with `…`.
+fn clip(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_ERROR_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Validates configuration text; `path` is only used in errors and as the source.
@@ -266,8 +296,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ConfigError::Invalid {
             path: path.to_path_buf(),
             line: loc.line(span.start),
-            key: loc.key_at(span.start),
-            message: e.message().trim().to_string(),
+            key: clip(&loc.key_at(span.start)),
+            message: clip(e.message().trim()),
         }
     })?;
 

@@ -511,3 +511,39 @@ fn web_tls_takes_cert_and_key_together() {
         "web.tls_cert",
     );
 }
+
+/// A file that is not UTF-8 gets the line and key of its first bad byte, like any other error.
+#[test]
+fn a_file_that_is_not_utf8_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(
+        &path,
+        b"[milter]\nmax_headers = 10\n\n[report]\nsubject = \"Wochen\xfcbersicht\"\n",
+    )
+    .unwrap();
+    let e = super::load(&path).unwrap_err();
+    assert_eq!(e.line(), Some(5));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:5: report.subject: the file is not UTF-8 text (byte 0xfc)",
+            path.display()
+        )
+    );
+}
+
+/// A pathological line (200 KB of nesting, a huge value) yields an error of one short line.
+#[test]
+fn errors_quote_at_most_a_short_piece_of_the_file() {
+    for text in [
+        format!("x = {}", "[".repeat(200_000)),
+        format!("[milter]\nlisten = \"{}\"\n", "a".repeat(200_000)),
+        format!("[{}]\n", "a".repeat(200_000)),
+        format!("{} = 1\n", "k".repeat(200_000)),
+    ] {
+        let e = parse_str(&text).unwrap_err().to_string();
+        assert!(e.len() < 500, "{} bytes: {}…", e.len(), &e[..200]);
+        assert!(!e.contains('\n'), "{e}");
+    }
+}

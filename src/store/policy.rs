@@ -214,6 +214,20 @@ impl Store {
         Ok(())
     }
 
+    /// Records why a notice will never be sent, with `attempts` set to the caller's limit so
+    /// that it is not tried again.
+    pub fn give_up_notice(
+        &mut self,
+        id: i64,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE notice SET attempts = ?3, last_error = ?2 WHERE id = ?1")?
+            .execute(params![id, error, attempts])?;
+        Ok(())
+    }
+
     pub fn set_retry_requested(
         &mut self,
         message: i64,

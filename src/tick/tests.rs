@@ -452,3 +452,31 @@ async fn a_config_reload_keeps_the_mode_a_message_arrived_with() {
         "bulk: every 30 minutes"
     );
 }
+
+/// A notice that cannot be built (a sender with CR/LF would inject headers) is refused once and
+/// given up, not refused and logged again at every tick.
+#[tokio::test]
+async fn a_notice_that_cannot_be_built_is_given_up_once() {
+    let mut w = World::new("");
+    let id = w.message(
+        "Q1",
+        "alice@example.com\r\nBcc: victim@example.net",
+        &["bob@dest.example"],
+    );
+    w.attempt(
+        id,
+        "bob@dest.example",
+        T0 + Duration::seconds(2),
+        "deferred",
+        "451 4.7.1 Greylisted, try again later",
+    );
+    let mut failed = Vec::new();
+    for minute in 0..90 {
+        let report = w.tick(T0 + Duration::minutes(minute)).await;
+        if report.notices_failed > 0 {
+            failed.push((minute, report.notices_failed));
+        }
+    }
+    assert_eq!(failed, [(30, 1)]);
+    assert!(w.sent().is_empty());
+}
