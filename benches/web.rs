@@ -25,7 +25,7 @@ use axum::{
 use http_body_util::BodyExt;
 use mailtrail::{
     config::{Config, ConfigHandle, Receipts, Source, WebUser},
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
     store::{DomainScope, Store, WebFilter},
     web::{Clock, WebState},
 };
@@ -121,7 +121,7 @@ fn main() {
     config.archive.maildir = false;
     config.web.users = vec![WebUser {
         name: USER.into(),
-        password_hash: mailtrail::web::hash_password(PASSWORD).expect("hash"),
+        password_hash: mailtrail::config::hash_password(PASSWORD).expect("hash"),
         domains: Vec::new(),
     }];
     let clock: Clock = Arc::new(move || OffsetDateTime::from_unix_timestamp(end).unwrap());

@@ -6,27 +6,20 @@
 
 pub mod archive;
 pub mod bounce;
-pub mod chart;
 pub mod cli;
 pub mod config;
-pub mod counters;
-pub mod envelope;
-pub mod follower;
 pub mod maillog;
 pub mod milter;
+pub mod model;
 pub mod mta;
 pub mod notify;
-pub mod periodic;
 pub mod policy;
-pub mod recorder;
+pub mod render;
 pub mod report;
-pub mod stats_tables;
 pub mod store;
-
-mod daemon;
-pub mod sweep;
-pub mod tick;
 pub mod tracking;
 pub mod web;
+
+mod daemon;
 
 pub use daemon::{RunError, run};

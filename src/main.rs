@@ -6,10 +6,7 @@ use mailtrail::{
     cli::{self, Cli, CliError, Command},
     config::{Config, ConfigHandle, Source},
 };
-use std::{
-    io::{IsTerminal, Write},
-    process::ExitCode,
-};
+use std::{io::IsTerminal, process::ExitCode};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
@@ -34,7 +31,7 @@ fn main() -> ExitCode {
 
     // Needs no configuration: it prints a value to put into one.
     if let Command::HashPassword = args.command {
-        return hash_password();
+        return exit_code(cli::hash_password(&mut std::io::stdout().lock()));
     }
 
     let source = Source::resolve(args.config);
@@ -45,74 +42,23 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Command::Run = args.command {
+        return run(source, config);
+    }
+    // The server's UTC offset (UTC when it cannot be read), for local days and hours; read
+    // while the process has one thread, as later it is refused as unsound.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    exit_code(cli::execute(
+        &source,
+        &config,
+        args.command,
+        offset,
+        &mut std::io::stdout().lock(),
+    ))
+}
 
-    let result = match args.command {
-        Command::Run => return run(source, config),
-        Command::CheckConfig => check_config(&source, &config),
-        Command::Archive(command) => {
-            cli::archive_command(&config, command, &mut std::io::stdout().lock())
-        }
-        Command::Import {
-            files,
-            show_unknown,
-        } => cli::import(
-            &config,
-            &files,
-            show_unknown,
-            local_offset(),
-            &mut std::io::stdout().lock(),
-        )
-        .map(|_| ()),
-        Command::Classify { lines } => {
-            cli::classify(&config, &lines, &mut std::io::stdout().lock())
-        }
-        Command::Report(command) => {
-            let local_offset =
-                time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
-            cli::report_command(
-                &config,
-                command,
-                local_offset,
-                &mut std::io::stdout().lock(),
-            )
-        }
-        Command::HashPassword => unreachable!("handled before the configuration is read"),
-        Command::Counters { json } => {
-            cli::counters_command(&config, json, &mut std::io::stdout().lock())
-        }
-        Command::Status {
-            today, week, json, ..
-        } => {
-            let list = match (today, week) {
-                (true, _) => cli::StatusList::Today,
-                (_, true) => cli::StatusList::Week,
-                _ => cli::StatusList::Live,
-            };
-            cli::status_command(
-                &config,
-                list,
-                json,
-                local_offset(),
-                time::OffsetDateTime::now_utc(),
-                &mut std::io::stdout().lock(),
-            )
-        }
-        Command::Stats { period, json } => cli::stats_command(
-            &config,
-            &period,
-            json,
-            local_offset(),
-            time::OffsetDateTime::now_utc(),
-            &mut std::io::stdout().lock(),
-        ),
-        Command::Policy(cli::PolicyCommand::Show { sender, auth, json }) => cli::policy_show(
-            &config,
-            &sender,
-            auth.as_deref(),
-            json,
-            &mut std::io::stdout().lock(),
-        ),
-    };
+/// 0, or 1 with the error on standard error; a closed pipe (`| head`) is no failure.
+fn exit_code(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
@@ -121,79 +67,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The server's UTC offset (UTC when it cannot be read): local days and hours of statistics and
-/// lists.
-fn local_offset() -> time::UtcOffset {
-    time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC)
-}
-
-fn hash_password() -> ExitCode {
-    let read = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Password: ")
-    } else {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
-    };
-    let password = match read {
-        Ok(p) => p.trim_end_matches(['\r', '\n']).to_string(),
-        Err(e) => {
-            eprintln!("mailtrail: cannot read the password: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if password.is_empty() {
-        eprintln!("mailtrail: empty password");
-        return ExitCode::FAILURE;
-    }
-    match mailtrail::web::hash_password(&password) {
-        Ok(hash) => {
-            println!("{hash}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("mailtrail: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn check_config(source: &Source, config: &Config) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    match source {
-        Source::File(path) => writeln!(out, "{}: OK", path.display())?,
-        Source::Defaults => writeln!(out, "no configuration file: built-in defaults")?,
-    }
-    writeln!(out, "milter.listen = {}", config.milter.listen)?;
-    writeln!(out, "store = {}", config.store.path.display())?;
-    writeln!(out, "archive = {}", config.archive.dir.display())?;
-    let mta = &config.mta;
-    writeln!(
-        out,
-        "mta {}: retry `{}`, remove `{}`{}",
-        match mta.kind {
-            mailtrail::config::MtaKind::Postfix => "postfix",
-            mailtrail::config::MtaKind::Sendmail => "sendmail",
-        },
-        mta.retry.join(" "),
-        mta.remove.join(" "),
-        mta.config_dir
-            .as_ref()
-            .map_or(String::new(), |d| format!(", config {}", d.display()))
-    )?;
-    for (mode, policy) in &config.policies {
-        let warn = policy.warn_after.map_or("never".into(), |d| {
-            humantime::format_duration(d).to_string()
-        });
-        writeln!(
-            out,
-            "policy {mode}: retry every {}, warn after {warn}, give up after {}",
-            humantime::format_duration(policy.retry_every),
-            humantime::format_duration(policy.give_up_after)
-        )?;
-    }
-    Ok(())
 }
 
 fn run(source: Source, config: Config) -> ExitCode {

@@ -150,7 +150,7 @@ const SUBJECT: &str = "<script>window.__injected = 1</script> arrives live";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_in_browser_sees_a_new_message_appear_on_the_live_page_without_reload() {
     let password = "correct horse battery staple";
-    let hash = mailtrail::web::hash_password(password).unwrap();
+    let hash = mailtrail::config::hash_password(password).unwrap();
     let web_port = free_port();
     let mut daemon = Mailtrail::configure_with_web(&format!(
         "[web]\nlisten = \"127.0.0.1:{web_port}\"\n\n[[web.user]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n"

@@ -4,7 +4,7 @@
 use mailtrail::{
     archive::Archive,
     config::Receipts,
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
     store::Store,
 };
 use std::{

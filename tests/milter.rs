@@ -5,7 +5,7 @@ mod support;
 use indymilter_test::{Actions, MacroStage, Status, TestConnection};
 use mailtrail::{
     config::{ConfigHandle, Source},
-    envelope::ArchiveState,
+    model::envelope::ArchiveState,
     store::{MessageFilter, Store, StoredMessage},
 };
 use std::{

@@ -34,7 +34,7 @@ fn start_https_daemon() -> (Mailtrail, u16, HttpsClient, tempfile::TempDir) {
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
 
-    let hash = mailtrail::web::hash_password(PASSWORD).unwrap();
+    let hash = mailtrail::config::hash_password(PASSWORD).unwrap();
     let port = free_port();
     let mut daemon = Mailtrail::configure_with_web(&format!(
         "[web]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n\n\

@@ -4,6 +4,7 @@
 mod expire;
 mod export;
 mod reconcile;
+pub mod sweep;
 
 pub use expire::{ExpiredCopy, SweepReport};
 pub use export::{export_eml, export_mbox};

@@ -2,11 +2,11 @@
 
 use super::{ArchiveCommand, CliError, LsArgs, printable};
 use crate::{
+    archive::sweep,
     archive::{self, Archive},
     config::Config,
-    envelope::ArchiveState,
+    model::envelope::ArchiveState,
     store::{MessageFilter, RecipientDelivery, Store, StoredMessage},
-    sweep,
 };
 use mail_parser::MimeHeaders;
 use serde::Serialize;

@@ -4,9 +4,9 @@ use super::CliError;
 use crate::{
     bounce::{Category, Classifier},
     config::Config,
-    follower,
     maillog::{self, ParseOutcome, Parser, open_import},
     store::{BackgroundCheckpoint, Store},
+    tracking::follower,
     tracking::{FailureClassifier, IngestStats, ParsedLine, TrackedRows, Tracker},
 };
 use indicatif::{ProgressBar, ProgressStyle};

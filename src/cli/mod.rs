@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and the inspection commands.
 
 mod archive;
+mod config;
 mod import;
 mod policy;
 mod report;
@@ -10,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub use archive::archive_command;
+pub use config::{check_config, hash_password};
 pub use import::{classify, import};
 pub use policy::policy_show;
 pub use report::report_command;
@@ -212,7 +214,7 @@ pub enum CliError {
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
     #[error(transparent)]
-    Sweep(#[from] crate::sweep::SweepError),
+    Sweep(#[from] crate::archive::sweep::SweepError),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -242,11 +244,12 @@ pub fn counters_command(
     json: bool,
     out: &mut impl std::io::Write,
 ) -> Result<(), CliError> {
-    let mut counters: std::collections::BTreeMap<String, u64> = crate::counters::Counters::NAMES
-        .iter()
-        .chain(crate::counters::LOG_COUNTERS)
-        .map(|n| (n.to_string(), 0))
-        .collect();
+    let mut counters: std::collections::BTreeMap<String, u64> =
+        crate::model::counters::Counters::NAMES
+            .iter()
+            .chain(crate::model::counters::LOG_COUNTERS)
+            .map(|n| (n.to_string(), 0))
+            .collect();
     if config.store.path.exists() {
         counters.extend(crate::store::Store::open(&config.store.path)?.counters()?);
     }
@@ -259,4 +262,45 @@ pub fn counters_command(
         }
     }
     Ok(())
+}
+
+/// Runs a command that reads the store or the files and prints its result (every command but
+/// `run` and `hash-password`). `offset` is the server's UTC offset, read by the caller while
+/// the process has one thread.
+pub fn execute(
+    source: &crate::config::Source,
+    config: &crate::config::Config,
+    command: Command,
+    offset: time::UtcOffset,
+    out: &mut impl std::io::Write,
+) -> Result<(), CliError> {
+    let now = time::OffsetDateTime::now_utc();
+    match command {
+        Command::Run | Command::HashPassword => {
+            Err(CliError::Usage("not a command that reads the store".into()))
+        }
+        Command::CheckConfig => check_config(source, config, out),
+        Command::Archive(command) => archive_command(config, command, out),
+        Command::Import {
+            files,
+            show_unknown,
+        } => import(config, &files, show_unknown, offset, out).map(|_| ()),
+        Command::Classify { lines } => classify(config, &lines, out),
+        Command::Report(command) => report_command(config, command, offset, out),
+        Command::Counters { json } => counters_command(config, json, out),
+        Command::Status {
+            today, week, json, ..
+        } => {
+            let list = match (today, week) {
+                (true, _) => StatusList::Today,
+                (_, true) => StatusList::Week,
+                _ => StatusList::Live,
+            };
+            status_command(config, list, json, offset, now, out)
+        }
+        Command::Stats { period, json } => stats_command(config, &period, json, offset, now, out),
+        Command::Policy(PolicyCommand::Show { sender, auth, json }) => {
+            policy_show(config, &sender, auth.as_deref(), json, out)
+        }
+    }
 }

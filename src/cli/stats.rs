@@ -4,7 +4,7 @@
 use super::{CliError, archive::open_store, printable};
 use crate::{
     config::Config,
-    stats_tables::{Section, table},
+    render::tables::{Section, table},
     store::{DomainScope, MessageSummary, StatsPeriod, WebFilter},
 };
 use std::io::Write;
@@ -111,7 +111,7 @@ pub fn status_command(
                 to.push_str(&format!(" (+{})", m.recipients - 1));
             }
             vec![
-                crate::web::local_time(m.arrived_at, offset),
+                crate::render::local_time(m.arrived_at, offset),
                 printable(m.queue_id.as_deref().unwrap_or("")),
                 cut(&m.mail_from),
                 to,
@@ -169,7 +169,7 @@ pub fn stats_command(
         stats.to,
         stats
             .refreshed_at
-            .map(|at| format!(", as of {}", crate::web::local_time(at, offset)))
+            .map(|at| format!(", as of {}", crate::render::local_time(at, offset)))
             .unwrap_or_default()
     )?;
     for section in Section::ALL {

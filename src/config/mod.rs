@@ -3,10 +3,12 @@
 
 mod model;
 mod parse;
+mod password;
 mod reload;
 
 pub use model::*;
 pub use parse::{ConfigError, load, parse, parse_listen};
+pub use password::{DUMMY_HASH, PasswordError, hash_password, verify_password};
 pub use reload::{ConfigHandle, Source};
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
@@ -58,7 +60,7 @@ impl Config {
                     .and_then(|h| h.into_string().ok())
                     .filter(|h| !h.is_empty())
                     .unwrap_or_else(|| "localhost".into()),
-                language: crate::notify::Language::En,
+                language: Language::En,
                 tick: Duration::from_secs(30),
             },
             report: ReportConfig {

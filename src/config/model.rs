@@ -104,7 +104,7 @@ pub struct NotifyConfig {
     pub smtp_port: u16,
     /// This host's name in `Reporting-MTA` and `MAILER-DAEMON@`.
     pub reporting_mta: String,
-    pub language: crate::notify::Language,
+    pub language: Language,
     /// How often the policy is applied to every open message.
     pub tick: Duration,
 }
@@ -438,5 +438,26 @@ impl Config {
     /// Whether a sender's mail must not be archived.
     pub fn archive_excluded(&self, mail_from: &str) -> bool {
         self.archive.exclude.iter().any(|p| p.matches(mail_from))
+    }
+}
+
+/// The language of a notice's readable part and subject.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    #[default]
+    En,
+    It,
+}
+
+impl Language {
+    /// `en`/`it` (any case, region ignored: `it-IT`); `None` for languages without templates.
+    pub fn parse(text: &str) -> Option<Self> {
+        let lang = text.split(['-', '_']).next()?.to_ascii_lowercase();
+        match lang.as_str() {
+            "en" => Some(Language::En),
+            "it" => Some(Language::It),
+            _ => None,
+        }
     }
 }

@@ -611,7 +611,7 @@ fn parse_notify(loc: &Locator, n: RawNotify, notify: &mut NotifyConfig) -> Resul
         notify.reporting_mta = host.get_ref().clone();
     }
     if let Some(language) = n.language {
-        notify.language = match crate::notify::Language::parse(language.get_ref()) {
+        notify.language = match Language::parse(language.get_ref()) {
             Some(l) => l,
             None => {
                 return loc.error(

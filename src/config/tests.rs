@@ -99,7 +99,7 @@ receipts = "dsn"
         (c.notify.smtp_host.as_str(), c.notify.smtp_port),
         ("127.0.0.1", 10025)
     );
-    assert_eq!(c.notify.language, crate::notify::Language::It);
+    assert_eq!(c.notify.language, Language::It);
     assert_eq!(c.notify.tick, Duration::from_secs(10));
     assert_eq!(c.maillog.syslog_names, vec!["postfix-out"]);
     assert_eq!(c.archive.retention, Duration::from_secs(3 * 86400));

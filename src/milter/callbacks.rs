@@ -7,8 +7,8 @@ use super::{
 };
 use crate::{
     config::{OnError, Receipts},
-    counters::Counters,
-    envelope::ArchiveState,
+    model::counters::Counters,
+    model::envelope::ArchiveState,
 };
 use indymilter::{
     Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
@@ -245,7 +245,7 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
     let (from, rcpts) = (envelope.mail_from.clone(), envelope.recipients.len());
     match shared.recorder.record(envelope).await {
         Ok(id) => debug!("{qid}: recorded as message {id}: from=<{from}> nrcpt={rcpts}"),
-        Err(e @ crate::recorder::RecordError::ArchiveSync(_)) => {
+        Err(e @ crate::milter::recorder::RecordError::ArchiveSync(_)) => {
             error!("{qid}: {e}");
             Counters::add(&shared.counters.archive_errors, 1);
             failed = true;

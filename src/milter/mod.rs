@@ -2,11 +2,12 @@
 //! Its own failures never stop mail (see `milter.on_error`).
 
 mod callbacks;
+pub mod recorder;
 mod session;
 
 use crate::{
-    archive::Archive, config::ConfigHandle, config::ListenAddr, counters::Counters,
-    recorder::Recorder,
+    archive::Archive, config::ConfigHandle, config::ListenAddr, milter::recorder::Recorder,
+    model::counters::Counters,
 };
 use indymilter::{EitherListener, Listener};
 use std::{

@@ -4,7 +4,7 @@
 use crate::{
     archive::{Archive, Spool},
     config::{Config, Receipts, SenderPolicy},
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
 };
 use std::sync::Arc;
 use time::OffsetDateTime;

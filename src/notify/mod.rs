@@ -12,6 +12,7 @@
 //! bounded to [`MAX_REPLY_CHARS`] characters and the original headers to
 //! [`MAX_ORIGINAL_HEADERS`] bytes.
 
+mod submit;
 mod templates;
 #[cfg(test)]
 mod tests;
@@ -30,7 +31,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc2822};
 
 use crate::{config::Policy, policy::is_null_sender};
 
-pub use templates::Language;
+pub use crate::config::Language;
+pub use submit::{NoticeTransport, SmtpSubmission};
 
 /// Reply texts longer than this (in characters) are cut, in the text and in the DSN.
 pub const MAX_REPLY_CHARS: usize = 1000;

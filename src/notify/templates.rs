@@ -4,28 +4,10 @@
 //! validated; untrusted texts (addresses, replies) are never put through a template, so they
 //! cannot smuggle a placeholder in.
 
+use crate::config::Language;
 use std::time::Duration;
 
-/// The language of a notice's readable part and subject.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    #[default]
-    En,
-    It,
-}
-
 impl Language {
-    /// `en`/`it` (any case, region ignored: `it-IT`); `None` for languages without templates.
-    pub fn parse(text: &str) -> Option<Self> {
-        let lang = text.split(['-', '_']).next()?.to_ascii_lowercase();
-        match lang.as_str() {
-            "en" => Some(Language::En),
-            "it" => Some(Language::It),
-            _ => None,
-        }
-    }
-
     pub(super) fn texts(self) -> &'static Texts {
         match self {
             Language::En => &EN,

@@ -8,13 +8,13 @@
 
 mod render;
 pub mod schedule;
-mod scheduler;
+mod send;
 
 pub use schedule::{ReportWeek, latest_due, next_due};
-pub use scheduler::{Scheduler, build, send_due, sender, submit};
+pub use send::{build, send_due, sender, submit};
 
 use crate::{
-    chart::{self, ChartError},
+    render::chart::{self, ChartError},
     store::{DomainScope, Stats, StatsRow, Store, StoreError},
 };
 use lettre::{

@@ -24,7 +24,7 @@ pub use web::{DomainScope, MessageCount, MessageSummary, RawLine, WebFilter, Web
 
 use crate::{
     config::Receipts,
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
 };
 use rusqlite::{
     Connection, OptionalExtension, Transaction, TransactionBehavior, config::DbConfig, params,

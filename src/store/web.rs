@@ -431,7 +431,7 @@ mod tests {
     use super::*;
     use crate::{
         config::Receipts,
-        envelope::{ArchiveState, Envelope, Recipient},
+        model::envelope::{ArchiveState, Envelope, Recipient},
     };
     use time::OffsetDateTime;
 

@@ -2,8 +2,10 @@
 //! HTTP Basic for scripts (Prometheus, curl), and a limit on failed attempts.
 
 use super::{WebError, WebState, views};
-use crate::{config::WebUser, store::DomainScope};
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier, password_hash::SaltString};
+use crate::{
+    config::{DUMMY_HASH, WebUser, verify_password},
+    store::DomainScope,
+};
 use axum::{
     Form,
     extract::{ConnectInfo, FromRequestParts, State},
@@ -271,28 +273,6 @@ impl WebState {
         };
         format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
     }
-}
-
-/// A valid argon2id hash of a random password: verified against for unknown user names.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Xh2Yk4WvJ3VzKx6vH8Yc0h1yU6G1dQ5m0rXb1dC2t4A";
-
-pub(super) fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
-/// An argon2id PHC string for `password`, with the crate's default (OWASP) parameters.
-pub fn hash_password(password: &str) -> Result<String, WebError> {
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| WebError::Hash(e.to_string()))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| WebError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| WebError::Hash(e.to_string()))
 }
 
 #[derive(serde::Deserialize)]

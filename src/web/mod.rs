@@ -10,8 +10,7 @@ mod stats;
 mod tls;
 mod views;
 
-pub use auth::{CurrentUser, hash_password};
-pub use views::time as local_time;
+pub use auth::CurrentUser;
 
 use crate::{
     archive::{Archive, ArchiveError},

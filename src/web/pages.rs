@@ -5,6 +5,7 @@ use super::{
     CurrentUser, WebError, WebState, csv,
     views::{self, ListPage, ListQuery, RawPage},
 };
+use crate::render::local_time;
 use crate::store::{DomainScope, MessageCount, MessageSummary, RawLine, StoredMessage, WebFilter};
 use axum::{
     Json,
@@ -213,7 +214,7 @@ async fn list_csv(
         rows.into_iter().map(|m| {
             vec![
                 m.id.to_string(),
-                views::time(m.arrived_at, offset),
+                local_time(m.arrived_at, offset),
                 m.queue_id.unwrap_or_default(),
                 m.mail_from,
                 m.first_recipient.unwrap_or_default(),
@@ -525,7 +526,7 @@ pub(super) async fn raw_csv(
         lines.into_iter().map(|l| {
             vec![
                 l.id.to_string(),
-                views::time(l.at, offset),
+                local_time(l.at, offset),
                 l.queue_id.unwrap_or_default(),
                 l.line,
             ]

@@ -9,9 +9,10 @@
 //! [`Store::stats`]: crate::store::Store::stats
 
 use super::{CurrentUser, WebError, WebState, csv, views};
+use crate::render::local_time;
 use crate::{
-    chart::{self, Series},
-    stats_tables::{Section, Table, table},
+    render::chart::{self, Series},
+    render::tables::{Section, Table, table},
     store::{DomainScope, Stats, StatsPeriod, StatsRow},
 };
 use axum::{
@@ -287,7 +288,7 @@ fn view(
         p {
             (stats.from) " to " (stats.to) " (end exclusive) · "
             @match stats.refreshed_at {
-                Some(at) => { "as of " (views::time(at, offset)) }
+                Some(at) => { "as of " (local_time(at, offset)) }
                 None => { "not computed yet" }
             }
             " · " a href={ "/stats.json?" (query) } { "JSON" }

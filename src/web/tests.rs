@@ -4,7 +4,7 @@
 use super::*;
 use crate::{
     config::{Config, Receipts, Source, WebUser},
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
     store::AttemptRow,
 };
 use argon2::{Algorithm, Params, PasswordHasher, Version, password_hash::SaltString};
@@ -1182,11 +1182,15 @@ async fn stats_of_a_scoped_user_hold_only_their_domains() {
 
 #[test]
 fn hash_password_makes_verifiable_argon2id_strings() {
-    let hash = hash_password("s3cret").unwrap();
+    let hash = crate::config::hash_password("s3cret").unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(auth::verify_password(&hash, "s3cret"));
-    assert!(!auth::verify_password(&hash, "other"));
-    assert_ne!(hash, hash_password("s3cret").unwrap(), "random salt");
+    assert!(crate::config::verify_password(&hash, "s3cret"));
+    assert!(!crate::config::verify_password(&hash, "other"));
+    assert_ne!(
+        hash,
+        crate::config::hash_password("s3cret").unwrap(),
+        "random salt"
+    );
 }
 
 #[test]

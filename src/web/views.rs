@@ -2,27 +2,14 @@
 //! inserted with maud's escaping: never `PreEscaped` on mail data.
 
 use super::CurrentUser;
+use crate::render::local_time;
 use crate::store::{
     MessageCount, MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage,
 };
 use maud::{DOCTYPE, Markup, html};
-use time::{UtcOffset, macros::format_description};
+use time::UtcOffset;
 
 pub const STATUSES: [&str; 5] = ["sent", "deferred", "bounced", "expired", "pending"];
-
-/// Unix seconds as local `YYYY-MM-DD HH:MM:SS`.
-pub fn time(unix: i64, offset: UtcOffset) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(|t| t.to_offset(offset))
-        .ok()
-        .and_then(|t| {
-            t.format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second]"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
-}
 
 pub(super) fn layout(
     title: &str,
@@ -98,7 +85,7 @@ pub fn badge(status: &str) -> Markup {
 pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
     html! {
         tr data-id=(m.id) {
-            td { (time(m.arrived_at, offset)) }
+            td { (local_time(m.arrived_at, offset)) }
             td { (m.queue_id.as_deref().unwrap_or("")) }
             td { (m.mail_from) }
             td {
@@ -268,7 +255,7 @@ pub fn message(
             dl.envelope {
                 dt { "Subject" } dd { (opt(&e.subject)) }
                 dt { "From" } dd { (e.mail_from) }
-                dt { "Arrived" } dd { (time(e.arrived_at.unix_timestamp(), offset)) }
+                dt { "Arrived" } dd { (local_time(e.arrived_at.unix_timestamp(), offset)) }
                 dt { "Queue id" } dd {
                     (opt(&e.queue_id))
                     @if let Some(qid) = &e.queue_id {
@@ -290,7 +277,7 @@ pub fn message(
                 ol.timeline {
                     @for a in &r.attempt_list {
                         li {
-                            (time(a.at.unix_timestamp(), offset)) " " (badge(&a.status))
+                            (local_time(a.at.unix_timestamp(), offset)) " " (badge(&a.status))
                             " relay " (a.relay_host.as_deref().unwrap_or("-"))
                             @if let Some(ip) = &a.relay_ip { " [" (ip) "]" }
                             " dsn " (a.dsn.as_deref().unwrap_or("-"))
@@ -316,10 +303,10 @@ pub fn message(
                         tr {
                             td { (n.kind) }
                             td { (n.recipients.join(", ")) }
-                            td { (time(n.due_at.unix_timestamp(), offset)) }
+                            td { (local_time(n.due_at.unix_timestamp(), offset)) }
                             td {
                                 @match n.sent_at {
-                                    Some(at) => (time(at.unix_timestamp(), offset)),
+                                    Some(at) => (local_time(at.unix_timestamp(), offset)),
                                     None => {
                                         "not yet (" (n.attempts) " attempts"
                                         @if let Some(e) = &n.last_error { ": " (e) }
@@ -384,7 +371,7 @@ pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
                 " · " a href={ "/raw.txt?" (export) } { "download" }
                 " · " a href={ "/raw.json?" (export) } { "JSON" }
                 " · " a href={ "/raw.csv?" (export) } { "CSV" } }
-            pre { @for l in p.lines { (time(l.at, offset)) " " (l.line) "\n" } }
+            pre { @for l in p.lines { (local_time(l.at, offset)) " " (l.line) "\n" } }
         }))
     }
 }

@@ -4,8 +4,8 @@
 
 use crate::{
     archive::{Archive, ArchiveError},
-    counters::Counters,
-    envelope::{ArchiveState, Envelope},
+    model::counters::Counters,
+    model::envelope::{ArchiveState, Envelope},
     store::{BackgroundCheckpoint, Store, StoreError},
 };
 use std::{

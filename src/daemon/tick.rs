@@ -3,15 +3,17 @@
 //! notices in the store, and sends the due notices. Each notice is recorded as due before it is
 //! sent and marked sent after, so a restart sends a due one and never repeats a sent one.
 
-use crate::periodic::Periodic;
+use crate::daemon::periodic::Periodic;
 use crate::{
     archive::Archive,
     config::{Config, DEFAULT_MODE},
-    notify::{self, NoticeInput, OriginalMessage, RecipientReport, Report},
+    notify::{
+        self, NoticeInput, NoticeTransport, OriginalMessage, RecipientReport, Report,
+        SmtpSubmission,
+    },
     policy::{self, Action, MessageState, RecipientState, RecipientStatus},
     store::{DueNotice, PolicyMessage, Store, StoreError},
 };
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use std::future::Future;
 use time::{Duration, OffsetDateTime};
 use tracing::{info, warn};
@@ -26,43 +28,6 @@ pub trait QueueControl {
     /// Removes the message from the queue so it is never delivered after its sender was told
     /// it failed.
     fn remove(&self, queue_id: &str) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// Where notices go.
-pub trait NoticeTransport {
-    fn send(&self, notice: &notify::Notice) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// Submits notices over SMTP with a null return path (`MAIL FROM:<>`).
-/// Mail mailtrail itself submits (notices, reports) to the MTA over SMTP.
-pub struct SmtpSubmission(AsyncSmtpTransport<Tokio1Executor>);
-
-impl SmtpSubmission {
-    pub fn new(host: &str, port: u16) -> Self {
-        // The local MTA on loopback: no TLS or authentication is involved.
-        SmtpSubmission(
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-                .port(port)
-                .timeout(Some(std::time::Duration::from_secs(30)))
-                .build(),
-        )
-    }
-
-    pub async fn submit(
-        &self,
-        envelope: &lettre::address::Envelope,
-        message: &[u8],
-    ) -> Result<(), lettre::transport::smtp::Error> {
-        self.0.send_raw(envelope, message).await.map(|_| ())
-    }
-}
-
-impl NoticeTransport for SmtpSubmission {
-    async fn send(&self, notice: &notify::Notice) -> Result<(), String> {
-        self.submit(&notice.envelope(), &notice.formatted())
-            .await
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// What one tick did.

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 /// The family name the embedded font is registered under.
 pub const FONT_FAMILY: &str = "sans-serif";
 /// DejaVu Sans 2.37 (Debian's fonts-dejavu-core); licence in `assets/fonts/DejaVuSans.LICENSE`.
-static DEJAVU_SANS: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// Longest label drawn; longer ones are cut with an ellipsis (the table has the full text).
 const MAX_LABEL_CHARS: usize = 32;
 

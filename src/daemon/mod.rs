@@ -1,15 +1,19 @@
 //! The daemon: opens the store and archive, starts the store writer and the retention sweep,
 //! and serves the milter until shutdown.
 
+pub mod periodic;
+mod report;
+pub mod tick;
+
 use crate::{
+    archive::sweep,
     archive::{Archive, ArchiveError},
     config::ConfigHandle,
-    counters::Counters,
-    follower::{self, FollowerError},
+    milter::recorder::Recorder,
     milter::{self, Shared},
-    recorder::Recorder,
+    model::counters::Counters,
     store::{Store, StoreError},
-    sweep,
+    tracking::follower::{self, FollowerError},
     web::{self, WebError},
 };
 use std::{future::Future, io, sync::Arc, time::SystemTime};
@@ -32,7 +36,7 @@ pub enum RunError {
     #[error("log follower: {0}")]
     Follower(#[from] FollowerError),
     #[error("policy tick: {0}")]
-    Tick(#[from] crate::tick::TickError),
+    Tick(#[from] crate::daemon::tick::TickError),
     #[error("web: {0}")]
     Web(#[from] WebError),
     #[error("weekly report: {0}")]
@@ -76,8 +80,8 @@ pub async fn run(
         local_offset,
     ));
     let follower = follower::start(config.clone(), local_offset)?;
-    let ticker = crate::tick::Ticker::start(config.clone())?;
-    let report_scheduler = crate::report::Scheduler::start(config.clone(), local_offset)?;
+    let ticker = crate::daemon::tick::Ticker::start(config.clone())?;
+    let report_scheduler = report::Scheduler::start(config.clone(), local_offset)?;
     let web_server = match start.web.enabled {
         true => {
             let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);

@@ -2,6 +2,8 @@
 //! queue id, one attempt per recipient and try, final states, bounce categories, rejects and raw
 //! lines. Used by the live follower and by `mailtrail import`.
 
+pub mod follower;
+
 use crate::{
     bounce::{Category, Classifier, Failure},
     config::Config,
@@ -45,7 +47,7 @@ pub struct IngestStats {
 
 impl IngestStats {
     /// The figures the follower adds to the store's counters (`mailtrail counters`, `/metrics`)
-    /// with each batch; names in [`crate::counters::LOG_COUNTERS`].
+    /// with each batch; names in [`crate::model::counters::LOG_COUNTERS`].
     pub fn counters(&self) -> [(&'static str, u64); 4] {
         [
             ("log_lines", self.lines),

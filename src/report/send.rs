@@ -1,24 +1,17 @@
-//! Sending the weekly report on schedule, once: the report is recorded as due in the store
-//! before it is built, and marked sent after the MTA accepted it. A restart finds an unsent
-//! record and tries again; a sent one is never repeated.
+//! Building and sending the weekly report, once per week: the report is recorded as due in the
+//! store before it is built, and marked sent after the MTA accepted it. A restart finds an
+//! unsent record and tries again; a sent one is never repeated. The daemon's job
+//! (`daemon::report`) calls [`send_due`] on schedule.
 
-use super::{ReportError, ReportWeek, WEEKLY, WeeklyReport, latest_due, next_due};
-use crate::{
-    config::{Config, ConfigHandle},
-    periodic::Periodic,
-    store::Store,
-    tick::SmtpSubmission,
-};
+use super::{ReportError, ReportWeek, WEEKLY, WeeklyReport, latest_due};
+use crate::{config::Config, notify::SmtpSubmission, store::Store};
 use lettre::Message;
-use std::time::Duration;
 use time::{OffsetDateTime, UtcOffset};
-use tracing::{info, warn};
+use tracing::info;
 
 /// A report whose time passed longer ago than this (mailtrail was down) is not sent late: a
 /// summary of last week arriving on Thursday misleads more than it helps.
 const CATCH_UP: time::Duration = time::Duration::hours(24);
-/// Failed sends are retried this often, while within [`CATCH_UP`].
-const RETRY_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// The `From:` of reports: `report.from`, or `mailtrail@` the reporting host.
 pub fn sender(config: &Config) -> String {
@@ -104,40 +97,4 @@ pub async fn send_due(
         error.as_deref(),
     )?;
     sent.map(|()| Some(week))
-}
-
-/// The running schedule; [`Scheduler::stop`] ends it.
-pub struct Scheduler(Periodic);
-
-impl Scheduler {
-    /// Starts the weekly report's schedule on a thread of its own (the store is synchronous).
-    /// It runs even while `report.enabled` is false, so a reload can turn it on.
-    pub fn start(config: ConfigHandle, offset: UtcOffset) -> Result<Scheduler, ReportError> {
-        let mut store = Store::open(&config.current().store.path)?;
-        let job = Periodic::start("weekly-report", move |mut stop| async move {
-            loop {
-                let current = config.current();
-                let now = OffsetDateTime::now_utc();
-                if let Err(e) = send_due(&current, &mut store, offset, now).await {
-                    warn!("weekly report: {e}");
-                }
-                // Woken at least every RETRY_EVERY: to retry a failed send, and because a
-                // reload may have changed the schedule.
-                let r = &current.report;
-                let until_next = (next_due(now, offset, r.weekday, r.at) - now)
-                    .try_into()
-                    .unwrap_or(RETRY_EVERY);
-                if !stop.sleep(RETRY_EVERY.min(until_next)).await {
-                    return;
-                }
-            }
-        })
-        .map_err(ReportError::Spawn)?;
-        Ok(Scheduler(job))
-    }
-
-    /// Stops after the send in progress.
-    pub fn stop(self) {
-        self.0.stop();
-    }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::{
-    envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope, Recipient},
     store::{AttemptRow, LogMessageFields},
 };
 use std::sync::Mutex;
