@@ -16,6 +16,7 @@ pub mod notify;
 pub mod policy;
 pub mod render;
 pub mod report;
+pub mod stats;
 pub mod store;
 pub mod tracking;
 pub mod web;

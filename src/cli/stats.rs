@@ -2,10 +2,11 @@
 //! `mailtrail stats` (the statistics of a period, from the rollups).
 
 use super::{CliError, archive::open_store, printable};
+use crate::stats::StatsPeriod;
 use crate::{
     config::Config,
     render::tables::{Section, table},
-    store::{DomainScope, MessageSummary, StatsPeriod, WebFilter},
+    store::{DomainScope, MessageSummary, WebFilter},
 };
 use std::io::Write;
 use time::{OffsetDateTime, UtcOffset};

@@ -4,7 +4,7 @@
 //! [`FONT_FAMILY`]), so charts render without fontconfig or system fonts. The SVG backend
 //! escapes text, so labels from mail (senders, hosts) cannot inject markup.
 
-use crate::store::StatsRow;
+use crate::stats::StatsRow;
 use plotters::{
     coord::{Shift, ranged1d::SegmentValue},
     prelude::*,

@@ -1,8 +1,7 @@
 //! The statistics as tables, one per section: the same rows for the pages, their CSV and JSON
 //! exports, and `mailtrail stats`.
 
-use crate::store::{Stats, StatsRow};
-
+use crate::stats::{Stats, StatsRow};
 /// One section of the statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Section {

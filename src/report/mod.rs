@@ -13,9 +13,10 @@ mod send;
 pub use schedule::{ReportWeek, latest_due, next_due};
 pub use send::{build, send_due, sender, submit};
 
+use crate::stats::{Stats, StatsRow};
 use crate::{
     render::chart::{self, ChartError},
-    store::{DomainScope, Stats, StatsRow, Store, StoreError},
+    store::{DomainScope, Store, StoreError},
 };
 use lettre::{
     Message,

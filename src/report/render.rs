@@ -1,7 +1,7 @@
 //! The report's text and HTML parts: the same sections, tables and figures in both.
 
 use super::{TOP, WeeklyReport};
-use crate::store::{StatsCounts, StatsRow, StatsSummary};
+use crate::stats::{StatsCounts, StatsRow, StatsSummary};
 use maud::{Markup, html};
 use std::fmt::Write as _;
 use time::Weekday;
@@ -180,7 +180,7 @@ impl WeeklyReport {
     }
 
     fn period_line(&self) -> String {
-        let last = |p: &crate::store::StatsPeriod| p.to.previous_day().unwrap_or(p.to);
+        let last = |p: &crate::stats::StatsPeriod| p.to.previous_day().unwrap_or(p.to);
         let previous = self.week.previous_period();
         format!(
             "{} to {} (compared with {} to {})",

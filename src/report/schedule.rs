@@ -1,6 +1,6 @@
 //! When the weekly report is due and which days it covers. Pure functions of the clock.
 
-use crate::store::StatsPeriod;
+use crate::stats::StatsPeriod;
 use time::{Duration, OffsetDateTime, Time, UtcOffset, Weekday};
 
 /// One report: when it was due and the seven local days before that day.

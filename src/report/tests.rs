@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::{CategoryRow, SmtpErrorRow, StatsCounts, StatsSummary};
+use crate::stats::{CategoryRow, SmtpErrorRow, StatsCounts, StatsSummary};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use time::macros::datetime;
 

@@ -16,10 +16,6 @@ pub use log::{
 pub use policy::{DueNotice, PolicyMessage, PolicyRecipient};
 pub use query::{Attempt, MessageNotice, RecipientDelivery};
 pub use report::ReportRecord;
-pub use stats::{
-    CategoryRow, DelayHistogram, RefreshReport, SmtpErrorRow, Stats, StatsCounts, StatsPeriod,
-    StatsPeriodError, StatsRow, StatsSummary, TOP_ROWS,
-};
 pub use web::{DomainScope, MessageCount, MessageSummary, RawLine, WebFilter, WebTotals};
 
 use crate::{

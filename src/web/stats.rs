@@ -10,10 +10,11 @@
 
 use super::{CurrentUser, WebError, WebState, csv, views};
 use crate::render::local_time;
+use crate::stats::{Stats, StatsPeriod, StatsRow};
 use crate::{
     render::chart::{self, Series},
     render::tables::{Section, Table, table},
-    store::{DomainScope, Stats, StatsPeriod, StatsRow},
+    store::DomainScope,
 };
 use axum::{
     Json,

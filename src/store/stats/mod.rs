@@ -1,17 +1,7 @@
-//! Statistics: rollup tables per local day (and hour) and sender domain, filled by
+//! The statistics rollups in SQL: tables per local day (and hour) and sender domain, filled by
 //! [`Store::refresh_stats`] from the message, attempt and reject tables, and read by
-//! [`Store::stats`] — pages, CLI and reports never scan the raw tables.
-//!
-//! What the counters mean, for a period of local days:
-//! - `messages`, `recipients`, `bytes`: messages that arrived in the period, their recipient
-//!   rows and their sizes.
-//! - `delivered`, `deferred`, `bounced`, `expired`: delivery attempts logged in the period with
-//!   that status (a recipient deferred three times counts three deferrals; one delivered
-//!   recipient is one `delivered`).
-//! - `rejected`: SMTP commands the MTA refused (the reject table) in the period.
-//! - `delivery_rate`: delivered / (delivered + bounced + expired), the share of recipients that
-//!   reached a final state in the period and were delivered.
-//! - `delay_p50`, `delay_p95`: seconds from arrival to delivery of the delivered attempts.
+//! [`Store::stats`] — pages, CLI and reports never scan the raw tables. What the figures mean,
+//! the periods and how a period's rows are summed up are in [`crate::stats`].
 //!
 //! Refresh: days are recomputed whole. A refresh recomputes the days of rows added since the
 //! last one (id watermarks of message, attempt and reject; an attempt also dirties the day its
@@ -22,399 +12,14 @@
 mod refresh;
 
 use super::{DomainScope, Store, StoreError};
+use crate::stats::{Dimension, KeyedRow, Stats, StatsAssembler, StatsCounts, StatsPeriod};
 use refresh::STATE_REFRESHED_AT;
 use rusqlite::{OptionalExtension, params_from_iter, types::Value};
-use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
-use time::{Date, Month};
+use std::collections::BTreeSet;
 
 /// The `sender_domain` of the rows that total every domain: no domain after an address's last
 /// `@` can contain an `@`.
 const ALL_DOMAINS: &str = "@";
-/// Rows of the top lists (senders, hosts); the rest is summed into one "other" row.
-pub const TOP_ROWS: usize = 50;
-/// Days from 1970-01-01 (day 0) to the Julian day number `time` counts from.
-const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StatsPeriodError {
-    #[error(
-        "unknown period {0:?}: expected this-month, last-month, year, YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD"
-    )]
-    Unknown(String),
-    #[error("empty period: {from} is not before {to}")]
-    Empty { from: Date, to: Date },
-    #[error("date out of range in period {0:?}")]
-    OutOfRange(String),
-}
-
-/// Local days `[from, to)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatsPeriod {
-    pub from: Date,
-    pub to: Date,
-}
-
-fn first_of_month(year: i32, month: Month) -> Option<Date> {
-    Date::from_calendar_date(year, month, 1).ok()
-}
-
-fn next_month(year: i32, month: Month) -> Option<Date> {
-    match month {
-        Month::December => first_of_month(year.checked_add(1)?, Month::January),
-        m => first_of_month(year, m.next()),
-    }
-}
-
-impl StatsPeriod {
-    /// `[from, to)`; `from` must be before `to`.
-    pub fn new(from: Date, to: Date) -> Result<Self, StatsPeriodError> {
-        if from < to {
-            Ok(StatsPeriod { from, to })
-        } else {
-            Err(StatsPeriodError::Empty { from, to })
-        }
-    }
-
-    /// The calendar month of `year`.
-    pub fn month(year: i32, month: Month) -> Result<Self, StatsPeriodError> {
-        let range = || StatsPeriodError::OutOfRange(format!("{year}-{}", month as u8));
-        let from = first_of_month(year, month).ok_or_else(range)?;
-        let to = next_month(year, month).ok_or_else(range)?;
-        Self::new(from, to)
-    }
-
-    /// The calendar year.
-    pub fn year(year: i32) -> Result<Self, StatsPeriodError> {
-        let range = || StatsPeriodError::OutOfRange(year.to_string());
-        let from = first_of_month(year, Month::January).ok_or_else(range)?;
-        let to = first_of_month(year.checked_add(1).ok_or_else(range)?, Month::January)
-            .ok_or_else(range)?;
-        Self::new(from, to)
-    }
-
-    /// The month `today` is in.
-    pub fn this_month(today: Date) -> Self {
-        Self::month(today.year(), today.month()).unwrap_or(StatsPeriod {
-            from: today,
-            to: today.next_day().unwrap_or(today),
-        })
-    }
-
-    /// The month before the one `today` is in.
-    pub fn last_month(today: Date) -> Self {
-        let this = Self::this_month(today);
-        let last_day = this.from.previous_day().unwrap_or(this.from);
-        Self::this_month(last_day)
-    }
-
-    /// The calendar year `today` is in.
-    pub fn this_year(today: Date) -> Self {
-        Self::year(today.year()).unwrap_or_else(|_| Self::this_month(today))
-    }
-
-    /// `this-month`, `last-month`, `year` (this one), `YYYY-MM`, `YYYY` or
-    /// `YYYY-MM-DD..YYYY-MM-DD` (end exclusive).
-    pub fn parse(text: &str, today: Date) -> Result<Self, StatsPeriodError> {
-        let unknown = || StatsPeriodError::Unknown(text.to_string());
-        let text = text.trim();
-        match text {
-            "this-month" => return Ok(Self::this_month(today)),
-            "last-month" => return Ok(Self::last_month(today)),
-            "year" => return Ok(Self::this_year(today)),
-            _ => {}
-        }
-        let date = |s: &str| {
-            Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
-                .map_err(|_| unknown())
-        };
-        if let Some((from, to)) = text.split_once("..") {
-            return Self::new(date(from)?, date(to)?);
-        }
-        let number = |s: &str| -> Result<i32, StatsPeriodError> {
-            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(unknown());
-            }
-            s.parse().map_err(|_| unknown())
-        };
-        match text.split_once('-') {
-            Some((y, m)) if y.len() == 4 && m.len() == 2 => {
-                let month = u8::try_from(number(m)?)
-                    .ok()
-                    .and_then(|m| Month::try_from(m).ok())
-                    .ok_or_else(unknown)?;
-                Self::month(number(y)?, month)
-            }
-            None if text.len() == 4 => Self::year(number(text)?),
-            _ => Err(unknown()),
-        }
-    }
-
-    fn days(&self) -> (i64, i64) {
-        (day_number(self.from), day_number(self.to))
-    }
-}
-
-/// Days since 1970-01-01.
-fn day_number(date: Date) -> i64 {
-    i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY
-}
-
-fn date_of(day: i64) -> Date {
-    i32::try_from(day + UNIX_EPOCH_JULIAN_DAY)
-        .ok()
-        .and_then(|j| Date::from_julian_day(j).ok())
-        .unwrap_or(Date::MIN)
-}
-
-/// The local day and hour of a unix time.
-fn local_day_hour(unix: i64, offset_secs: i64) -> (i64, i64) {
-    let local = unix + offset_secs;
-    (local.div_euclid(86400), local.rem_euclid(86400) / 3600)
-}
-
-/// What follows an address's last `@`, lower-cased (ASCII, as the scope's LIKE compares); empty
-/// without an `@` (the null sender).
-fn domain_of(address: &str) -> String {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
-        .unwrap_or_default()
-}
-
-/// Counters of one rollup row, or of a sum of them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct StatsCounts {
-    pub messages: u64,
-    pub recipients: u64,
-    pub bytes: u64,
-    pub delivered: u64,
-    pub deferred: u64,
-    pub bounced: u64,
-    pub expired: u64,
-    pub rejected: u64,
-}
-
-impl StatsCounts {
-    fn add(&mut self, o: &StatsCounts) {
-        self.messages += o.messages;
-        self.recipients += o.recipients;
-        self.bytes += o.bytes;
-        self.delivered += o.delivered;
-        self.deferred += o.deferred;
-        self.bounced += o.bounced;
-        self.expired += o.expired;
-        self.rejected += o.rejected;
-    }
-
-    /// Every delivery attempt.
-    pub fn attempts(&self) -> u64 {
-        self.delivered + self.deferred + self.bounced + self.expired
-    }
-
-    /// delivered / (delivered + bounced + expired); none without a final attempt.
-    pub fn delivery_rate(&self) -> Option<f64> {
-        let finals = self.delivered + self.bounced + self.expired;
-        (finals > 0).then(|| self.delivered as f64 / finals as f64)
-    }
-
-    fn count_attempt(&mut self, status: &str) {
-        match status {
-            "sent" => self.delivered += 1,
-            "deferred" => self.deferred += 1,
-            "bounced" => self.bounced += 1,
-            "expired" => self.expired += 1,
-            _ => {}
-        }
-    }
-
-    fn from_row(row: &rusqlite::Row, first: usize) -> rusqlite::Result<Self> {
-        let n = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
-        Ok(StatsCounts {
-            messages: n(0)?,
-            recipients: n(1)?,
-            bytes: n(2)?,
-            delivered: n(3)?,
-            deferred: n(4)?,
-            bounced: n(5)?,
-            expired: n(6)?,
-            rejected: n(7)?,
-        })
-    }
-}
-
-/// Log-scaled histogram of delivery delays: bucket 0 holds delays under 0.1 s, bucket `b ≥ 1`
-/// holds `[0.1·2^((b-1)/8), 0.1·2^(b/8))` s. Percentiles read from it are the bucket's geometric
-/// middle, within ±4.5 % of the exact value — exact enough for statistics, and sums of rows
-/// merge exactly.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DelayHistogram {
-    buckets: BTreeMap<u8, u64>,
-}
-
-const HIST_BASE_SECS: f64 = 0.1;
-const HIST_BUCKETS_PER_DOUBLING: f64 = 8.0;
-
-impl DelayHistogram {
-    pub fn record(&mut self, delay_secs: f64) {
-        let bucket = if delay_secs.is_nan() || delay_secs < HIST_BASE_SECS {
-            0
-        } else {
-            let b =
-                1.0 + (HIST_BUCKETS_PER_DOUBLING * (delay_secs / HIST_BASE_SECS).log2()).floor();
-            b.min(255.0) as u8
-        };
-        *self.buckets.entry(bucket).or_default() += 1;
-    }
-
-    pub fn count(&self) -> u64 {
-        self.buckets.values().sum()
-    }
-
-    /// The delay at quantile `q` (0..=1), nearest rank; none when empty.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total = self.count();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (b, n) in &self.buckets {
-            seen += n;
-            if seen >= rank {
-                return Some(Self::bucket_value(*b));
-            }
-        }
-        None
-    }
-
-    fn bucket_value(b: u8) -> f64 {
-        if b == 0 {
-            return HIST_BASE_SECS / 2.0;
-        }
-        HIST_BASE_SECS * ((f64::from(b) - 0.5) / HIST_BUCKETS_PER_DOUBLING).exp2()
-    }
-
-    /// (bucket, count as u32 LE) pairs; counts of one rollup row fit easily.
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.buckets.len() * 5);
-        for (b, n) in &self.buckets {
-            out.push(*b);
-            out.extend_from_slice(&(u32::try_from(*n).unwrap_or(u32::MAX)).to_le_bytes());
-        }
-        out
-    }
-
-    fn decode_into(&mut self, bytes: &[u8]) {
-        for pair in bytes.chunks_exact(5) {
-            let n = u32::from_le_bytes([pair[1], pair[2], pair[3], pair[4]]);
-            *self.buckets.entry(pair[0]).or_default() += u64::from(n);
-        }
-    }
-}
-
-/// Totals of a period.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct StatsSummary {
-    #[serde(flatten)]
-    pub counts: StatsCounts,
-    pub delivery_rate: Option<f64>,
-    /// Seconds, from the delay histogram (see [`DelayHistogram`]).
-    pub delay_p50: Option<f64>,
-    pub delay_p95: Option<f64>,
-}
-
-/// One row of a breakdown: its key (month, day, host, sender ...) and counters. `other` marks
-/// the remainder of a top list.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StatsRow {
-    pub key: String,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub other: bool,
-    #[serde(flatten)]
-    pub counts: StatsCounts,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SmtpErrorRow {
-    /// The reply code; none when the MTA logged none.
-    pub code: Option<u16>,
-    pub dsn: String,
-    pub count: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CategoryRow {
-    pub category: String,
-    pub count: u64,
-}
-
-/// Statistics of one period, as the pages, the CLI and reports show them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Stats {
-    /// Local days `[from, to)`, `YYYY-MM-DD`.
-    pub from: String,
-    pub to: String,
-    /// Unix seconds of the refresh the rollups come from; none before the first.
-    pub refreshed_at: Option<i64>,
-    pub summary: StatsSummary,
-    /// `YYYY-MM`, every month of the period.
-    pub by_month: Vec<StatsRow>,
-    /// Day of the month `1`..`31`.
-    pub by_day: Vec<StatsRow>,
-    /// `Mon`..`Sun`.
-    pub by_weekday: Vec<StatsRow>,
-    /// `00`..`23`, local time.
-    pub by_hour: Vec<StatsRow>,
-    /// Top [`TOP_ROWS`] by attempts, then the rest.
-    pub by_recipient_domain: Vec<StatsRow>,
-    pub by_relay_host: Vec<StatsRow>,
-    /// Top [`TOP_ROWS`] by messages, then the rest.
-    pub by_sender: Vec<StatsRow>,
-    /// Rejected SMTP commands by reply code and DSN, most frequent first.
-    pub smtp_errors: Vec<SmtpErrorRow>,
-    /// Categories of bounced and expired attempts, most frequent first.
-    pub categories: Vec<CategoryRow>,
-}
-
-/// What a refresh did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct RefreshReport {
-    /// Every day was recomputed (first refresh, or the UTC offset changed).
-    pub full: bool,
-    /// Local days recomputed.
-    pub days: usize,
-    /// Rows read from the raw tables.
-    pub messages: u64,
-    pub attempts: u64,
-    pub rejects: u64,
-}
-
-const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
-/// The dimensions of `stats_key`, in the order of their stored names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Dimension {
-    /// Bounce categories of bounced and expired attempts.
-    Category,
-    RcptDomain,
-    Relay,
-    Sender,
-    /// Rejected SMTP commands: reply code and DSN.
-    SmtpError,
-}
-
-impl Dimension {
-    fn as_str(self) -> &'static str {
-        match self {
-            Dimension::Category => "category",
-            Dimension::RcptDomain => "rcpt_domain",
-            Dimension::Relay => "relay",
-            Dimension::Sender => "sender",
-            Dimension::SmtpError => "smtp_error",
-        }
-    }
-}
 
 impl Store {
     /// Unix seconds of the last [`Store::refresh_stats`]; none before the first.
@@ -431,226 +36,139 @@ impl Store {
 
     /// Statistics of `period` for the sender domains `scope` allows, from the rollups only.
     pub fn stats(&self, period: &StatsPeriod, scope: &DomainScope) -> Result<Stats, StoreError> {
-        let (from, to) = period.days();
-        let mut domains: Vec<Value> = match scope {
-            DomainScope::All => vec![ALL_DOMAINS.to_string().into()],
-            // A configured "domain" with an `@` would otherwise reach the all-domain rows.
-            DomainScope::Only(list) => list
-                .iter()
-                .filter(|d| !d.contains('@'))
-                .map(|d| d.to_ascii_lowercase())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .map(Value::from)
-                .collect(),
-        };
-        if domains.is_empty() {
-            // Matches no row: every stored domain is a real one or `@`.
-            domains.push(Value::Text(String::new() + "@@"));
-        }
-        let marks = vec!["?"; domains.len()].join(", ");
+        let domains = scope_domains(scope);
+        let mut stats = StatsAssembler::new(*period);
+        self.each_hour_row(period, &domains, |day, hour, counts, delays| {
+            stats.add_hour(day, hour, counts, delays)
+        })?;
+        stats.finish(self.stats_refreshed_at()?, |dim| {
+            self.keyed_rows(dim, period, &domains)
+        })
+    }
 
-        let mut summary = StatsCounts::default();
-        let mut delays = DelayHistogram::default();
-        let mut months: BTreeMap<(i32, u8), StatsCounts> = BTreeMap::new();
-        let mut month = period.from;
-        while month < period.to {
-            months.insert((month.year(), month.month() as u8), StatsCounts::default());
-            month = next_month(month.year(), month.month()).unwrap_or(period.to);
+    /// Calls `f` with (day, hour, counters, encoded delays) of each `stats_hour` row of the
+    /// period and domains.
+    fn each_hour_row(
+        &self,
+        period: &StatsPeriod,
+        domains: &[Value],
+        mut f: impl FnMut(i64, i64, &StatsCounts, &[u8]),
+    ) -> Result<(), StoreError> {
+        let (from, to) = period.days();
+        let marks = vec!["?"; domains.len()].join(", ");
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT day, hour, messages, recipients, bytes, sent, deferred, bounced, expired,
+                rejected, delay_hist
+             FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({marks})"
+        ))?;
+        let mut args: Vec<Value> = vec![from.into(), to.into()];
+        args.extend(domains.iter().cloned());
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            let counts = counts_from_row(row, 2)?;
+            f(
+                row.get(0)?,
+                row.get(1)?,
+                &counts,
+                row.get_ref(10)?.as_blob().unwrap_or(&[]),
+            );
         }
-        let mut by_day = [StatsCounts::default(); 31];
-        let mut by_weekday = [StatsCounts::default(); 7];
-        let mut by_hour = [StatsCounts::default(); 24];
-        {
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT day, hour, messages, recipients, bytes, sent, deferred, bounced, expired,
-                    rejected, delay_hist
-                 FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({marks})"
-            ))?;
-            let mut args: Vec<Value> = vec![from.into(), to.into()];
-            args.extend(domains.iter().cloned());
-            let mut rows = stmt.query(params_from_iter(args))?;
-            while let Some(row) = rows.next()? {
-                let day: i64 = row.get(0)?;
-                let hour: i64 = row.get(1)?;
-                let c = StatsCounts::from_row(row, 2)?;
-                delays.decode_into(row.get_ref(10)?.as_blob().unwrap_or(&[]));
-                summary.add(&c);
-                let date = date_of(day);
-                if let Some(m) = months.get_mut(&(date.year(), date.month() as u8)) {
-                    m.add(&c);
-                }
-                by_day[usize::from(date.day() - 1)].add(&c);
-                by_weekday[usize::from(date.weekday().number_days_from_monday())].add(&c);
-                by_hour[hour.clamp(0, 23) as usize].add(&c);
-            }
-        }
-        // Whole months come from the month sums, the days before and after them from the days.
-        let first_full = if period.from.day() == 1 {
-            period.from
-        } else {
-            next_month(period.from.year(), period.from.month()).unwrap_or(period.to)
-        };
-        let end_full = first_of_month(period.to.year(), period.to.month()).unwrap_or(period.to);
-        let (months_from, months_to, head_to, tail_from) = if first_full < end_full {
-            (
-                month_index(first_full),
-                month_index(end_full),
-                day_number(first_full),
-                day_number(end_full),
-            )
-        } else {
-            (0, 0, to, to)
-        };
+        Ok(())
+    }
+
+    /// The rows of dimension `dim` summed over the period and domains: whole months from the
+    /// month sums, the days around them from the day rows.
+    fn keyed_rows(
+        &self,
+        dim: Dimension,
+        period: &StatsPeriod,
+        domains: &[Value],
+    ) -> Result<Vec<KeyedRow>, StoreError> {
+        let ranges = period.keyed_ranges();
         // Numbered: the same domains are bound once for three subqueries.
-        let numbered = (8..8 + domains.len())
+        let marks = (8..8 + domains.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let keyed = |dim: Dimension| -> Result<Vec<(String, String, StatsCounts)>, StoreError> {
-            let marks = &numbered;
-            let columns = "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT key, key2, SUM(messages), SUM(recipients), SUM(bytes), SUM(sent),
-                    SUM(deferred), SUM(bounced), SUM(expired), SUM(rejected)
-                 FROM (
-                    SELECT {columns} FROM stats_key WHERE dimension = ?1
-                        AND sender_domain IN ({marks}) AND day >= ?2 AND day < ?3
-                    UNION ALL
-                    SELECT {columns} FROM stats_key WHERE dimension = ?1
-                        AND sender_domain IN ({marks}) AND day >= ?4 AND day < ?5
-                    UNION ALL
-                    SELECT {columns} FROM stats_key_month WHERE dimension = ?1
-                        AND sender_domain IN ({marks}) AND month >= ?6 AND month < ?7
-                 )
-                 GROUP BY key, key2"
-            ))?;
-            let mut args: Vec<Value> = vec![
-                dim.as_str().to_string().into(),
-                from.into(),
-                head_to.into(),
-                tail_from.into(),
-                to.into(),
-                months_from.into(),
-                months_to.into(),
-            ];
-            args.extend(domains.iter().cloned());
-            let rows = stmt
-                .query_map(params_from_iter(args), |row| {
-                    Ok((row.get(0)?, row.get(1)?, StatsCounts::from_row(row, 2)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        };
-        let top = |rows: Vec<(String, String, StatsCounts)>, weight: fn(&StatsCounts) -> u64| {
-            let mut rows: Vec<StatsRow> = rows
-                .into_iter()
-                .map(|(key, _, counts)| StatsRow {
-                    key,
-                    other: false,
-                    counts,
-                })
-                .collect();
-            rows.sort_by(|a, b| {
-                weight(&b.counts)
-                    .cmp(&weight(&a.counts))
-                    .then_with(|| a.key.cmp(&b.key))
-            });
-            if rows.len() > TOP_ROWS {
-                let mut rest = StatsCounts::default();
-                for r in rows.drain(TOP_ROWS..) {
-                    rest.add(&r.counts);
-                }
-                rows.push(StatsRow {
-                    key: "other".into(),
-                    other: true,
-                    counts: rest,
-                });
-            }
-            rows
-        };
-        let by_attempts: fn(&StatsCounts) -> u64 = StatsCounts::attempts;
-        let mut smtp_errors: Vec<SmtpErrorRow> = keyed(Dimension::SmtpError)?
-            .into_iter()
-            .map(|(code, dsn, c)| SmtpErrorRow {
-                code: code.parse().ok(),
-                dsn,
-                count: c.rejected,
-            })
-            .collect();
-        smtp_errors.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.code.cmp(&b.code))
-                .then_with(|| a.dsn.cmp(&b.dsn))
-        });
-        let mut categories: Vec<CategoryRow> = keyed(Dimension::Category)?
-            .into_iter()
-            .map(|(category, _, c)| CategoryRow {
-                category,
-                count: c.bounced + c.expired,
-            })
-            .collect();
-        categories.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.category.cmp(&b.category))
-        });
-
-        let row = |key: String, counts: StatsCounts| StatsRow {
-            key,
-            other: false,
-            counts,
-        };
-        Ok(Stats {
-            from: period.from.to_string(),
-            to: period.to.to_string(),
-            refreshed_at: self.stats_refreshed_at()?,
-            summary: StatsSummary {
-                counts: summary,
-                delivery_rate: summary.delivery_rate(),
-                delay_p50: delays.quantile(0.5),
-                delay_p95: delays.quantile(0.95),
-            },
-            by_month: months
-                .into_iter()
-                .map(|((y, m), c)| row(format!("{y:04}-{m:02}"), c))
-                .collect(),
-            by_day: by_day
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| row((i + 1).to_string(), c))
-                .collect(),
-            by_weekday: by_weekday
-                .into_iter()
-                .zip(WEEKDAYS)
-                .map(|(c, name)| row(name.to_string(), c))
-                .collect(),
-            by_hour: by_hour
-                .into_iter()
-                .enumerate()
-                .map(|(h, c)| row(format!("{h:02}"), c))
-                .collect(),
-            by_recipient_domain: top(keyed(Dimension::RcptDomain)?, by_attempts),
-            by_relay_host: top(keyed(Dimension::Relay)?, by_attempts),
-            by_sender: top(keyed(Dimension::Sender)?, |c| c.messages),
-            smtp_errors,
-            categories,
-        })
+        let columns =
+            "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT key, key2, SUM(messages), SUM(recipients), SUM(bytes), SUM(sent),
+                SUM(deferred), SUM(bounced), SUM(expired), SUM(rejected)
+             FROM (
+                SELECT {columns} FROM stats_key WHERE dimension = ?1
+                    AND sender_domain IN ({marks}) AND day >= ?2 AND day < ?3
+                UNION ALL
+                SELECT {columns} FROM stats_key WHERE dimension = ?1
+                    AND sender_domain IN ({marks}) AND day >= ?4 AND day < ?5
+                UNION ALL
+                SELECT {columns} FROM stats_key_month WHERE dimension = ?1
+                    AND sender_domain IN ({marks}) AND month >= ?6 AND month < ?7
+             )
+             GROUP BY key, key2"
+        ))?;
+        let mut args: Vec<Value> = vec![
+            dim.as_str().to_string().into(),
+            ranges.head.0.into(),
+            ranges.head.1.into(),
+            ranges.tail.0.into(),
+            ranges.tail.1.into(),
+            ranges.months.0.into(),
+            ranges.months.1.into(),
+        ];
+        args.extend(domains.iter().cloned());
+        let rows = stmt
+            .query_map(params_from_iter(args), |row| {
+                Ok((row.get(0)?, row.get(1)?, counts_from_row(row, 2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 }
 
-/// `year * 12 + month - 1`, as in `stats_key_month`.
-fn month_index(date: Date) -> i64 {
-    i64::from(date.year()) * 12 + i64::from(date.month() as u8) - 1
+/// The `sender_domain` values of the rows a scope may read.
+fn scope_domains(scope: &DomainScope) -> Vec<Value> {
+    let mut domains: Vec<Value> = match scope {
+        DomainScope::All => vec![ALL_DOMAINS.to_string().into()],
+        // A configured "domain" with an `@` would otherwise reach the all-domain rows.
+        DomainScope::Only(list) => list
+            .iter()
+            .filter(|d| !d.contains('@'))
+            .map(|d| d.to_ascii_lowercase())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(Value::from)
+            .collect(),
+    };
+    if domains.is_empty() {
+        // Matches no row: every stored domain is a real one or `@`.
+        domains.push(Value::Text(String::new() + "@@"));
+    }
+    domains
+}
+
+/// The eight counters of a rollup row, from column `first` on.
+fn counts_from_row(row: &rusqlite::Row, first: usize) -> rusqlite::Result<StatsCounts> {
+    let n = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    Ok(StatsCounts {
+        messages: n(0)?,
+        recipients: n(1)?,
+        bytes: n(2)?,
+        delivered: n(3)?,
+        deferred: n(4)?,
+        bounced: n(5)?,
+        expired: n(6)?,
+        rejected: n(7)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{CategoryRow, SmtpErrorRow, StatsRow, TOP_ROWS};
     use crate::store::{AttemptRow, RejectRow};
     use time::macros::{date, datetime, offset};
-    use time::{OffsetDateTime, UtcOffset};
+    use time::{Month, OffsetDateTime, UtcOffset};
 
     const PLUS2: UtcOffset = offset!(+2);
 
@@ -987,71 +505,5 @@ mod tests {
         let other = s.by_sender.last().unwrap();
         assert!(other.other);
         assert_eq!(other.counts.messages, 5);
-    }
-
-    #[test]
-    fn periods_parse_and_bad_ones_are_errors() {
-        let today = date!(2026 - 01 - 15);
-        let p = |s| StatsPeriod::parse(s, today);
-        assert_eq!(
-            p("this-month").unwrap(),
-            StatsPeriod {
-                from: date!(2026 - 01 - 01),
-                to: date!(2026 - 02 - 01)
-            }
-        );
-        assert_eq!(
-            p("last-month").unwrap(),
-            StatsPeriod {
-                from: date!(2025 - 12 - 01),
-                to: date!(2026 - 01 - 01)
-            }
-        );
-        assert_eq!(
-            p("year").unwrap(),
-            StatsPeriod {
-                from: date!(2026 - 01 - 01),
-                to: date!(2027 - 01 - 01)
-            }
-        );
-        assert_eq!(
-            p("2026-05").unwrap(),
-            StatsPeriod::month(2026, Month::May).unwrap()
-        );
-        assert_eq!(p("2025").unwrap(), StatsPeriod::year(2025).unwrap());
-        assert_eq!(
-            p("2026-05-04..2026-05-11").unwrap(),
-            StatsPeriod {
-                from: date!(2026 - 05 - 04),
-                to: date!(2026 - 05 - 11)
-            }
-        );
-        for bad in [
-            "",
-            "2026-13",
-            "26",
-            "soon",
-            "2026-5",
-            "2026-05-11..2026-05-04",
-            "+2026",
-        ] {
-            assert!(p(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn histogram_quantiles_stay_within_the_bucket_error() {
-        let mut h = DelayHistogram::default();
-        for i in 1..=1000 {
-            h.record(f64::from(i));
-        }
-        let p50 = h.quantile(0.5).unwrap();
-        let p95 = h.quantile(0.95).unwrap();
-        assert!((p50 / 500.0 - 1.0).abs() < 0.045, "{p50}");
-        assert!((p95 / 950.0 - 1.0).abs() < 0.045, "{p95}");
-        let mut again = DelayHistogram::default();
-        again.decode_into(&h.encode());
-        assert_eq!(again, h);
-        assert_eq!(DelayHistogram::default().quantile(0.5), None);
     }
 }

@@ -6,9 +6,10 @@
 //! (no allocation per row), and rows are written in primary-key order, so that each insert
 //! appends to the same B-tree pages instead of touching a random one.
 
-use super::{
-    ALL_DOMAINS, DelayHistogram, Dimension, RefreshReport, StatsCounts, date_of, domain_of,
-    local_day_hour, month_index,
+use super::ALL_DOMAINS;
+use crate::stats::{
+    DelayHistogram, Dimension, RefreshReport, StatsCounts, date_of, domain_of, local_day_hour,
+    month_index,
 };
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, Row, Statement, Transaction, params};
