@@ -311,59 +311,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     if let Some(m) = raw.milter {
-        if let Some(listen) = m.listen {
-            config.milter.listen = match parse_listen(listen.get_ref()) {
-                Some(addr) => addr,
-                None => {
-                    return loc.error(
-                        listen.span(),
-                        "milter.listen",
-                        format!("`{}` is not inet:HOST:PORT or unix:/PATH", listen.get_ref()),
-                    );
-                }
-            };
-        }
-        if let Some(v) = m.on_error {
-            config.milter.on_error = match v.get_ref().as_str() {
-                "continue" => OnError::Continue,
-                "tempfail" => OnError::Tempfail,
-                other => {
-                    return loc.error(
-                        v.span(),
-                        "milter.on_error",
-                        format!("`{other}` is not \"continue\" or \"tempfail\""),
-                    );
-                }
-            };
-        }
-        if let Some(t) = m.idle_timeout {
-            config.milter.idle_timeout = loc.duration(&t, "milter.idle_timeout")?;
-        }
-        let limits = [
-            (
-                m.max_recipients,
-                "milter.max_recipients",
-                &mut config.milter.max_recipients,
-            ),
-            (
-                m.max_headers,
-                "milter.max_headers",
-                &mut config.milter.max_headers,
-            ),
-            (
-                m.max_connections,
-                "milter.max_connections",
-                &mut config.milter.max_connections,
-            ),
-        ];
-        for (value, key, slot) in limits {
-            if let Some(v) = value {
-                match usize::try_from(*v.get_ref()) {
-                    Ok(n) if n > 0 => *slot = n,
-                    _ => return loc.error(v.span(), key, "must be a positive number"),
-                }
-            }
-        }
+        parse_milter(&loc, m, &mut config.milter)?;
     }
 
     if let Some(s) = raw.store
@@ -377,32 +325,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     if let Some(m) = raw.maillog {
-        if let Some(source) = m.source {
-            config.maillog.source = match source.get_ref().as_str() {
-                "journald" => LogSource::Journald,
-                "stdin" => LogSource::Stdin,
-                "off" => LogSource::Off,
-                other => match other.strip_prefix("file:") {
-                    Some(path) if path.starts_with('/') => LogSource::File(path.into()),
-                    _ => {
-                        return loc.error(
-                            source.span(),
-                            "maillog.source",
-                            format!("`{other}` is not file:/PATH, journald, stdin or off"),
-                        );
-                    }
-                },
-            };
-        }
-        if let Some(names) = m.syslog_names {
-            config.maillog.syslog_names = names;
-        }
-        if let Some(r) = m.raw_retention {
-            config.maillog.raw_retention = loc.duration(&r, "maillog.raw_retention")?;
-        }
-        if let Some(i) = m.poll_interval {
-            config.maillog.poll_interval = loc.duration(&i, "maillog.poll_interval")?;
-        }
+        parse_maillog(&loc, m, &mut config.maillog)?;
     }
 
     if let Some(n) = raw.notify {
@@ -422,35 +345,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
 
     for (name, policy) in raw.policy {
-        let base = config
-            .policies
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(Policy::normal);
-        let key = |field: &str| format!("policy.{name}.{field}");
-        let p = policy.get_ref();
-        let parsed = Policy {
-            retry_every: match &p.retry_every {
-                Some(v) => loc.duration(v, &key("retry_every"))?,
-                None => base.retry_every,
-            },
-            warn_after: match &p.warn_after {
-                Some(v) if matches!(v.get_ref().as_str(), "off" | "never" | "none") => None,
-                Some(v) => Some(loc.duration(v, &key("warn_after"))?),
-                None => base.warn_after,
-            },
-            give_up_after: match &p.give_up_after {
-                Some(v) => loc.duration(v, &key("give_up_after"))?,
-                None => base.give_up_after,
-            },
-        };
-        if parsed.warn_after.is_some_and(|w| w >= parsed.give_up_after) {
-            return loc.error(
-                policy.span(),
-                &key("warn_after"),
-                "must be shorter than give_up_after",
-            );
-        }
+        let parsed = parse_policy(&loc, &name, &policy, &config.policies)?;
         config.policies.insert(name, parsed);
     }
 
@@ -464,6 +359,132 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         config.mta = parse_mta(&loc, m)?;
     }
     Ok(config)
+}
+
+/// `[milter]`.
+fn parse_milter(loc: &Locator, m: RawMilter, milter: &mut MilterConfig) -> Result<(), ConfigError> {
+    if let Some(listen) = m.listen {
+        milter.listen = match parse_listen(listen.get_ref()) {
+            Some(addr) => addr,
+            None => {
+                return loc.error(
+                    listen.span(),
+                    "milter.listen",
+                    format!("`{}` is not inet:HOST:PORT or unix:/PATH", listen.get_ref()),
+                );
+            }
+        };
+    }
+    if let Some(v) = m.on_error {
+        milter.on_error = match v.get_ref().as_str() {
+            "continue" => OnError::Continue,
+            "tempfail" => OnError::Tempfail,
+            other => {
+                return loc.error(
+                    v.span(),
+                    "milter.on_error",
+                    format!("`{other}` is not \"continue\" or \"tempfail\""),
+                );
+            }
+        };
+    }
+    if let Some(t) = m.idle_timeout {
+        milter.idle_timeout = loc.duration(&t, "milter.idle_timeout")?;
+    }
+    let limits = [
+        (
+            m.max_recipients,
+            "milter.max_recipients",
+            &mut milter.max_recipients,
+        ),
+        (m.max_headers, "milter.max_headers", &mut milter.max_headers),
+        (
+            m.max_connections,
+            "milter.max_connections",
+            &mut milter.max_connections,
+        ),
+    ];
+    for (value, key, slot) in limits {
+        if let Some(v) = value {
+            match usize::try_from(*v.get_ref()) {
+                Ok(n) if n > 0 => *slot = n,
+                _ => return loc.error(v.span(), key, "must be a positive number"),
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// `[maillog]`.
+fn parse_maillog(
+    loc: &Locator,
+    m: RawMaillog,
+    maillog: &mut MaillogConfig,
+) -> Result<(), ConfigError> {
+    if let Some(source) = m.source {
+        maillog.source = match source.get_ref().as_str() {
+            "journald" => LogSource::Journald,
+            "stdin" => LogSource::Stdin,
+            "off" => LogSource::Off,
+            other => match other.strip_prefix("file:") {
+                Some(path) if path.starts_with('/') => LogSource::File(path.into()),
+                _ => {
+                    return loc.error(
+                        source.span(),
+                        "maillog.source",
+                        format!("`{other}` is not file:/PATH, journald, stdin or off"),
+                    );
+                }
+            },
+        };
+    }
+    if let Some(names) = m.syslog_names {
+        maillog.syslog_names = names;
+    }
+    if let Some(r) = m.raw_retention {
+        maillog.raw_retention = loc.duration(&r, "maillog.raw_retention")?;
+    }
+    if let Some(i) = m.poll_interval {
+        maillog.poll_interval = loc.duration(&i, "maillog.poll_interval")?;
+    }
+
+    Ok(())
+}
+
+/// One `[policy.NAME]`, over the built-in policy of that name (or `normal`'s).
+fn parse_policy(
+    loc: &Locator,
+    name: &str,
+    policy: &Spanned<RawPolicy>,
+    policies: &BTreeMap<String, Policy>,
+) -> Result<Policy, ConfigError> {
+    let base = policies.get(name).cloned().unwrap_or_else(Policy::normal);
+    let key = |field: &str| format!("policy.{name}.{field}");
+    let p = policy.get_ref();
+    let parsed = Policy {
+        retry_every: match &p.retry_every {
+            Some(v) => loc.duration(v, &key("retry_every"))?,
+            None => base.retry_every,
+        },
+        warn_after: match &p.warn_after {
+            Some(v) if matches!(v.get_ref().as_str(), "off" | "never" | "none") => None,
+            Some(v) => Some(loc.duration(v, &key("warn_after"))?),
+            None => base.warn_after,
+        },
+        give_up_after: match &p.give_up_after {
+            Some(v) => loc.duration(v, &key("give_up_after"))?,
+            None => base.give_up_after,
+        },
+    };
+    if parsed.warn_after.is_some_and(|w| w >= parsed.give_up_after) {
+        return loc.error(
+            policy.span(),
+            &key("warn_after"),
+            "must be shorter than give_up_after",
+        );
+    }
+    Ok(parsed)
 }
 
 fn parse_mta(loc: &Locator, m: RawMta) -> Result<MtaConfig, ConfigError> {
@@ -656,82 +677,93 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
     }
     web.tls = parse_web_tls(loc, w.tls_cert, w.tls_key)?;
     for (index, user) in w.user.iter().enumerate() {
-        let key = |field: &str| format!("web.user[{index}].{field}");
-        let u = user.get_ref();
-        let name = match &u.name {
-            Some(n) if !n.get_ref().is_empty() && !n.get_ref().contains(char::is_control) => {
-                n.get_ref().clone()
-            }
-            Some(n) => return loc.error(n.span(), &key("name"), "must be a non-empty name"),
-            None => return loc.error(user.span(), &key("name"), "each [[web.user]] needs a name"),
-        };
-        if web.users.iter().any(|other| other.name == name) {
-            return loc.error(
-                user.span(),
-                &key("name"),
-                format!("user `{name}` is defined twice"),
-            );
-        }
-        let password_hash = match &u.password_hash {
-            // Checked here so a typo fails at start, not at the first login.
-            Some(h)
-                if h.get_ref().starts_with("$argon2id$")
-                    && argon2::PasswordHash::new(h.get_ref()).is_ok() =>
-            {
-                h.get_ref().clone()
-            }
-            Some(h) => {
-                return loc.error(
-                    h.span(),
-                    &key("password_hash"),
-                    "must be an argon2id PHC string from `mailtrail hash-password`",
-                );
-            }
-            None => {
-                return loc.error(
-                    user.span(),
-                    &key("password_hash"),
-                    "each [[web.user]] needs a password_hash",
-                );
-            }
-        };
-        let mut domains = Vec::new();
-        if let Some(list) = &u.domains
-            && list.get_ref().is_empty()
-        {
-            // An empty list must not silently mean "every domain".
-            return loc.error(
-                list.span(),
-                &key("domains"),
-                "must name at least one domain (leave it out for access to all mail)",
-            );
-        }
-        for d in u.domains.iter().flat_map(|l| l.get_ref()) {
-            let domain = d
-                .get_ref()
-                .trim()
-                .trim_start_matches('@')
-                .to_ascii_lowercase();
-            let valid = !domain.is_empty()
-                && domain
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-            if !valid {
-                return loc.error(
-                    d.span(),
-                    &key("domains"),
-                    format!("`{}` is not a domain", d.get_ref().escape_debug()),
-                );
-            }
-            domains.push(domain);
-        }
-        web.users.push(WebUser {
-            name,
-            password_hash,
-            domains,
-        });
+        let parsed = parse_web_user(loc, index, user, &web.users)?;
+        web.users.push(parsed);
     }
     Ok(())
+}
+
+/// One `[[web.user]]`, the `index`th; `users` are those before it.
+fn parse_web_user(
+    loc: &Locator,
+    index: usize,
+    user: &Spanned<RawWebUser>,
+    users: &[WebUser],
+) -> Result<WebUser, ConfigError> {
+    let key = |field: &str| format!("web.user[{index}].{field}");
+    let u = user.get_ref();
+    let name = match &u.name {
+        Some(n) if !n.get_ref().is_empty() && !n.get_ref().contains(char::is_control) => {
+            n.get_ref().clone()
+        }
+        Some(n) => return loc.error(n.span(), &key("name"), "must be a non-empty name"),
+        None => return loc.error(user.span(), &key("name"), "each [[web.user]] needs a name"),
+    };
+    if users.iter().any(|other| other.name == name) {
+        return loc.error(
+            user.span(),
+            &key("name"),
+            format!("user `{name}` is defined twice"),
+        );
+    }
+    let password_hash = match &u.password_hash {
+        // Checked here so a typo fails at start, not at the first login.
+        Some(h)
+            if h.get_ref().starts_with("$argon2id$")
+                && argon2::PasswordHash::new(h.get_ref()).is_ok() =>
+        {
+            h.get_ref().clone()
+        }
+        Some(h) => {
+            return loc.error(
+                h.span(),
+                &key("password_hash"),
+                "must be an argon2id PHC string from `mailtrail hash-password`",
+            );
+        }
+        None => {
+            return loc.error(
+                user.span(),
+                &key("password_hash"),
+                "each [[web.user]] needs a password_hash",
+            );
+        }
+    };
+    let mut domains = Vec::new();
+    if let Some(list) = &u.domains
+        && list.get_ref().is_empty()
+    {
+        // An empty list must not silently mean "every domain".
+        return loc.error(
+            list.span(),
+            &key("domains"),
+            "must name at least one domain (leave it out for access to all mail)",
+        );
+    }
+    for d in u.domains.iter().flat_map(|l| l.get_ref()) {
+        let domain = d
+            .get_ref()
+            .trim()
+            .trim_start_matches('@')
+            .to_ascii_lowercase();
+        let valid = !domain.is_empty()
+            && domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        if !valid {
+            return loc.error(
+                d.span(),
+                &key("domains"),
+                format!("`{}` is not a domain", d.get_ref().escape_debug()),
+            );
+        }
+        domains.push(domain);
+    }
+    Ok(WebUser {
+        name,
+        password_hash,
+        domains,
+    })
 }
 
 fn parse_report(loc: &Locator, r: RawReport, report: &mut ReportConfig) -> Result<(), ConfigError> {
