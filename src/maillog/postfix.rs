@@ -87,6 +87,38 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
         }
         _ => {}
     }
+    if let Some(event) = notification(qid, rest) {
+        return Some(event);
+    }
+    if let Some(r) = rest.strip_prefix("reject: ") {
+        return Some(reject(service, Some(qid), r, false));
+    }
+    // Fields in another order than postfix writes them; the line must start with a field, so a
+    // `warning: header Subject: ... status=sent ... to=<..>` (header_checks WARN quoting a
+    // stranger's subject) never reads as a delivery.
+    if starts_with_field(rest)
+        && rest.contains("status=")
+        && (rest.contains(" to=") || rest.contains(",to="))
+    {
+        return delivery(service, qid, rest);
+    }
+    if let Some(r) = rest.strip_prefix("milter-reject: ") {
+        return Some(reject(service, Some(qid), r, true));
+    }
+    Some(other(qid, queued_noise_kind(rest)?))
+}
+
+/// Whether `s` starts with a postfix field name and `=` (`to=`, `orig_to=`, `status=`).
+fn starts_with_field(s: &str) -> bool {
+    let name = s
+        .bytes()
+        .take_while(|c| c.is_ascii_lowercase() || *c == b'_')
+        .count();
+    name > 0 && s.as_bytes().get(name) == Some(&b'=')
+}
+
+/// `sender non-delivery notification: NEWQID` and its kin: postfix queued a notice.
+fn notification(qid: &str, rest: &str) -> Option<Event> {
     for (prefix, kind) in [
         (
             "sender non-delivery notification: ",
@@ -115,21 +147,12 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
             });
         }
     }
-    if let Some(r) = rest.strip_prefix("reject: ") {
-        return Some(reject(service, Some(qid), r, false));
-    }
-    // Fields in another order than postfix writes them; the line must start with a field, so a
-    // `warning: header Subject: ... status=sent ... to=<..>` (header_checks WARN quoting a
-    // stranger's subject) never reads as a delivery.
-    if starts_with_field(rest)
-        && rest.contains("status=")
-        && (rest.contains(" to=") || rest.contains(",to="))
-    {
-        return delivery(service, qid, rest);
-    }
-    if let Some(r) = rest.strip_prefix("milter-reject: ") {
-        return Some(reject(service, Some(qid), r, true));
-    }
+    None
+}
+
+/// The kind of a recognised line of a queued message that records nothing (pickup, warnings,
+/// header/body check actions, TLS, postsuper ...); `None` for an unknown line.
+fn queued_noise_kind(rest: &str) -> Option<&'static str> {
     let kind = if rest.starts_with("uid=") {
         "pickup"
     } else if rest.starts_with("resent-message-id=") {
@@ -190,16 +213,7 @@ fn with_queue_id(service: &str, qid: &str, rest: &str) -> Option<Event> {
     } else {
         return None;
     };
-    Some(other(qid, kind))
-}
-
-/// Whether `s` starts with a postfix field name and `=` (`to=`, `orig_to=`, `status=`).
-fn starts_with_field(s: &str) -> bool {
-    let name = s
-        .bytes()
-        .take_while(|c| c.is_ascii_lowercase() || *c == b'_')
-        .count();
-    name > 0 && s.as_bytes().get(name) == Some(&b'=')
+    Some(kind)
 }
 
 fn client(qid: &str, rest: &str) -> Event {
