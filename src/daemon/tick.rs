@@ -50,6 +50,20 @@ pub async fn run_once(
     now: OffsetDateTime,
 ) -> Result<TickReport, StoreError> {
     let mut report = TickReport::default();
+    apply_policies(config, store, queue, now, &mut report).await?;
+    send_due_notices(config, store, transport, now, &mut report).await?;
+    Ok(report)
+}
+
+/// Decides what is due for every open message and does it: retry requests, expiries (the
+/// message removed from the queue first), notices recorded as due.
+async fn apply_policies(
+    config: &Config,
+    store: &mut Store,
+    queue: &impl QueueControl,
+    now: OffsetDateTime,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
     let longest = config
         .policies
         .values()
@@ -118,7 +132,17 @@ pub async fn run_once(
             }
         }
     }
+    Ok(())
+}
 
+/// Builds and sends each notice recorded as due, marking it sent once the MTA took it.
+async fn send_due_notices(
+    config: &Config,
+    store: &mut Store,
+    transport: &impl NoticeTransport,
+    now: OffsetDateTime,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
     let archive = Archive::open_existing(&config.archive.dir);
     for due in store.due_notices()? {
         if due.attempts >= MAX_NOTICE_ATTEMPTS {
@@ -154,7 +178,7 @@ pub async fn run_once(
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 /// The policy's view of a stored message.

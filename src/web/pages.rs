@@ -579,6 +579,26 @@ pub(super) async fn metrics(
         })
         .await?;
     let now = state.now().unix_timestamp();
+    let out = prometheus_text(&totals, counters, refreshed_at, notices, newest_line, now);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+/// The metrics in Prometheus's text format.
+fn prometheus_text(
+    totals: &crate::store::WebTotals,
+    counters: std::collections::BTreeMap<String, u64>,
+    refreshed_at: Option<i64>,
+    notices: std::collections::BTreeMap<String, u64>,
+    newest_line: Option<i64>,
+    now: i64,
+) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -661,14 +681,7 @@ pub(super) async fn metrics(
         "mailtrail's own error and activity counters.",
         &labelled(&counters, "name"),
     );
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response())
+    out
 }
 
 fn prom_escape(value: &str) -> String {
