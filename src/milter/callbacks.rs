@@ -205,13 +205,45 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
         Vec::new()
     };
     let mut envelope = message.envelope(session, queue_id.clone());
-    let mut failed = false;
+    let spool = std::mem::replace(&mut message.spool, crate::archive::Spool::counting());
+    let mut failed = !store_copy(shared, qid, spool, &mut envelope).await;
+    failed |= !record(shared, qid, envelope).await;
 
+    if let Some(bcc) = bcc
+        && let Err(e) = cx.actions.add_recipient(format!("<{bcc}>")).await
+    {
+        error!("{qid}: cannot add archive recipient <{bcc}>: {e}");
+        Counters::add(&shared.counters.archive_errors, 1);
+        failed = true;
+    }
+
+    rewrite_for_receipts(cx, qid, dsn_rewrites).await;
+
+    if failed && on_error == OnError::Tempfail {
+        let _ = cx.reply.set_error_reply(
+            "451",
+            Some("4.3.0"),
+            ["Message not archived, please try again later"],
+        );
+        return Status::Tempfail;
+    }
+    Status::Continue
+}
+
+/// Stores the message's copy when it is to be archived; false when that failed (logged and
+/// counted, the envelope marked `failed`).
+async fn store_copy(
+    shared: &Shared,
+    qid: &str,
+    spool: crate::archive::Spool,
+    envelope: &mut crate::model::envelope::Envelope,
+) -> bool {
+    let mut failed = false;
     match envelope.archive_state {
         ArchiveState::Stored => {
             let size = envelope.size;
             // Writing and fsyncing the copy is blocking I/O: keep it off the async workers.
-            match tokio::task::spawn_blocking(move || message.spool.store()).await {
+            match tokio::task::spawn_blocking(move || spool.store()).await {
                 Ok(Ok(name)) => {
                     Counters::add(&shared.counters.messages_archived, 1);
                     Counters::add(&shared.counters.archive_bytes, size);
@@ -241,33 +273,37 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
         }
         _ => {}
     }
+    !failed
+}
 
+/// Commits the envelope row (the recorder's group commit); false when that failed.
+async fn record(shared: &Shared, qid: &str, envelope: crate::model::envelope::Envelope) -> bool {
     let (from, rcpts) = (envelope.mail_from.clone(), envelope.recipients.len());
     match shared.recorder.record(envelope).await {
         Ok(id) => debug!("{qid}: recorded as message {id}: from=<{from}> nrcpt={rcpts}"),
         Err(e @ crate::milter::recorder::RecordError::ArchiveSync(_)) => {
             error!("{qid}: {e}");
             Counters::add(&shared.counters.archive_errors, 1);
-            failed = true;
+            return false;
         }
         Err(e) => {
             error!("{qid}: {e}");
             Counters::add(&shared.counters.store_errors, 1);
-            failed = true;
+            return false;
         }
     }
+    true
+}
 
-    if let Some(bcc) = bcc
-        && let Err(e) = cx.actions.add_recipient(format!("<{bcc}>")).await
-    {
-        error!("{qid}: cannot add archive recipient <{bcc}>: {e}");
-        Counters::add(&shared.counters.archive_errors, 1);
-        failed = true;
-    }
-
-    // Delete, then re-add with NOTIFY: the milter protocol cannot change one recipient's
-    // arguments in place. A failure here costs only the receipts, so it does not fail the message.
-    for (rcpt, args) in dsn_rewrites {
+/// `receipts = "dsn"`: deletes each recipient and adds it again with NOTIFY. The milter
+/// protocol cannot change one recipient's arguments in place. A failure here costs only the
+/// receipts, so it does not fail the message.
+async fn rewrite_for_receipts(
+    cx: &mut EomContext<Session>,
+    qid: &str,
+    rewrites: Vec<(String, String)>,
+) {
+    for (rcpt, args) in rewrites {
         let result = match cx.actions.delete_recipient(rcpt.as_str()).await {
             Ok(()) => cx
                 .actions
@@ -282,16 +318,6 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
             error!("{qid}: receipts = \"dsn\" for {rcpt}: {e}");
         }
     }
-
-    if failed && on_error == OnError::Tempfail {
-        let _ = cx.reply.set_error_reply(
-            "451",
-            Some("4.3.0"),
-            ["Message not archived, please try again later"],
-        );
-        return Status::Tempfail;
-    }
-    Status::Continue
 }
 
 async fn abort(_: &Shared, cx: &mut Context<Session>) -> Status {
