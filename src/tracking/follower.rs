@@ -100,44 +100,26 @@ pub fn start(
         return Ok(None);
     }
     let key = source.to_string();
-    let mut store = Store::open(&current.store.path)?;
+    let store = Store::open(&current.store.path)?;
     let start: Option<LogPosition> = store
         .log_position(&key)?
         .and_then(|json| serde_json::from_str(&json).ok());
-    let mut tracker = Tracker::new(parser(&current, local_offset), classifier(&current)?);
+    let tracker = Tracker::new(parser(&current, local_offset), classifier(&current)?);
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::channel::<Vec<FollowedLine>>(4);
+    let (tx, rx) = mpsc::channel::<Vec<FollowedLine>>(4);
     let mut threads = Vec::new();
     let mut journal = None;
 
     match &source {
         LogSource::File(path) => {
             info!("following {} from {}", path.display(), describe(&start));
-            let mut file = FileFollower::new(path.clone(), start);
-            file.max_batch = MAX_LINES_PER_BATCH;
-            let (stop, poll) = (stop.clone(), current.maillog.poll_interval);
-            let path = path.clone();
-            threads.push(thread::spawn(move || {
-                let mut warned = false;
-                while !stop.load(Ordering::Relaxed) {
-                    match file.poll() {
-                        Ok(lines) if !lines.is_empty() => {
-                            warned = false;
-                            if tx.blocking_send(lines).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        Ok(_) => {}
-                        Err(e) if !warned => {
-                            warn!("{}: {e}; retrying", path.display());
-                            warned = true;
-                        }
-                        Err(_) => {}
-                    }
-                    thread::sleep(poll);
-                }
-            }));
+            threads.push(spawn_file_reader(
+                path.clone(),
+                start,
+                current.maillog.poll_interval,
+                stop.clone(),
+                tx,
+            ));
         }
         LogSource::Journald => {
             let cursor = start.and_then(|p| p.cursor);
@@ -155,8 +137,61 @@ pub fn start(
     }
 
     let stdin = source == LogSource::Stdin;
-    let applier_stop = stop.clone();
-    let applier = thread::spawn(move || {
+    let applier = spawn_applier(config, key, store, tracker, rx, stop.clone());
+    if !stdin {
+        threads.push(applier);
+    }
+    Ok(Some(Follower {
+        stop,
+        threads,
+        journal,
+    }))
+}
+
+/// Reads new lines of the log file every `poll` and hands them to the applier, until stopped.
+fn spawn_file_reader(
+    path: std::path::PathBuf,
+    start: Option<LogPosition>,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::Sender<Vec<FollowedLine>>,
+) -> thread::JoinHandle<()> {
+    let mut file = FileFollower::new(path.clone(), start);
+    file.max_batch = MAX_LINES_PER_BATCH;
+    thread::spawn(move || {
+        let mut warned = false;
+        while !stop.load(Ordering::Relaxed) {
+            match file.poll() {
+                Ok(lines) if !lines.is_empty() => {
+                    warned = false;
+                    if tx.blocking_send(lines).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) if !warned => {
+                    warn!("{}: {e}; retrying", path.display());
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+            thread::sleep(poll);
+        }
+    })
+}
+
+/// Stores the lines it receives, a batch per transaction with the read position reached; a
+/// batch that fails is retried (never skipped: that would lose its lines) until stopped.
+fn spawn_applier(
+    config: ConfigHandle,
+    key: String,
+    mut store: Store,
+    mut tracker: Tracker,
+    mut rx: mpsc::Receiver<Vec<FollowedLine>>,
+    applier_stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
         while let Some(lines) = rx.blocking_recv() {
             for chunk in lines.chunks(MAX_LINES_PER_BATCH) {
                 let Some(last) = chunk.last() else { continue };
@@ -194,15 +229,7 @@ pub fn start(
                 }
             }
         }
-    });
-    if !stdin {
-        threads.push(applier);
-    }
-    Ok(Some(Follower {
-        stop,
-        threads,
-        journal,
-    }))
+    })
 }
 
 /// Sleeps `total` in short steps; false when the follower is stopped meanwhile.
