@@ -103,32 +103,8 @@ fn optional(v: Option<f64>, digits: usize) -> String {
 
 /// The table of `section`.
 pub fn table(section: Section, s: &Stats) -> Table {
-    let attempts = ["delivered", "deferred", "bounced", "expired"];
-    let attempt_cells = |r: &StatsRow| {
-        let c = &r.counts;
-        [c.delivered, c.deferred, c.bounced, c.expired].map(|n| n.to_string())
-    };
     match section {
-        Section::Summary => {
-            let c = &s.summary.counts;
-            let rows = [
-                ("messages", c.messages.to_string()),
-                ("recipients", c.recipients.to_string()),
-                ("bytes", c.bytes.to_string()),
-                ("delivered", c.delivered.to_string()),
-                ("deferred", c.deferred.to_string()),
-                ("bounced", c.bounced.to_string()),
-                ("expired", c.expired.to_string()),
-                ("rejected", c.rejected.to_string()),
-                ("delivery_rate", optional(s.summary.delivery_rate, 4)),
-                ("delay_p50", optional(s.summary.delay_p50, 1)),
-                ("delay_p95", optional(s.summary.delay_p95, 1)),
-            ];
-            Table {
-                header: vec!["field", "value"],
-                rows: rows.into_iter().map(|(k, v)| vec![k.into(), v]).collect(),
-            }
-        }
+        Section::Summary => summary_table(s),
         Section::SmtpErrors => Table {
             header: vec!["code", "dsn", "count"],
             rows: s
@@ -151,56 +127,82 @@ pub fn table(section: Section, s: &Stats) -> Table {
                 .map(|c| vec![c.category.clone(), c.count.to_string()])
                 .collect(),
         },
-        Section::RecipientDomain | Section::RelayHost => {
-            let mut header = vec![if section == Section::RelayHost {
-                "relay_host"
-            } else {
-                "recipient_domain"
-            }];
-            header.extend(attempts);
-            Table {
-                header,
-                rows: section
-                    .rows(s)
-                    .iter()
-                    .map(|r| {
-                        let mut row = vec![r.key.clone()];
-                        row.extend(attempt_cells(r));
-                        row
-                    })
-                    .collect(),
-            }
-        }
-        _ => {
-            let key = match section {
-                Section::Month => "month",
-                Section::Day => "day",
-                Section::Weekday => "weekday",
-                Section::Hour => "hour",
-                _ => "sender",
-            };
-            let mut header = vec![key, "messages", "recipients", "bytes"];
-            header.extend(attempts);
-            header.push("rejected");
-            Table {
-                header,
-                rows: section
-                    .rows(s)
-                    .iter()
-                    .map(|r| {
-                        let c = &r.counts;
-                        let mut row = vec![
-                            r.key.clone(),
-                            c.messages.to_string(),
-                            c.recipients.to_string(),
-                            c.bytes.to_string(),
-                        ];
-                        row.extend(attempt_cells(r));
-                        row.push(c.rejected.to_string());
-                        row
-                    })
-                    .collect(),
-            }
-        }
+        Section::RecipientDomain => attempts_table("recipient_domain", section.rows(s)),
+        Section::RelayHost => attempts_table("relay_host", section.rows(s)),
+        Section::Month => counts_table("month", section.rows(s)),
+        Section::Day => counts_table("day", section.rows(s)),
+        Section::Weekday => counts_table("weekday", section.rows(s)),
+        Section::Hour => counts_table("hour", section.rows(s)),
+        Section::Sender => counts_table("sender", section.rows(s)),
+    }
+}
+
+const ATTEMPTS: [&str; 4] = ["delivered", "deferred", "bounced", "expired"];
+
+fn attempt_cells(r: &StatsRow) -> [String; 4] {
+    let c = &r.counts;
+    [c.delivered, c.deferred, c.bounced, c.expired].map(|n| n.to_string())
+}
+
+fn summary_table(s: &Stats) -> Table {
+    let c = &s.summary.counts;
+    let rows = [
+        ("messages", c.messages.to_string()),
+        ("recipients", c.recipients.to_string()),
+        ("bytes", c.bytes.to_string()),
+        ("delivered", c.delivered.to_string()),
+        ("deferred", c.deferred.to_string()),
+        ("bounced", c.bounced.to_string()),
+        ("expired", c.expired.to_string()),
+        ("rejected", c.rejected.to_string()),
+        ("delivery_rate", optional(s.summary.delivery_rate, 4)),
+        ("delay_p50", optional(s.summary.delay_p50, 1)),
+        ("delay_p95", optional(s.summary.delay_p95, 1)),
+    ];
+    Table {
+        header: vec!["field", "value"],
+        rows: rows.into_iter().map(|(k, v)| vec![k.into(), v]).collect(),
+    }
+}
+
+/// Rows keyed by `key` with their attempts (recipient domains, relay hosts).
+fn attempts_table(key: &'static str, rows: &[StatsRow]) -> Table {
+    let mut header = vec![key];
+    header.extend(ATTEMPTS);
+    Table {
+        header,
+        rows: rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![r.key.clone()];
+                row.extend(attempt_cells(r));
+                row
+            })
+            .collect(),
+    }
+}
+
+/// Rows keyed by `key` with every counter (months, days, weekdays, hours, senders).
+fn counts_table(key: &'static str, rows: &[StatsRow]) -> Table {
+    let mut header = vec![key, "messages", "recipients", "bytes"];
+    header.extend(ATTEMPTS);
+    header.push("rejected");
+    Table {
+        header,
+        rows: rows
+            .iter()
+            .map(|r| {
+                let c = &r.counts;
+                let mut row = vec![
+                    r.key.clone(),
+                    c.messages.to_string(),
+                    c.recipients.to_string(),
+                    c.bytes.to_string(),
+                ];
+                row.extend(attempt_cells(r));
+                row.push(c.rejected.to_string());
+                row
+            })
+            .collect(),
     }
 }
