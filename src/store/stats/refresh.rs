@@ -215,7 +215,6 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<RefreshReport, StoreError> {
         let offset_secs = i64::from(offset.whole_seconds());
-        let local = |unix: i64| local_day_hour(unix, offset_secs).0;
         let mut report = RefreshReport::default();
         let mut rollups = Rollups::new();
         let (days, marks, totals) = {
@@ -232,65 +231,7 @@ impl Store {
             let last_offset = state_value(&tx, STATE_OFFSET)?;
             let last_refresh = state_value(&tx, STATE_REFRESHED_AT)?;
             report.full = last_offset != Some(offset_secs) || last_refresh.is_none();
-            let mut days = BTreeSet::new();
-            let mut collect = |sql: &str, arg: i64| -> Result<(), StoreError> {
-                let mut stmt = tx.prepare(sql)?;
-                let rows = stmt.query_map(params![arg, offset_secs], |r| r.get::<_, i64>(0))?;
-                for d in rows {
-                    days.insert(d?);
-                }
-                Ok(())
-            };
-            // Day numbers in SQL too: (unix + offset) / 86400, floored.
-            let day_sql = |col: &str| {
-                format!("(({col} + ?2) - (({col} + ?2) % 86400 + 86400) % 86400) / 86400")
-            };
-            if report.full {
-                for (table, col) in [
-                    ("message", "arrived_at"),
-                    ("attempt", "at"),
-                    ("reject", "at"),
-                ] {
-                    let d = day_sql(col);
-                    collect(
-                        &format!("SELECT DISTINCT {d} FROM {table} WHERE id > ?1"),
-                        0,
-                    )?;
-                }
-            } else {
-                let mark = |name| state_value(&tx, name).map(|v| v.unwrap_or(0));
-                let (m, a, r) = (
-                    mark(STATE_MESSAGE_ID)?,
-                    mark(STATE_ATTEMPT_ID)?,
-                    mark(STATE_REJECT_ID)?,
-                );
-                let d = day_sql("arrived_at");
-                collect(
-                    &format!("SELECT DISTINCT {d} FROM message WHERE id > ?1"),
-                    m,
-                )?;
-                let d = day_sql("at");
-                collect(
-                    &format!("SELECT DISTINCT {d} FROM attempt WHERE id > ?1"),
-                    a,
-                )?;
-                collect(&format!("SELECT DISTINCT {d} FROM reject WHERE id > ?1"), r)?;
-                let d = day_sql("m.arrived_at");
-                collect(
-                    &format!(
-                        "SELECT DISTINCT {d} FROM attempt a JOIN recipient r ON r.id = a.recipient
-                         JOIN message m ON m.id = r.message WHERE a.id > ?1"
-                    ),
-                    a,
-                )?;
-                for t in [Some(now.unix_timestamp()), last_refresh]
-                    .into_iter()
-                    .flatten()
-                {
-                    days.insert(local(t));
-                    days.insert(local(t) - 1);
-                }
-            }
+            let days = changed_days(&tx, report.full, offset_secs, now, last_refresh)?;
             for (first, last) in runs(&days) {
                 let (start, end) = (
                     first * 86400 - offset_secs,
@@ -307,52 +248,146 @@ impl Store {
         report.days = days.len();
 
         let tx = self.write_transaction()?;
-        if report.full {
-            tx.execute("DELETE FROM stats_hour", [])?;
-            tx.execute("DELETE FROM stats_key", [])?;
-            tx.execute("DELETE FROM stats_key_month", [])?;
-        } else {
-            let mut del_hour =
-                tx.prepare_cached("DELETE FROM stats_hour WHERE day BETWEEN ?1 AND ?2")?;
-            let mut del_key =
-                tx.prepare_cached("DELETE FROM stats_key WHERE day BETWEEN ?1 AND ?2")?;
-            for (first, last) in runs(&days) {
-                // The month sums lose what these days had; they get the new rows below.
-                subtract_from_months(&tx, first, last)?;
-                del_hour.execute(params![first, last])?;
-                del_key.execute(params![first, last])?;
-            }
-        }
-        write_rollups(&tx, &rollups)?;
-        if !report.full {
-            tx.execute(
-                "DELETE FROM stats_key_month WHERE messages = 0 AND recipients = 0 AND bytes = 0
-                    AND sent = 0 AND deferred = 0 AND bounced = 0 AND expired = 0 AND rejected = 0",
-                [],
-            )?;
-        }
-        let mut put_state = tx.prepare_cached(
-            "INSERT INTO stats_state (name, value) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        )?;
-        for (name, value) in [
-            (STATE_OFFSET, offset_secs),
-            (STATE_MESSAGE_ID, marks[0]),
-            (STATE_ATTEMPT_ID, marks[1]),
-            (STATE_REJECT_ID, marks[2]),
-            (STATE_REFRESHED_AT, now.unix_timestamp()),
-        ] {
-            put_state.execute(params![name, value])?;
-        }
-        // Statuses that no longer occur must not keep their old count.
-        tx.execute("DELETE FROM stats_state WHERE name GLOB 'total.*'", [])?;
-        for (name, value) in &totals {
-            put_state.execute(params![name, value])?;
-        }
-        drop(put_state);
+        replace_rollups(&tx, &rollups, &days, report.full)?;
+        save_state(&tx, offset_secs, marks, now, &totals)?;
         tx.commit()?;
         Ok(report)
     }
+}
+
+/// The local days whose rollups a refresh recomputes: every day with rows for a full one;
+/// else the days of rows added since the last refresh (an attempt also dirties the day its
+/// message arrived), plus today and yesterday of the last refresh and of this one.
+fn changed_days(
+    tx: &Transaction,
+    full: bool,
+    offset_secs: i64,
+    now: OffsetDateTime,
+    last_refresh: Option<i64>,
+) -> Result<BTreeSet<i64>, StoreError> {
+    let local = |unix: i64| local_day_hour(unix, offset_secs).0;
+    let mut days = BTreeSet::new();
+    let mut collect = |sql: &str, arg: i64| -> Result<(), StoreError> {
+        let mut stmt = tx.prepare(sql)?;
+        let rows = stmt.query_map(params![arg, offset_secs], |r| r.get::<_, i64>(0))?;
+        for d in rows {
+            days.insert(d?);
+        }
+        Ok(())
+    };
+    // Day numbers in SQL too: (unix + offset) / 86400, floored.
+    let day_sql =
+        |col: &str| format!("(({col} + ?2) - (({col} + ?2) % 86400 + 86400) % 86400) / 86400");
+    if full {
+        for (table, col) in [
+            ("message", "arrived_at"),
+            ("attempt", "at"),
+            ("reject", "at"),
+        ] {
+            let d = day_sql(col);
+            collect(
+                &format!("SELECT DISTINCT {d} FROM {table} WHERE id > ?1"),
+                0,
+            )?;
+        }
+    } else {
+        let mark = |name| state_value(tx, name).map(|v| v.unwrap_or(0));
+        let (m, a, r) = (
+            mark(STATE_MESSAGE_ID)?,
+            mark(STATE_ATTEMPT_ID)?,
+            mark(STATE_REJECT_ID)?,
+        );
+        let d = day_sql("arrived_at");
+        collect(
+            &format!("SELECT DISTINCT {d} FROM message WHERE id > ?1"),
+            m,
+        )?;
+        let d = day_sql("at");
+        collect(
+            &format!("SELECT DISTINCT {d} FROM attempt WHERE id > ?1"),
+            a,
+        )?;
+        collect(&format!("SELECT DISTINCT {d} FROM reject WHERE id > ?1"), r)?;
+        let d = day_sql("m.arrived_at");
+        collect(
+            &format!(
+                "SELECT DISTINCT {d} FROM attempt a JOIN recipient r ON r.id = a.recipient
+                 JOIN message m ON m.id = r.message WHERE a.id > ?1"
+            ),
+            a,
+        )?;
+        for t in [Some(now.unix_timestamp()), last_refresh]
+            .into_iter()
+            .flatten()
+        {
+            days.insert(local(t));
+            days.insert(local(t) - 1);
+        }
+    }
+    Ok(days)
+}
+
+/// Replaces the rollups of `days` (of every day when `full`) with `rollups`.
+fn replace_rollups(
+    tx: &Transaction,
+    rollups: &Rollups,
+    days: &BTreeSet<i64>,
+    full: bool,
+) -> Result<(), StoreError> {
+    if full {
+        tx.execute("DELETE FROM stats_hour", [])?;
+        tx.execute("DELETE FROM stats_key", [])?;
+        tx.execute("DELETE FROM stats_key_month", [])?;
+    } else {
+        let mut del_hour =
+            tx.prepare_cached("DELETE FROM stats_hour WHERE day BETWEEN ?1 AND ?2")?;
+        let mut del_key = tx.prepare_cached("DELETE FROM stats_key WHERE day BETWEEN ?1 AND ?2")?;
+        for (first, last) in runs(days) {
+            // The month sums lose what these days had; they get the new rows below.
+            subtract_from_months(tx, first, last)?;
+            del_hour.execute(params![first, last])?;
+            del_key.execute(params![first, last])?;
+        }
+    }
+    write_rollups(tx, rollups)?;
+    if !full {
+        tx.execute(
+            "DELETE FROM stats_key_month WHERE messages = 0 AND recipients = 0 AND bytes = 0
+            AND sent = 0 AND deferred = 0 AND bounced = 0 AND expired = 0 AND rejected = 0",
+            [],
+        )?;
+    }
+    Ok(())
+}
+
+/// Saves what the next refresh starts from (offset, id marks, time) and the store-wide totals.
+fn save_state(
+    tx: &Transaction,
+    offset_secs: i64,
+    marks: [i64; 3],
+    now: OffsetDateTime,
+    totals: &[(String, i64)],
+) -> Result<(), StoreError> {
+    let mut put_state = tx.prepare_cached(
+        "INSERT INTO stats_state (name, value) VALUES (?1, ?2)
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?;
+    for (name, value) in [
+        (STATE_OFFSET, offset_secs),
+        (STATE_MESSAGE_ID, marks[0]),
+        (STATE_ATTEMPT_ID, marks[1]),
+        (STATE_REJECT_ID, marks[2]),
+        (STATE_REFRESHED_AT, now.unix_timestamp()),
+    ] {
+        put_state.execute(params![name, value])?;
+    }
+    // Statuses that no longer occur must not keep their old count.
+    tx.execute("DELETE FROM stats_state WHERE name GLOB 'total.*'", [])?;
+    for (name, value) in totals {
+        put_state.execute(params![name, value])?;
+    }
+    drop(put_state);
+    Ok(())
 }
 
 /// Inserts the day and hour rows of `rollups` and adds their sums to the month rows, each table
