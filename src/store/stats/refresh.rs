@@ -523,8 +523,22 @@ fn text<'r>(row: &'r Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
     Ok(row.get_ref(i)?.as_str_or_null()?)
 }
 
-/// Adds the messages, attempts and rejects of unix times `[start, end)` to `rollups`.
+/// Adds the rows of `[start, end)` (unix seconds) to `rollups`: messages by arrival, attempts
+/// and refused commands by their time.
 fn aggregate(
+    tx: &Transaction,
+    rollups: &mut Rollups,
+    report: &mut RefreshReport,
+    start: i64,
+    end: i64,
+    offset_secs: i64,
+) -> Result<(), StoreError> {
+    aggregate_messages(tx, rollups, report, start, end, offset_secs)?;
+    aggregate_attempts(tx, rollups, report, start, end, offset_secs)?;
+    aggregate_rejects(tx, rollups, report, start, end, offset_secs)
+}
+
+fn aggregate_messages(
     tx: &Transaction,
     rollups: &mut Rollups,
     report: &mut RefreshReport,
@@ -561,7 +575,22 @@ fn aggregate(
             c.bytes += size;
         });
     }
+    Ok(())
+}
 
+fn aggregate_attempts(
+    tx: &Transaction,
+    rollups: &mut Rollups,
+    report: &mut RefreshReport,
+    start: i64,
+    end: i64,
+    offset_secs: i64,
+) -> Result<(), StoreError> {
+    let hour_of = |unix: i64| {
+        let (day, hour) = local_day_hour(unix, offset_secs);
+        (day, hour as u8)
+    };
+    let empty = rollups.empty;
     let mut stmt = tx.prepare_cached(
         "SELECT a.at, a.status, a.relay_host, a.delay, a.category, r.address, m.mail_from
          FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message
@@ -603,7 +632,21 @@ fn aggregate(
             rollups.key(Dimension::Category, day, domain, category, empty, count);
         }
     }
+    Ok(())
+}
 
+fn aggregate_rejects(
+    tx: &Transaction,
+    rollups: &mut Rollups,
+    report: &mut RefreshReport,
+    start: i64,
+    end: i64,
+    offset_secs: i64,
+) -> Result<(), StoreError> {
+    let hour_of = |unix: i64| {
+        let (day, hour) = local_day_hour(unix, offset_secs);
+        (day, hour as u8)
+    };
     let mut stmt =
         tx.prepare_cached("SELECT at, code, dsn, sender FROM reject WHERE at >= ?1 AND at < ?2")?;
     let mut rows = stmt.query(params![start, end])?;
