@@ -956,25 +956,23 @@ impl Tracker {
                 sasl_username,
                 ..
             } => {
-                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     client_host: Some(&client_host),
                     client_ip: Some(&client_ip),
                     sasl_user: sasl_username.as_deref(),
                     ..Default::default()
                 };
-                self.set_fields(batch, m, &fields)?;
+                self.set_fields_of(batch, &queue_id, header, &fields)?;
             }
             Event::MessageId {
                 queue_id,
                 message_id,
             } => {
-                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     message_id: Some(&message_id),
                     ..Default::default()
                 };
-                self.set_fields(batch, m, &fields)?;
+                self.set_fields_of(batch, &queue_id, header, &fields)?;
             }
             Event::Queued {
                 queue_id,
@@ -986,7 +984,6 @@ impl Tracker {
                 client_ip,
                 ..
             } => {
-                let m = self.message(batch, &queue_id, header)?;
                 // A message the milter never saw still gets its sender's mode.
                 let mode = config.sender_policy(&from, None).mode;
                 let fields = LogMessageFields {
@@ -999,7 +996,7 @@ impl Tracker {
                     sasl_user: None,
                     mode: Some(&mode),
                 };
-                self.set_fields(batch, m, &fields)?;
+                self.set_fields_of(batch, &queue_id, header, &fields)?;
             }
             Event::Delivery(delivery) => {
                 let m = self.message(batch, &delivery.queue_id, header)?;
@@ -1007,69 +1004,113 @@ impl Tracker {
             }
             Event::Expired {
                 queue_id, reason, ..
-            } => {
-                let expiry = FinalAttempt {
-                    at,
-                    status: DeliveryStatus::Expired,
-                    dsn: Some("4.4.7"),
-                    smtp_code: None,
-                    reply: &reason,
-                    stage: None,
-                    category: Category::MessageExpired,
-                };
-                let m = self.message(batch, &queue_id, header)?;
-                self.finish_pending(batch, m, &expiry, Finish::Attempted)?;
-                // Counted per message, as the MTA logs it (one `status=expired` line).
-                self.stats.expired += 1;
-            }
+            } => self.expire(batch, &queue_id, header, &reason)?,
             Event::Removed { queue_id } => self.remove(batch, &queue_id, header)?,
             Event::Notification {
                 queue_id,
                 kind,
                 notice_queue_id,
-            } => {
-                let kind = format!("{kind:?}");
-                match self.message(batch, &queue_id, header)? {
-                    MessageRef::Stored(id) => {
-                        stored(batch)?.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
-                    }
-                    MessageRef::New(message) => self.new_notices.push(NewNotice {
-                        message,
-                        at,
-                        kind,
-                        notice_queue_id,
-                    }),
-                }
-            }
-            Event::Reject(reject) => {
-                let category = category.unwrap_or(Category::Other);
-                self.stats.rejects += u64::from(header.repeat.max(1));
-                if reject.ends_message()
-                    && let Some(queue_id) = reject.queue_id.as_deref()
-                {
-                    self.finish_rejected(batch, queue_id, header, &reject, category)?;
-                }
-                self.new_rejects.push(NewReject {
-                    at,
-                    mta_host: header.host.clone(),
-                    reject,
-                    category,
-                });
-            }
+            } => self.mta_notice(batch, &queue_id, header, kind, notice_queue_id)?,
+            Event::Reject(reject) => self.reject(batch, header, reject, category)?,
             Event::SaslLogin {
                 queue_id: Some(queue_id),
                 username,
                 ..
             } => {
-                let m = self.message(batch, &queue_id, header)?;
                 let fields = LogMessageFields {
                     sasl_user: Some(&username),
                     ..Default::default()
                 };
-                self.set_fields(batch, m, &fields)?;
+                self.set_fields_of(batch, &queue_id, header, &fields)?;
             }
             Event::SaslLogin { queue_id: None, .. } | Event::Other { .. } => {}
         }
+        Ok(())
+    }
+
+    /// The MTA queued a notice of its own about the message (a bounce, a delay warning).
+    fn mta_notice(
+        &mut self,
+        batch: Option<&LogBatch>,
+        queue_id: &str,
+        header: &Header,
+        kind: crate::maillog::NotificationKind,
+        notice_queue_id: Option<String>,
+    ) -> Result<(), StoreError> {
+        let at = header.time.unix_timestamp();
+        let kind = format!("{kind:?}");
+        match self.message(batch, queue_id, header)? {
+            MessageRef::Stored(id) => {
+                stored(batch)?.add_mta_notice(id, at, &kind, notice_queue_id.as_deref())?;
+            }
+            MessageRef::New(message) => self.new_notices.push(NewNotice {
+                message,
+                at,
+                kind,
+                notice_queue_id,
+            }),
+        }
+        Ok(())
+    }
+
+    /// Fills in fields of the message `queue_id` names.
+    fn set_fields_of(
+        &mut self,
+        batch: Option<&LogBatch>,
+        queue_id: &str,
+        header: &Header,
+        fields: &LogMessageFields,
+    ) -> Result<(), StoreError> {
+        let m = self.message(batch, queue_id, header)?;
+        self.set_fields(batch, m, fields)
+    }
+
+    /// The MTA gave up on the message: every recipient still pending gets an `expired`
+    /// attempt.
+    fn expire(
+        &mut self,
+        batch: Option<&LogBatch>,
+        queue_id: &str,
+        header: &Header,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let expiry = FinalAttempt {
+            at: header.time.unix_timestamp(),
+            status: DeliveryStatus::Expired,
+            dsn: Some("4.4.7"),
+            smtp_code: None,
+            reply: reason,
+            stage: None,
+            category: Category::MessageExpired,
+        };
+        let m = self.message(batch, queue_id, header)?;
+        self.finish_pending(batch, m, &expiry, Finish::Attempted)?;
+        // Counted per message, as the MTA logs it (one `status=expired` line).
+        self.stats.expired += 1;
+        Ok(())
+    }
+
+    /// A refused SMTP command; one that refused a queued message as a whole ends it.
+    fn reject(
+        &mut self,
+        batch: Option<&LogBatch>,
+        header: &Header,
+        reject: Reject,
+        category: Option<Category>,
+    ) -> Result<(), StoreError> {
+        let category = category.unwrap_or(Category::Other);
+        self.stats.rejects += u64::from(header.repeat.max(1));
+        if reject.ends_message()
+            && let Some(queue_id) = reject.queue_id.as_deref()
+        {
+            self.finish_rejected(batch, queue_id, header, &reject, category)?;
+        }
+        self.new_rejects.push(NewReject {
+            at: header.time.unix_timestamp(),
+            mta_host: header.host.clone(),
+            reject,
+            category,
+        });
         Ok(())
     }
 
