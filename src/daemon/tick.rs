@@ -200,13 +200,7 @@ fn state_of(m: &PolicyMessage) -> MessageState {
 fn recipient_state(r: &crate::store::PolicyRecipient) -> RecipientState {
     RecipientState {
         address: r.address.clone(),
-        status: match r.status.as_str() {
-            "deferred" => RecipientStatus::Deferred,
-            "sent" => RecipientStatus::Sent,
-            "bounced" => RecipientStatus::Bounced,
-            "expired" => RecipientStatus::Expired,
-            _ => RecipientStatus::Pending,
-        },
+        status: RecipientStatus::parse(&r.status).unwrap_or(RecipientStatus::Pending),
         last_attempt_at: r.last_attempt_at,
         last_reply: r.reply.clone(),
         last_dsn: r.dsn.clone(),

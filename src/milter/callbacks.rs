@@ -3,7 +3,7 @@
 
 use super::{
     Shared,
-    session::{MessageState, Session},
+    session::{MessageInFlight, Session},
 };
 use crate::{
     config::{OnError, Receipts},
@@ -129,7 +129,7 @@ async fn helo(_: &Shared, cx: &mut Context<Session>, name: CString) -> Status {
 async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
     let sasl_user = macro_value(&cx.macros, c"{auth_authen}");
     let args = args.iter().map(|a| lossy(a.as_bytes())).collect();
-    let message = MessageState::new(
+    let message = MessageInFlight::new(
         shared.config.current(),
         shared.archive.as_ref(),
         args,
@@ -327,7 +327,7 @@ async fn abort(_: &Shared, cx: &mut Context<Session>) -> Status {
     Status::Continue
 }
 
-fn message_of(cx: &mut Context<Session>) -> Option<&mut MessageState> {
+fn message_of(cx: &mut Context<Session>) -> Option<&mut MessageInFlight> {
     cx.data.as_mut().and_then(|s| s.message.as_mut())
 }
 

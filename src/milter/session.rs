@@ -1,5 +1,5 @@
 //! Per-connection and per-message state. A connection may carry several messages; each MAIL FROM
-//! (and every abort) starts the next one from a clean `MessageState`.
+//! (and every abort) starts the next one from a clean `MessageInFlight`.
 
 use crate::{
     archive::{Archive, Spool},
@@ -25,7 +25,7 @@ pub struct Session {
     pub exact_leading_space: bool,
     /// The MTA lets us delete recipients and add them with ESMTP arguments (for DSN receipts).
     pub can_rewrite_recipients: bool,
-    pub message: Option<MessageState>,
+    pub message: Option<MessageInFlight>,
 }
 
 impl Session {
@@ -36,7 +36,7 @@ impl Session {
 }
 
 /// The message in progress, from MAIL FROM to end-of-message.
-pub struct MessageState {
+pub struct MessageInFlight {
     /// The configuration this message is handled with, even if a reload happens meanwhile.
     pub config: Arc<Config>,
     pub arrived_at: OffsetDateTime,
@@ -55,7 +55,7 @@ pub struct MessageState {
     pub spool: Spool,
 }
 
-impl MessageState {
+impl MessageInFlight {
     pub fn new(
         config: Arc<Config>,
         archive: Option<&Arc<Archive>>,
@@ -70,7 +70,7 @@ impl MessageState {
             Some(archive) if !excluded => archive.spool(config.archive.max_message_size),
             _ => Spool::counting(),
         };
-        MessageState {
+        MessageInFlight {
             arrived_at: OffsetDateTime::now_utc(),
             mail_from,
             mail_args: args.collect(),

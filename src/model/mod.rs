@@ -1,5 +1,8 @@
 //! The leaf layer: what the other modules exchange, with no I/O — the envelope of a message as
-//! the milter recorded it, and the operational counters.
+//! the milter recorded it, recipient states and the rules between them, the queue-id
+//! correlation rules, and the operational counters.
 
+pub mod correlation;
 pub mod counters;
 pub mod envelope;
+pub mod status;

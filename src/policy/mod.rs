@@ -26,31 +26,10 @@
 use time::OffsetDateTime;
 
 use crate::config::{Policy, Receipts};
+pub use crate::model::status::RecipientStatus;
 
 #[cfg(test)]
 mod tests;
-
-/// Where one recipient stands. `Sent`, `Bounced` and `Expired` are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecipientStatus {
-    /// Not attempted yet.
-    Pending,
-    /// Attempted, temporary failure; the MTA keeps it queued.
-    Deferred,
-    Sent,
-    Bounced,
-    /// Given up by mailtrail (or the MTA) after `give_up_after`.
-    Expired,
-}
-
-impl RecipientStatus {
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            RecipientStatus::Sent | RecipientStatus::Bounced | RecipientStatus::Expired
-        )
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecipientState {

@@ -4,10 +4,10 @@
 use super::{Store, StoreError};
 use rusqlite::{CachedStatement, OptionalExtension, Statement, Transaction, params};
 
-/// How far back a queue id is looked for: longer than any MTA keeps a message queued.
-const CORRELATION_WINDOW_SECS: i64 = 10 * 86400;
-/// Log stamps and the milter's clock may disagree a little.
-const CLOCK_SKEW_SECS: i64 = 300;
+use crate::model::{
+    correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS},
+    status::RecipientStatus,
+};
 
 /// What the log tells about a message as a whole.
 #[derive(Debug, Default)]
@@ -149,7 +149,7 @@ impl LogBatch<'_> {
                    AND arrived_at BETWEEN ?2 AND ?3 ORDER BY id DESC LIMIT 1",
             )?
             .query_row(
-                params![queue_id, at - CORRELATION_WINDOW_SECS, at + CLOCK_SKEW_SECS],
+                params![queue_id, at - QUEUE_ID_WINDOW_SECS, at + CLOCK_SKEW_SECS],
                 |row| row.get(0),
             )
             .optional()?)
@@ -234,21 +234,25 @@ impl LogBatch<'_> {
 
     /// The recipient's state after `a`; `attempts` is what `a` adds to its attempt count.
     fn set_outcome(&self, recipient: i64, a: &AttemptRow, attempts: i64) -> Result<(), StoreError> {
-        let is_final = a.status != "deferred";
+        // The rule is RecipientStatus::after: an attempt replaces an open state (?9, ?10), and
+        // a final attempt (?6) any state.
+        let is_final = RecipientStatus::parse(a.status).is_none_or(|s| s.is_final());
+        let [open1, open2] = RecipientStatus::OPEN.map(RecipientStatus::as_str);
         self.tx
             .prepare_cached(
                 "UPDATE recipient SET
                     attempts = attempts + ?8,
                     last_attempt_at = MAX(COALESCE(last_attempt_at, ?2), ?2),
-                    status = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?3 ELSE status END,
-                    dsn = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?4 ELSE dsn END,
-                    reply = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?5 ELSE reply END,
-                    category = CASE WHEN status IN ('pending', 'deferred') OR ?6 THEN ?7 ELSE category END,
+                    status = CASE WHEN status IN (?9, ?10) OR ?6 THEN ?3 ELSE status END,
+                    dsn = CASE WHEN status IN (?9, ?10) OR ?6 THEN ?4 ELSE dsn END,
+                    reply = CASE WHEN status IN (?9, ?10) OR ?6 THEN ?5 ELSE reply END,
+                    category = CASE WHEN status IN (?9, ?10) OR ?6 THEN ?7 ELSE category END,
                     final_at = CASE WHEN ?6 THEN COALESCE(final_at, ?2) ELSE final_at END
                  WHERE id = ?1",
             )?
             .execute(params![
-                recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category, attempts
+                recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category, attempts, open1,
+                open2
             ])?;
         Ok(())
     }

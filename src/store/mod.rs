@@ -319,14 +319,15 @@ impl Store {
         {
             let mut log_row = tx.prepare_cached(
                 "SELECT id FROM message WHERE queue_id = ?1 AND source = 'log' AND removed_at IS NULL
-                   AND arrived_at BETWEEN ?2 - 300 AND ?2 + 300 ORDER BY id DESC LIMIT 1",
+                   AND arrived_at BETWEEN ?2 - ?3 AND ?2 + ?3 ORDER BY id DESC LIMIT 1",
             )?;
+            let skew = crate::model::correlation::CLOCK_SKEW_SECS;
             for e in envelopes {
                 // The log follower may have seen this queue id first (postfix logs message-id=
                 // before the milter's end-of-message): the milter's record takes over that row.
                 let existing: Option<i64> = match &e.queue_id {
                     Some(qid) => log_row
-                        .query_row(params![qid, e.arrived_at.unix_timestamp()], |row| {
+                        .query_row(params![qid, e.arrived_at.unix_timestamp(), skew], |row| {
                             row.get(0)
                         })
                         .optional()?,

@@ -3,8 +3,10 @@
 //! a user limited to some sender domains never gets another domain's rows.
 
 use super::{Store, StoreError, like_pattern, text_filters};
+use crate::model::{correlation::CLOCK_SKEW_SECS, status::RecipientStatus};
 use rusqlite::{params_from_iter, types::Value};
 use serde::Serialize;
+use std::sync::LazyLock;
 
 /// Which sender domains a reader may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,9 +126,6 @@ pub struct MessageCount {
     /// More messages match than `count`.
     pub capped: bool,
 }
-
-/// Log stamps and the milter's clock may disagree a little (as in the log writer).
-const CLOCK_SKEW_SECS: i64 = 300;
 
 impl Store {
     /// Messages matching `filter`, newest first, with their summary state.
@@ -331,23 +330,43 @@ fn summary_query(filter: &WebFilter) -> (String, Vec<Value>) {
             (SELECT r.address FROM recipient r WHERE r.message = m.id ORDER BY r.position, r.id LIMIT 1)
                 AS first_recipient,
             (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id) AS recipients,
-            {WORST_STATUS} AS status,
-            {WORST_CATEGORY} AS category
-         FROM message m WHERE {where_sql}"
+            {worst_status} AS status,
+            {worst_category} AS category
+         FROM message m WHERE {where_sql}",
+        worst_status = *WORST_STATUS,
+        worst_category = *WORST_CATEGORY,
     );
     (sql, args)
 }
 
-/// The summary status of message `m`: its worst recipient's state, `pending` without any.
-const WORST_STATUS: &str = "COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
-    ORDER BY CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
-        WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END,
-    r.last_attempt_at DESC LIMIT 1), 'pending')";
+/// The summary status of message `m`: its worst recipient's state ([`RecipientStatus::worst`]),
+/// `pending` without any.
+static WORST_STATUS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
+            ORDER BY {}, r.last_attempt_at DESC LIMIT 1), '{}')",
+        severity_order("r.status"),
+        RecipientStatus::Pending
+    )
+});
 /// The category of message `m`'s worst recipient's last failure.
-const WORST_CATEGORY: &str = "(SELECT r.category FROM recipient r WHERE r.message = m.id
-    ORDER BY CASE r.status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1
-        WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 ELSE 4 END,
-    r.last_attempt_at DESC LIMIT 1)";
+static WORST_CATEGORY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "(SELECT r.category FROM recipient r WHERE r.message = m.id
+            ORDER BY {}, r.last_attempt_at DESC LIMIT 1)",
+        severity_order("r.status")
+    )
+});
+
+/// An `ORDER BY` term ranking `column` worst first, in [`RecipientStatus::WORST_FIRST`]'s order.
+fn severity_order(column: &str) -> String {
+    let mut sql = format!("CASE {column}");
+    for status in RecipientStatus::WORST_FIRST {
+        sql.push_str(&format!(" WHEN '{status}' THEN {}", status.severity()));
+    }
+    sql.push_str(&format!(" ELSE {} END", RecipientStatus::WORST_FIRST.len()));
+    sql
+}
 
 /// Whether message `m` has a recipient in state `status` (a literal of [`status_condition`]).
 fn has_recipient(status: &str) -> String {
@@ -420,7 +439,7 @@ fn match_query(filter: &WebFilter) -> (String, Vec<Value>) {
         }
     }
     if let Some(category) = &filter.category {
-        sql.push_str(&format!(" AND {WORST_CATEGORY} = ?"));
+        sql.push_str(&format!(" AND {} = ?", *WORST_CATEGORY));
         args.push(category.clone().into());
     }
     (sql, args)
