@@ -221,6 +221,8 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Import(#[from] crate::tracking::import::ImportError),
     #[error("{path}: {source}", path = path.display())]
     Io {
         path: PathBuf,

@@ -3,6 +3,7 @@
 //! lines. Used by the live follower and by `mailtrail import`.
 
 pub mod follower;
+pub mod import;
 
 use crate::{
     bounce::{Category, Classifier, Failure},
