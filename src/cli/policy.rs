@@ -34,7 +34,7 @@ pub fn policy_show(
     json: bool,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let sender = crate::milter::strip_brackets(sender);
+    let sender = crate::model::address::strip_brackets(sender);
     let explained = config.explain_sender(&sender, sasl_user);
     let mode = explained.policy.mode.as_str();
     let policy = config

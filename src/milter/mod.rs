@@ -27,8 +27,6 @@ use tokio::{
 };
 use tracing::warn;
 
-pub use session::strip_brackets;
-
 /// What every milter session shares.
 pub struct Shared {
     pub config: ConfigHandle,

@@ -63,7 +63,7 @@ impl MessageInFlight {
         sasl_user: Option<String>,
     ) -> Self {
         let mut args = args.into_iter();
-        let mail_from = strip_brackets(&args.next().unwrap_or_default());
+        let mail_from = crate::model::address::strip_brackets(&args.next().unwrap_or_default());
         let policy = config.sender_policy(&mail_from, sasl_user.as_deref());
         let excluded = config.archive_excluded(&mail_from);
         let spool = match archive {
@@ -95,7 +95,7 @@ impl MessageInFlight {
         }
         let mut args = args.into_iter();
         self.recipients.push(Recipient {
-            address: strip_brackets(&args.next().unwrap_or_default()),
+            address: crate::model::address::strip_brackets(&args.next().unwrap_or_default()),
             args: args.collect(),
         });
         true
@@ -203,15 +203,6 @@ impl MessageInFlight {
 
 /// What `receipts = "dsn"` asks the next hops for.
 pub const DSN_NOTIFY: &str = "NOTIFY=SUCCESS,FAILURE,DELAY";
-
-/// `<user@example.com>` → `user@example.com`; `<>` → empty (the null sender).
-pub fn strip_brackets(addr: &str) -> String {
-    let addr = addr.trim();
-    addr.strip_prefix('<')
-        .and_then(|a| a.strip_suffix('>'))
-        .unwrap_or(addr)
-        .to_string()
-}
 
 /// Control characters (CR/LF among them) never reach the store; long values are cut.
 fn clean_field(text: &str) -> String {

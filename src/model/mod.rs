@@ -2,6 +2,7 @@
 //! the milter recorded it, recipient states and the rules between them, the queue-id
 //! correlation rules, and the operational counters.
 
+pub mod address;
 pub mod correlation;
 pub mod counters;
 pub mod envelope;
