@@ -533,33 +533,47 @@ fn aggregate(
     end: i64,
     offset_secs: i64,
 ) -> Result<(), StoreError> {
-    aggregate_messages(tx, rollups, report, start, end, offset_secs)?;
-    aggregate_attempts(tx, rollups, report, start, end, offset_secs)?;
-    aggregate_rejects(tx, rollups, report, start, end, offset_secs)
+    let span = Span {
+        start,
+        end,
+        offset_secs,
+    };
+    aggregate_messages(tx, rollups, report, &span)?;
+    aggregate_attempts(tx, rollups, report, &span)?;
+    aggregate_rejects(tx, rollups, report, &span)
+}
+
+/// Unix times `[start, end)` and the UTC offset of their local days and hours.
+struct Span {
+    start: i64,
+    end: i64,
+    offset_secs: i64,
+}
+
+impl Span {
+    /// The local day number and hour of `unix`.
+    fn hour_of(&self, unix: i64) -> (i64, u8) {
+        let (day, hour) = local_day_hour(unix, self.offset_secs);
+        (day, hour as u8)
+    }
 }
 
 fn aggregate_messages(
     tx: &Transaction,
     rollups: &mut Rollups,
     report: &mut RefreshReport,
-    start: i64,
-    end: i64,
-    offset_secs: i64,
+    span: &Span,
 ) -> Result<(), StoreError> {
-    let hour_of = |unix: i64| {
-        let (day, hour) = local_day_hour(unix, offset_secs);
-        (day, hour as u8)
-    };
     let empty = rollups.empty;
     let mut stmt = tx.prepare_cached(
         "SELECT m.arrived_at, m.mail_from, m.size,
             (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id)
          FROM message m WHERE m.arrived_at >= ?1 AND m.arrived_at < ?2",
     )?;
-    let mut rows = stmt.query(params![start, end])?;
+    let mut rows = stmt.query(params![span.start, span.end])?;
     while let Some(row) = rows.next()? {
         report.messages += 1;
-        let (day, hour) = hour_of(row.get(0)?);
+        let (day, hour) = span.hour_of(row.get(0)?);
         let sender = rollups.names.id(text(row, 1)?.unwrap_or(""));
         let size = row.get::<_, i64>(2)?.max(0) as u64;
         let recipients = row.get::<_, i64>(3)?.max(0) as u64;
@@ -582,24 +596,18 @@ fn aggregate_attempts(
     tx: &Transaction,
     rollups: &mut Rollups,
     report: &mut RefreshReport,
-    start: i64,
-    end: i64,
-    offset_secs: i64,
+    span: &Span,
 ) -> Result<(), StoreError> {
-    let hour_of = |unix: i64| {
-        let (day, hour) = local_day_hour(unix, offset_secs);
-        (day, hour as u8)
-    };
     let empty = rollups.empty;
     let mut stmt = tx.prepare_cached(
         "SELECT a.at, a.status, a.relay_host, a.delay, a.category, r.address, m.mail_from
          FROM attempt a JOIN recipient r ON r.id = a.recipient JOIN message m ON m.id = r.message
          WHERE a.at >= ?1 AND a.at < ?2",
     )?;
-    let mut rows = stmt.query(params![start, end])?;
+    let mut rows = stmt.query(params![span.start, span.end])?;
     while let Some(row) = rows.next()? {
         report.attempts += 1;
-        let (day, hour) = hour_of(row.get(0)?);
+        let (day, hour) = span.hour_of(row.get(0)?);
         let status = text(row, 1)?.unwrap_or("");
         let delay: Option<f64> = row.get(3)?;
         let sender = rollups.names.id(text(row, 6)?.unwrap_or(""));
@@ -639,20 +647,14 @@ fn aggregate_rejects(
     tx: &Transaction,
     rollups: &mut Rollups,
     report: &mut RefreshReport,
-    start: i64,
-    end: i64,
-    offset_secs: i64,
+    span: &Span,
 ) -> Result<(), StoreError> {
-    let hour_of = |unix: i64| {
-        let (day, hour) = local_day_hour(unix, offset_secs);
-        (day, hour as u8)
-    };
     let mut stmt =
         tx.prepare_cached("SELECT at, code, dsn, sender FROM reject WHERE at >= ?1 AND at < ?2")?;
-    let mut rows = stmt.query(params![start, end])?;
+    let mut rows = stmt.query(params![span.start, span.end])?;
     while let Some(row) = rows.next()? {
         report.rejects += 1;
-        let (day, hour) = hour_of(row.get(0)?);
+        let (day, hour) = span.hour_of(row.get(0)?);
         let code: Option<i64> = row.get(1)?;
         let sender = rollups.names.id(text(row, 3)?.unwrap_or(""));
         let domain = rollups.names.domain_of(sender);
