@@ -484,3 +484,93 @@ fn status_lists_and_stats_tables_from_the_binary() {
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(summary("bytes"), bytes + 1000);
 }
+
+/// Sendmail's submission program hands locally submitted mail to the daemon on 127.0.0.1
+/// (`stat=Sent (QID2 Message accepted for delivery)`), which then delivers it as QID2. That
+/// hand-over is no delivery: the import and the statistics count each delivery once — `sent`
+/// equals the daemon's own `stat=Sent` lines, counted here from the text — and the submission's
+/// row is marked as handed over instead of being a second message.
+#[test]
+fn sendmail_submission_hop_is_one_message_with_one_delivery() {
+    let s = Setup::new("");
+    let log = s.dir.path().join("sendmail.log");
+    let generator = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/tools/gen_sendmail_log.py"
+    );
+    let status = Command::new("python3")
+        .args([generator, "--lines", "200000", "--seed", "4243", "-o"])
+        .arg(&log)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let is_hop = |l: &&str| {
+        l.contains("stat=Sent (")
+            && l.contains("Message accepted for delivery")
+            && l.contains("relay=[127.0.0.1] [127.0.0.1]")
+    };
+    let hops = text.lines().filter(is_hop).count();
+    // One delivery per recipient of a `to=<a>,<b>` line.
+    let recipients = |l: &str| {
+        let to = l.split_once(": to=").map_or("", |(_, rest)| rest);
+        to.split_once(", ")
+            .map_or(to, |(list, _)| list)
+            .split(',')
+            .count()
+    };
+    let sent_lines: Vec<&str> = text.lines().filter(|l| l.contains("stat=Sent")).collect();
+    let delivered: usize = sent_lines
+        .iter()
+        .filter(|l| !is_hop(l))
+        .map(|l| recipients(l))
+        .sum();
+    let sent_lines = sent_lines.len();
+    assert!(hops > 1000, "{hops} hand-overs in the generated log");
+
+    let (ok, out, err) = s.run(&["import", log.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("deliveries: sent {delivered},")),
+        "want sent {delivered} ({sent_lines} Sent lines, {hops} hand-overs): {out}"
+    );
+
+    let db = rusqlite::Connection::open(s.state().join("mailtrail.db")).unwrap();
+    let handed: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM message WHERE handed_to IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(handed, hops as i64);
+    // No attempt was recorded for a hand-over.
+    let hop_attempts: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM attempt a JOIN recipient r ON r.id = a.recipient
+             JOIN message m ON m.id = r.message WHERE m.handed_to IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hop_attempts, 0);
+
+    // The statistics count each delivery once, and each message once.
+    let (ok, out, err) = s.run(&["stats", "--period", "2026", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["summary"]["delivered"], delivered as u64,
+        "{}",
+        v["summary"]
+    );
+    let all: i64 = db
+        .query_row("SELECT COUNT(*) FROM message", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        v["summary"]["messages"],
+        all - hops as i64,
+        "{}",
+        v["summary"]
+    );
+}

@@ -939,3 +939,35 @@ fn control_bytes_make_a_line_malformed() {
         );
     }
 }
+
+/// A hand-over to this host's MTA under a new queue id is marked, so it is not counted as a
+/// delivery: sendmail's submission program, a content filter re-injecting into postfix.
+/// Deliveries to a local LMTP server, or to a remote server that names its own queue id, are
+/// deliveries.
+#[test]
+fn local_hops_are_marked_as_hand_overs() {
+    let d = delivery(&format!(
+        "{SM}to=info@pike.de, ctladdr=alice (1248/100), delay=00:00:00, xdelay=00:00:00, mailer=relay, pri=38327, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (64JM0hdj002037 Message accepted for delivery)"
+    ));
+    assert_eq!(d.handed_to.as_deref(), Some("64JM0hdj002037"));
+    let d = delivery(&format!(
+        "{PF}to=<bob@example.net>, relay=127.0.0.1[127.0.0.1]:10024, delay=1.2, delays=0.1/0/0/1.1, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 4BC1D2E3F4)"
+    ));
+    assert_eq!(d.handed_to.as_deref(), Some("4BC1D2E3F4"));
+    for line in [
+        // Dovecot's LMTP on loopback stores the message: a delivery.
+        format!(
+            "{PF}to=<bob@example.net>, relay=mail.example.net[127.0.0.1]:24, delay=0.1, dsn=2.0.0, status=sent (250 2.0.0 <bob@example.net> x Saved)"
+        ),
+        // A remote server's own queue id: a delivery.
+        format!(
+            "{PF}to=<bob@example.net>, relay=mx.example.net[192.0.2.7]:25, delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4BC1D2E3F4)"
+        ),
+        // A hand-over that failed is a failure, not a hop.
+        format!(
+            "{PF}to=<bob@example.net>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, dsn=4.4.2, status=deferred (lost connection with 127.0.0.1[127.0.0.1] while sending end of data -- queued as 4BC1D2E3F4)"
+        ),
+    ] {
+        assert_eq!(delivery(&line).handed_to, None, "{line}");
+    }
+}

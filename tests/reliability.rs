@@ -294,3 +294,49 @@ async fn a_start_reconciles_the_archive_with_the_store() {
     assert_eq!(shown.archive_state, "failed");
     assert!(mt.is_running());
 }
+
+/// Live, through the follower and the store: sendmail's submission program hands a message to
+/// the daemon on 127.0.0.1, which delivers it. One message is listed, with one delivery; the
+/// submission's row is marked as handed over. (The 200,000-line import is `tests/cli.rs`.)
+#[test]
+fn a_submission_hop_followed_live_is_one_message_with_one_delivery() {
+    let mut mt = Mailtrail::configure();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let lines = [
+        "STAMP mail sendmail[2017]: 64JM0hmH002017: from=alice, size=8327, class=0, nrcpts=1, msgid=<m1@mail.example.org>, relay=alice@localhost",
+        "STAMP mail sm-mta[2037]: 64JM0hdj002037: from=<alice@mail.example.org>, size=8627, class=0, nrcpts=1, msgid=<m1@mail.example.org>, bodytype=8BITMIME, proto=ESMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]",
+        "STAMP mail sendmail[2017]: 64JM0hmH002017: to=info@pike.de, ctladdr=alice (1248/100), delay=00:00:00, xdelay=00:00:00, mailer=relay, pri=38327, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (64JM0hdj002037 Message accepted for delivery)",
+        "STAMP mail sm-mta[2040]: 64JM0hdj002037: to=<info@pike.de>, ctladdr=<alice@mail.example.org> (1248/100), delay=00:00:02, xdelay=00:00:02, mailer=esmtp, pri=128627, relay=mx.pike.de. [192.0.2.8], dsn=2.0.0, stat=Sent (OK id=1abc)",
+    ];
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line.replace("STAMP", &now));
+        text.push('\n');
+    }
+    std::fs::write(mt.mta_log_path(), text).unwrap();
+    mt.start();
+    mt.wait_counter("log_lines", lines.len() as u64, T);
+
+    let out = mt.command(&["status", "--today", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed = v["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{out}");
+    assert_eq!(listed[0]["queue_id"], "64JM0hdj002037", "{out}");
+    assert_eq!(listed[0]["status"], "sent", "{out}");
+
+    let db = rusqlite::Connection::open(mt.store_path()).unwrap();
+    let handed: String = db
+        .query_row(
+            "SELECT handed_to FROM message WHERE queue_id = '64JM0hmH002017'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(handed, "64JM0hdj002037");
+    let attempts: i64 = db
+        .query_row("SELECT COUNT(*) FROM attempt", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(attempts, 1);
+}

@@ -81,6 +81,11 @@ pub struct Delivery {
     pub stage: Option<SmtpStage>,
     /// Delivery agent / mailer: `smtp`, `lmtp`, `local`, sendmail `mailer=esmtp`.
     pub agent: String,
+    /// A hand-over to the same host's MTA, not a delivery: the queue id the message goes on
+    /// under (sendmail's submission program passing mail to the daemon, `QID2 Message accepted
+    /// for delivery`; a content filter re-injecting into postfix, `queued as QID2`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handed_to: Option<String>,
 }
 
 impl Delivery {
@@ -102,7 +107,16 @@ impl Delivery {
             reply: String::new(),
             stage: None,
             agent: agent.to_owned(),
+            handed_to: None,
         }
+    }
+
+    /// Whether the relay is this host (a loopback address): where a local hop hands over.
+    pub fn relay_is_loopback(&self) -> bool {
+        self.relay_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|ip| ip.is_loopback())
     }
 
     /// Every recipient this attempt is about.

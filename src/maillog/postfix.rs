@@ -383,6 +383,15 @@ fn delivery(service: &str, qid: &str, rest: &str) -> Option<Event> {
     d.smtp_code = code;
     d.reply = reply.to_owned();
     d.stage = stage;
+    // A content filter on this host (amavis on 127.0.0.1:10024, say) took the message and
+    // re-injected it: `... queued as QID2`. It goes on as QID2; this is no delivery of its own.
+    if d.status == DeliveryStatus::Sent && d.relay_is_loopback() {
+        d.handed_to = reply
+            .rsplit_once("queued as ")
+            .map(|(_, qid)| qid.trim_end_matches([')', ' ', '.']))
+            .filter(|qid| is_queue_id(qid))
+            .map(str::to_owned);
+    }
     Some(Event::Delivery(d))
 }
 

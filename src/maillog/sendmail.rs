@@ -339,6 +339,15 @@ fn delivery(qid: &str, rest: &str) -> Option<Event> {
         d.stage = Some(SmtpStage::Connect);
     }
     d.reply = text.to_owned();
+    // The submission program's hand-over to the daemon on this host: `QID2 Message accepted
+    // for delivery`. The message goes on as QID2; this is no delivery of its own.
+    if d.status == DeliveryStatus::Sent && d.relay_is_loopback() {
+        d.handed_to = text
+            .split_once(" Message accepted for delivery")
+            .map(|(qid, _)| qid.trim())
+            .filter(|qid| is_queue_id(qid))
+            .map(str::to_owned);
+    }
     Some(Event::Delivery(d))
 }
 

@@ -21,6 +21,9 @@ pub struct LogMessageFields<'a> {
     pub sasl_user: Option<&'a str>,
     /// The sender's mode, for messages the milter never saw.
     pub mode: Option<&'a str>,
+    /// The queue id the message went on under on this host (a local hop): this row is then
+    /// neither listed nor counted, the next hop's is.
+    pub handed_to: Option<&'a str>,
 }
 
 /// One delivery attempt for one recipient.
@@ -167,7 +170,8 @@ impl LogBatch<'_> {
                     client_name = COALESCE(client_name, ?6),
                     client_addr = COALESCE(client_addr, ?7),
                     sasl_user = COALESCE(sasl_user, ?8),
-                    mode = CASE WHEN source = 'log' AND ?9 IS NOT NULL THEN ?9 ELSE mode END
+                    mode = CASE WHEN source = 'log' AND ?9 IS NOT NULL THEN ?9 ELSE mode END,
+                    handed_to = COALESCE(handed_to, ?10)
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -180,6 +184,7 @@ impl LogBatch<'_> {
                 f.client_ip,
                 f.sasl_user,
                 f.mode,
+                f.handed_to,
             ])?;
         Ok(())
     }
@@ -397,8 +402,8 @@ impl LogBatch<'_> {
 /// would otherwise have filled in).
 const INSERT_LOG_MESSAGE: &str = "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from,
         size, archive_state, mode, receipts, source, nrcpt, message_id, client_name, client_addr,
-        sasl_user, removed_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12)";
+        sasl_user, removed_at, handed_to)
+    VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const INSERT_RECIPIENT: &str = "INSERT INTO recipient (message, position, address, orig_to,
         status, dsn, reply, category, attempts, last_attempt_at, final_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
@@ -486,6 +491,7 @@ impl RowWriter<'_> {
             f.client_ip,
             f.sasl_user,
             m.removed_at,
+            f.handed_to,
         ])?;
         Ok(self.tx.last_insert_rowid())
     }

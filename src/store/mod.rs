@@ -342,7 +342,11 @@ impl Store {
 
     /// Messages matching `filter`, newest first.
     pub fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut sql = String::from("SELECT id FROM message m WHERE 1=1");
+        // A hand-over row stays listed only while it holds the archive copy (a content filter
+        // re-injected the message the milter saw); the next hop's row is the message.
+        let mut sql = String::from(
+            "SELECT id FROM message m WHERE (m.handed_to IS NULL OR m.archive_state = 'stored')",
+        );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(since) = filter.since {
             sql.push_str(" AND arrived_at >= ?");

@@ -206,6 +206,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // waiting state (written as ORs: SQLite proves a literal `status = 'bounced'` implies them).
     "CREATE INDEX recipient_failed_message ON recipient (status, message)
         WHERE status = 'bounced' OR status = 'expired' OR status = 'deferred';",
+    // 8: a message handed over to this host's MTA under another queue id (sendmail's
+    // submission program, a content filter re-injecting): the next hop's row is the message.
+    "ALTER TABLE message ADD COLUMN handed_to TEXT;",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

@@ -293,7 +293,7 @@ pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i
     let mut out = vec![
         (
             "total.messages".to_string(),
-            count("SELECT COUNT(*) FROM message")?,
+            count("SELECT COUNT(*) FROM message WHERE handed_to IS NULL")?,
         ),
         ("total.archived_messages".to_string(), archived_messages),
         ("total.archived_bytes".to_string(), archived_bytes),
@@ -414,7 +414,8 @@ fn status_condition(status: &str) -> Option<String> {
 
 /// The WHERE condition (on `message m`) of the list filters, with its arguments.
 fn match_query(filter: &WebFilter) -> (String, Vec<Value>) {
-    let mut sql = String::from("m.arrived_at >= ?");
+    // A row handed over to a next hop on this host is not the message: the next hop's is.
+    let mut sql = String::from("m.arrived_at >= ? AND m.handed_to IS NULL");
     let mut args: Vec<Value> = vec![filter.since.into()];
     filter.scope.restrict("m.mail_from", &mut sql, &mut args);
     if let Some(after) = filter.after_id {

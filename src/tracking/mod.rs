@@ -295,6 +295,7 @@ struct MessageFields {
     client_ip: Option<String>,
     sasl_user: Option<String>,
     mode: Option<String>,
+    handed_to: Option<String>,
 }
 
 impl MessageFields {
@@ -318,6 +319,7 @@ impl MessageFields {
         first(&mut self.client_host, f.client_host);
         first(&mut self.client_ip, f.client_ip);
         first(&mut self.sasl_user, f.sasl_user);
+        first(&mut self.handed_to, f.handed_to);
     }
 
     fn as_fields(&self) -> LogMessageFields<'_> {
@@ -330,6 +332,7 @@ impl MessageFields {
             client_ip: self.client_ip.as_deref(),
             sasl_user: self.sasl_user.as_deref(),
             mode: self.mode.as_deref(),
+            handed_to: self.handed_to.as_deref(),
         }
     }
 }
@@ -996,12 +999,24 @@ impl Tracker {
                     client_ip: client_ip.as_deref(),
                     sasl_user: None,
                     mode: Some(&mode),
+                    handed_to: None,
                 };
                 self.set_fields_of(batch, &queue_id, header, &fields)?;
             }
             Event::Delivery(delivery) => {
                 let m = self.message(batch, &delivery.queue_id, header)?;
-                self.record_delivery(batch, m, at, delivery, category)?;
+                match &delivery.handed_to {
+                    // A hop on this host: the message goes on under the next queue id, whose
+                    // deliveries are its own; this one is neither listed nor counted.
+                    Some(next) => {
+                        let fields = LogMessageFields {
+                            handed_to: Some(next),
+                            ..Default::default()
+                        };
+                        self.set_fields(batch, m, &fields)?;
+                    }
+                    None => self.record_delivery(batch, m, at, delivery, category)?,
+                }
             }
             Event::Expired {
                 queue_id, reason, ..

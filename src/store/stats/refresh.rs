@@ -568,7 +568,7 @@ fn aggregate_messages(
     let mut stmt = tx.prepare_cached(
         "SELECT m.arrived_at, m.mail_from, m.size,
             (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id)
-         FROM message m WHERE m.arrived_at >= ?1 AND m.arrived_at < ?2",
+         FROM message m WHERE m.arrived_at >= ?1 AND m.arrived_at < ?2 AND m.handed_to IS NULL",
     )?;
     let mut rows = stmt.query(params![span.start, span.end])?;
     while let Some(row) = rows.next()? {
