@@ -40,3 +40,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --locked
 fi
+
+# The fuzz targets (fuzz/, README "Reliability") keep building and run a few seconds each on
+# corpora seeded from ../shared/data. cargo fuzz needs nightly's -Z flags: RUSTC_BOOTSTRAP lets
+# the machine's stable toolchain take them.
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --version 0.13.2
+python3 fuzz/seed.py
+for target in $(cargo fuzz list); do
+  RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
+    -max_total_time="${MAILTRAIL_FUZZ_SECONDS:-10}" -max_len=4096 -rss_limit_mb=2048
+done

@@ -928,6 +928,8 @@ fn strangers_text_never_forges_a_delivery() {
 fn control_bytes_make_a_line_malformed() {
     for line in [
         format!("{PF}\u{1}\u{2}garbage"),
+        // Found by fuzzing (fuzz/fuzz_targets/log_line.rs): a lone CR reached a stored reply.
+        "Jan 23 22:18:50 Jupiter sendmail[8360]: j0NLInfd008360: to=cpan-te dsn=2.0.0, stat=Senct (j0NLInZN008361 Message accepted for\r delivery)".to_owned(),
         format!("{PF}to=<bob@evil\u{1b}[2J>, relay=none, delay=1, dsn=4.4.1, status=deferred (x)"),
         format!("{PF}to=<bob@\0evil>, relay=none, delay=1, dsn=4.4.1, status=deferred (x)"),
         "May 31 06:26:22 mx postfix/qmgr[1]: 3F1A2B4C5D: from=<a@\0b>, size=1, nrcpt=1 (queue active)".to_owned(),
