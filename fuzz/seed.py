@@ -56,4 +56,22 @@ for i, fields in enumerate([
     ["\"a b\"@example.com", "=?utf-8?b?w6k=?=@example.net", "caf\u00e9 \u65e5\u672c", "250 ok", "", "", "yyy"],
 ]):
     write("notice", f"n{i}", "\0".join(fields).encode())
+# Milter stages (first byte: 0 MAIL, 1 RCPT, 2 header, 3 body, 4 end-of-message, 5 abort),
+# separated by 0xFF; headers from the sisimai messages' reply texts as subjects.
+stages = [
+    b"\x00<alice@example.com> SIZE=1000 BODY=8BITMIME",
+    b"\x01<bob@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.net",
+    b"\x01<carol@example.org>",
+    b"\x02Subject: =?utf-8?q?caf=C3=A9?= hello",
+    b"\x02Message-ID: <m1@example.com>",
+    b"\x02X-Mailtrail-Notice: warning",
+    b"\x03Hello\r\nbye\r\n",
+    b"\x044XyZ12AbC",
+]
+write("milter_session", "m0", b"\xff".join(stages))
+write("milter_session", "m1", b"\xff".join(stages[:3] + [b"\x05"] + stages))
+for i, row in enumerate(tsv.read_text(errors="replace").splitlines()[1:200]):
+    cols = row.split("\t")
+    if len(cols) >= 4:
+        write("milter_session", f"s{i}", b"\xff".join([stages[0], stages[1], b"\x02Subject: " + cols[3].encode(), stages[-1]]))
 print(f"corpora in {corpus}")

@@ -3,7 +3,8 @@
 
 mod callbacks;
 pub mod recorder;
-mod session;
+// Public for the fuzz target that drives it stage by stage (fuzz/fuzz_targets/milter_session.rs).
+pub mod session;
 
 use crate::{
     archive::Archive, config::ConfigHandle, config::ListenAddr, milter::recorder::Recorder,
