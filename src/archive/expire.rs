@@ -59,26 +59,10 @@ impl Archive {
                 });
             }
         }
-        let tmp = self.root.join("tmp");
         let tmp_cutoff = now
             .checked_sub(TMP_LEFTOVER_AGE)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        for entry in std::fs::read_dir(&tmp).map_err(|source| ArchiveError::Io {
-            path: tmp.clone(),
-            source,
-        })? {
-            let Ok(entry) = entry else { continue };
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t < tmp_cutoff);
-            if old {
-                if !dry_run {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-                report.tmp_leftovers_removed += 1;
-            }
-        }
+        report.tmp_leftovers_removed = self.remove_tmp_files(Some(tmp_cutoff), dry_run)?;
         if !dry_run && !report.expired.is_empty() {
             self.sync_new_dir()?;
         }
@@ -87,7 +71,7 @@ impl Archive {
 }
 
 /// The arrival second at the start of a Maildir name (`1732358400.#1M...`).
-fn name_time(name: &str) -> Option<SystemTime> {
+pub(super) fn name_time(name: &str) -> Option<SystemTime> {
     let secs: u64 = name.split('.').next()?.parse().ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
