@@ -6,6 +6,7 @@ pub mod recorder;
 // Public for the fuzz target that drives it stage by stage (fuzz/fuzz_targets/milter_session.rs).
 pub mod session;
 
+use crate::model::listen::{ACCEPT_BACKOFF, WarnEveryMinute, is_per_connection};
 use crate::{
     archive::Archive, config::ConfigHandle, config::ListenAddr, milter::recorder::Recorder,
     model::counters::Counters,
@@ -20,7 +21,6 @@ use std::{
         atomic::{AtomicUsize, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -98,11 +98,6 @@ pub async fn serve(
     indymilter::run(listener, callbacks::callbacks(shared), config, shutdown).await
 }
 
-/// At most one warning a minute about refused connections or failed accepts.
-const WARN_EVERY: Duration = Duration::from_secs(60);
-/// Pause after an `accept` that failed for lack of resources (file descriptors, memory).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
-
 /// A listener that never fails: an `accept` error (out of file descriptors, say) is logged,
 /// counted and retried after a pause, where indymilter would stop serving. Past
 /// `max_connections` open connections, a new one is closed at once, logged and counted, so the
@@ -113,7 +108,7 @@ pub struct GuardedListener<L> {
     open: Arc<AtomicUsize>,
     counters: Arc<Counters>,
     backoff: Option<Pin<Box<tokio::time::Sleep>>>,
-    last_warning: Option<Instant>,
+    warnings: WarnEveryMinute,
 }
 
 impl<L: Listener> GuardedListener<L> {
@@ -124,18 +119,8 @@ impl<L: Listener> GuardedListener<L> {
             open: Arc::new(AtomicUsize::new(0)),
             counters,
             backoff: None,
-            last_warning: None,
+            warnings: WarnEveryMinute::default(),
         }
-    }
-
-    fn warn_now(&mut self) -> bool {
-        let due = self
-            .last_warning
-            .is_none_or(|at| at.elapsed() >= WARN_EVERY);
-        if due {
-            self.last_warning = Some(Instant::now());
-        }
-        due
     }
 }
 
@@ -155,7 +140,7 @@ where
                 Ok(stream) if self.open.load(Ordering::Relaxed) >= self.max_connections => {
                     drop(stream);
                     Counters::add(&self.counters.milter_connections_refused, 1);
-                    if self.warn_now() {
+                    if self.warnings.due() {
                         warn!(
                             "milter: {} MTA connections open (milter.max_connections), closing new ones; the MTA applies its default action",
                             self.max_connections
@@ -172,7 +157,7 @@ where
                 Err(e) if is_per_connection(&e) => {}
                 Err(e) => {
                     Counters::add(&self.counters.milter_accept_errors, 1);
-                    if self.warn_now() {
+                    if self.warnings.due() {
                         warn!("milter: accept failed: {e}; retrying");
                     }
                     self.backoff = Some(Box::pin(tokio::time::sleep(ACCEPT_BACKOFF)));
@@ -180,16 +165,6 @@ where
             }
         }
     }
-}
-
-/// Errors that concern one connection only (the MTA gave up before it was accepted).
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-    )
 }
 
 /// A connection counted as open until dropped.

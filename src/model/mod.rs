@@ -6,4 +6,5 @@ pub mod address;
 pub mod correlation;
 pub mod counters;
 pub mod envelope;
+pub mod listen;
 pub mod status;

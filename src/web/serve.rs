@@ -2,6 +2,7 @@
 //! may take to send its request headers, and never stops for a failed `accept` (the milter in
 //! the same process must keep its file descriptors and keep running).
 
+use crate::model::listen::{ACCEPT_BACKOFF, WarnEveryMinute, is_per_connection};
 use axum::{Router, extract::ConnectInfo};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::{
@@ -10,7 +11,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -26,10 +27,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// Time for a client to send a request's headers, and for a kept-alive connection to start
 /// its next request, and for a TLS handshake: a client that dawdles loses its connection.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after an `accept` that failed for lack of resources (file descriptors, memory).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(250);
-/// At most one warning per interval about refused connections or failed accepts.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 /// Connections refused because [`MAX_CONNECTIONS`] were open, since start (`/metrics`).
 pub static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
@@ -42,21 +39,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut warned: Option<Instant> = None;
-    let mut warn_now = move || {
-        let due = warned.is_none_or(|at| at.elapsed() >= WARN_EVERY);
-        if due {
-            warned = Some(Instant::now());
-        }
-        due
-    };
+    let mut warnings = WarnEveryMinute::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
                 // EMFILE and friends: wait for descriptors to come back rather than stop.
-                if warn_now() {
+                if warnings.due() {
                     warn!("web: accept failed: {e}; retrying");
                 }
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -65,7 +55,7 @@ pub async fn serve(
         };
         let Ok(permit) = open.clone().try_acquire_owned() else {
             REFUSED_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-            if warn_now() {
+            if warnings.due() {
                 warn!("web: {MAX_CONNECTIONS} connections open, refusing {peer} and others");
             }
             continue; // dropping the stream closes it
@@ -87,15 +77,6 @@ pub async fn serve(
             }
         });
     }
-}
-
-/// Errors that concern one connection only (the client gave up before it was accepted).
-fn is_per_connection(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    )
 }
 
 async fn serve_connection(
