@@ -133,14 +133,16 @@ fn commit(store: &mut Store, archive: Option<&Archive>, counters: &Counters, bat
         .iter()
         .any(|j| j.envelope.archive_state == ArchiveState::Stored);
     let envelopes: Vec<&Envelope> = batch.iter().map(|j| &j.envelope).collect();
-    // The counters go into the rows' transaction: a crash loses neither or both.
-    Counters::add(&counters.messages_recorded, envelopes.len() as u64);
+    // The counters go into the rows' transaction, with this batch's rows counted: a crash
+    // loses neither or both.
     let taken = counters.take();
+    let recorded = [("messages_recorded", envelopes.len() as u64)];
+    let deltas: Vec<(&str, u64)> = taken.iter().copied().chain(recorded).collect();
     let (sync_error, inserted) = std::thread::scope(|scope| {
         let sync = archive
             .filter(|_| wants_sync)
             .map(|archive| scope.spawn(|| archive.sync_new_dir().err().map(Arc::new)));
-        let inserted = store.record_envelopes(&envelopes, &taken);
+        let inserted = store.record_envelopes(&envelopes, &deltas);
         let sync_error = sync.and_then(|s| s.join().unwrap_or(None));
         (sync_error, inserted)
     });
@@ -159,10 +161,6 @@ fn commit(store: &mut Store, archive: Option<&Archive>, counters: &Counters, bat
         }
         Err(e) => {
             counters.restore(&taken);
-            // Not recorded after all.
-            counters
-                .messages_recorded
-                .fetch_sub(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let e = Arc::new(e);
             for job in batch {
                 let _ = job.reply.send(Err(RecordError::Store(e.clone())));
