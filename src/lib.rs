@@ -1,8 +1,14 @@
 //! mailtrail: a delivery companion for sendmail and postfix.
 //!
 //! [`run`] is the daemon: the milter that archives every outbound message and records its
-//! envelope, the log follower that records every delivery attempt, and the retention sweeps.
-//! The CLI lives in `main.rs` and [`cli`].
+//! envelope, the log follower that records every delivery attempt, the policy tick, the
+//! retention sweeps, the weekly summary and the status pages. The commands are in [`cli`];
+//! `main.rs` parses arguments and calls one or the other.
+//!
+//! Layers (see `docs/architecture.md`): leaf modules (`model`, `config`, `bounce`, `policy`,
+//! `stats`, `maillog`), I/O components (`archive`, `store`, `milter`, `tracking`, `notify`,
+//! `mta`), `render`, and the entry points (`daemon`, `web`, `cli`), which import none of each
+//! other: they meet only here and in `main.rs`.
 
 pub mod archive;
 pub mod bounce;
@@ -15,7 +21,6 @@ pub mod mta;
 pub mod notify;
 pub mod policy;
 pub mod render;
-pub mod report;
 pub mod stats;
 pub mod store;
 pub mod tracking;
@@ -23,4 +28,31 @@ pub mod web;
 
 mod daemon;
 
-pub use daemon::{RunError, run};
+pub use daemon::DaemonError;
+
+use config::ConfigHandle;
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    #[error("web: {0}")]
+    Web(#[from] web::WebError),
+}
+
+/// Runs mailtrail until `shutdown` completes: the daemon, with the status pages beside it when
+/// `[web] enabled`. `ready` is called once the milter socket listens; `local_offset` is the
+/// server's UTC offset, read by the caller at start (it cannot be read safely once threads run).
+pub async fn run(
+    config: ConfigHandle,
+    local_offset: time::UtcOffset,
+    shutdown: impl Future,
+    ready: impl FnOnce(),
+) -> Result<(), RunError> {
+    let mut beside: Vec<daemon::Beside> = Vec::new();
+    if let Some(pages) = web::pages(config.clone(), local_offset)? {
+        beside.push(Box::pin(pages));
+    }
+    Ok(daemon::run(config, local_offset, beside, shutdown, ready).await?)
+}

@@ -5,7 +5,7 @@
 mod support;
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
-use mailtrail::{config, report, store::Store};
+use mailtrail::{config, notify::weekly as report, store::Store};
 use std::{
     path::{Path, PathBuf},
     process::Command,

@@ -220,7 +220,7 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] crate::notify::weekly::ReportError),
     #[error(transparent)]
     Import(#[from] crate::tracking::import::ImportError),
     #[error("{path}: {source}", path = path.display())]

@@ -3,7 +3,7 @@
 use super::{CliError, ReportCommand, WeeklyArgs};
 use crate::{
     config::Config,
-    report::{self, ReportWeek},
+    notify::weekly::{self as report, ReportWeek},
     store::Store,
 };
 use std::io::Write;

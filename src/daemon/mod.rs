@@ -2,7 +2,9 @@
 //! and serves the milter until shutdown.
 
 pub mod periodic;
+mod refresh;
 mod report;
+mod retention;
 pub mod tick;
 
 use crate::{
@@ -14,13 +16,12 @@ use crate::{
     model::counters::Counters,
     store::{Store, StoreError},
     tracking::follower::{self, FollowerError},
-    web::{self, WebError},
 };
-use std::{future::Future, io, sync::Arc, time::SystemTime};
+use std::{future::Future, io, pin::Pin, sync::Arc, time::SystemTime};
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum DaemonError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -37,21 +38,26 @@ pub enum RunError {
     Follower(#[from] FollowerError),
     #[error("policy tick: {0}")]
     Tick(#[from] crate::daemon::tick::TickError),
-    #[error("web: {0}")]
-    Web(#[from] WebError),
+    #[error("cannot start a background job: {0}")]
+    Spawn(#[source] io::Error),
     #[error("weekly report: {0}")]
-    Report(#[from] crate::report::ReportError),
+    Report(#[from] crate::notify::weekly::ReportError),
 }
+
+/// A task that runs beside the milter until shutdown (the status pages).
+pub type Beside = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs mailtrail until `shutdown` completes. `ready` is called once the milter socket listens.
 /// `local_offset` is the server's UTC offset, for log stamps that carry none (it cannot be read
-/// safely once threads run, so the caller reads it at start).
+/// safely once threads run, so the caller reads it at start). Each of `beside` runs on a task
+/// of its own: its failure never stops the milter.
 pub async fn run(
     config: ConfigHandle,
     local_offset: time::UtcOffset,
+    beside: Vec<Beside>,
     shutdown: impl Future,
     ready: impl FnOnce(),
-) -> Result<(), RunError> {
+) -> Result<(), DaemonError> {
     let start = config.current();
     let mut store = Store::open(&start.store.path)?;
     let archive = match start.archive.maildir {
@@ -59,12 +65,13 @@ pub async fn run(
         false => None,
     };
     // Bound first: a second instance stops here, before it touches the archive.
-    let listener = milter::bind(&start.milter.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: start.milter.listen.to_string(),
-            source,
-        })?;
+    let listener =
+        milter::bind(&start.milter.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: start.milter.listen.to_string(),
+                source,
+            })?;
     if let Some(archive) = &archive {
         reconcile(archive, &mut store);
     }
@@ -72,32 +79,14 @@ pub async fn run(
     let checkpointer = Store::open(&start.store.path)?;
     let (recorder, writer) =
         Recorder::start(store, checkpointer, archive.clone(), counters.clone());
-    let sweeper = tokio::spawn(sweep_forever(config.clone(), counters.clone()));
+    let sweeper = retention::start(config.clone(), counters.clone()).map_err(DaemonError::Spawn)?;
     let stats_store = Store::open(&start.store.path)?;
-    let stats_refresher = tokio::spawn(refresh_stats_forever(
-        config.clone(),
-        stats_store,
-        local_offset,
-    ));
+    let stats_refresher =
+        refresh::start(config.clone(), stats_store, local_offset).map_err(DaemonError::Spawn)?;
     let follower = follower::start(config.clone(), local_offset)?;
     let ticker = crate::daemon::tick::Ticker::start(config.clone())?;
     let report_scheduler = report::Scheduler::start(config.clone(), local_offset)?;
-    let web_server = match start.web.enabled {
-        true => {
-            let clock: web::Clock = Arc::new(time::OffsetDateTime::now_utc);
-            let state = web::WebState::new(config.clone(), local_offset, clock)?;
-            if start.web.users.is_empty() {
-                warn!("web: no [[web.user]] configured, nobody can log in");
-            }
-            // Its own task: a busy port or a failing web server never stops the milter.
-            Some(tokio::spawn(serve_web(
-                start.web.listen,
-                start.web.tls.clone(),
-                state,
-            )))
-        }
-        false => None,
-    };
+    let beside: Vec<_> = beside.into_iter().map(tokio::spawn).collect();
 
     info!(
         "milter listening on {}; store {}; archive {}",
@@ -116,10 +105,11 @@ pub async fn run(
         counters,
     });
     let result = milter::serve(listener, shared, shutdown).await;
-    sweeper.abort();
-    stats_refresher.abort();
-    if let Some(web_server) = web_server {
-        web_server.abort();
+    for job in [sweeper, stats_refresher] {
+        let _ = tokio::task::spawn_blocking(move || job.stop()).await;
+    }
+    for task in beside {
+        task.abort();
     }
     if let Some(ticker) = ticker {
         let _ = tokio::task::spawn_blocking(move || ticker.stop()).await;
@@ -132,7 +122,7 @@ pub async fn run(
     // queued and stops.
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
-    result.map_err(RunError::Milter)
+    result.map_err(DaemonError::Milter)
 }
 
 /// Mends what a crash left in the archive before the milter serves (see
@@ -145,113 +135,5 @@ fn reconcile(archive: &Archive, store: &mut Store) {
             done.tmp_removed, done.unrecorded_removed, done.missing_marked
         ),
         Err(e) => error!("archive reconciliation at start: {e}"),
-    }
-}
-
-/// Serves the status pages; binding (and reading the TLS files) is retried, so the pages come
-/// up once the port is free and the certificate is in place.
-async fn serve_web(
-    addr: std::net::SocketAddr,
-    tls: Option<crate::config::WebTls>,
-    state: web::WebState,
-) {
-    loop {
-        let tls_config = match tls.as_ref().map(web::tls_config).transpose() {
-            Ok(config) => config,
-            Err(e) => {
-                error!("web: {e}; retrying in 30s");
-                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-                continue;
-            }
-        };
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                let scheme = if tls_config.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                info!("web pages on {scheme}://{addr}");
-                match web::serve(listener, state.clone(), tls_config).await {
-                    Ok(()) => return,
-                    Err(e) => error!("web server stopped: {e}"),
-                }
-            }
-            Err(e) => error!("web: cannot listen on {addr}: {e}; retrying in 30s"),
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
-    }
-}
-
-/// Keeps the statistics rollups fresh, on the blocking pool with its own connection: off the
-/// milter's path (the refresh reads a snapshot and writes in one short transaction).
-async fn refresh_stats_forever(config: ConfigHandle, store: Store, offset: time::UtcOffset) {
-    let mut store = Some(store);
-    loop {
-        let Some(mut s) = store.take() else { return };
-        let done = tokio::task::spawn_blocking(move || {
-            let result = s.refresh_stats(offset, time::OffsetDateTime::now_utc());
-            (s, result)
-        })
-        .await;
-        match done {
-            Ok((s, result)) => {
-                store = Some(s);
-                match result {
-                    // The first refresh (a full one on an upgraded store) is worth a line.
-                    Ok(report) if report.full => info!(
-                        "statistics refreshed: {} days recomputed (full rebuild)",
-                        report.days
-                    ),
-                    Ok(report) => tracing::debug!("statistics refreshed: {report:?}"),
-                    Err(e) => error!("statistics refresh: {e}"),
-                }
-            }
-            Err(e) => {
-                error!("statistics refresh failed: {e}");
-                return;
-            }
-        }
-        tokio::time::sleep(config.current().web.stats_refresh).await;
-    }
-}
-
-async fn sweep_forever(config: ConfigHandle, counters: Arc<Counters>) {
-    loop {
-        let current = config.current();
-        let interval = current.archive.sweep_interval;
-        let retention = current.maillog.raw_retention;
-        let raw = current.clone();
-        match tokio::task::spawn_blocking(move || sweep::expire_raw_lines(&raw, SystemTime::now()))
-            .await
-        {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => info!(
-                "raw log sweep: {n} lines older than {} deleted",
-                humantime::format_duration(retention)
-            ),
-            Ok(Err(e)) => error!("raw log sweep: {e}"),
-            Err(e) => error!("raw log sweep failed: {e}"),
-        }
-        if current.archive.maildir {
-            match tokio::task::spawn_blocking(move || {
-                sweep::expire_archive(&current, SystemTime::now(), false)
-            })
-            .await
-            {
-                Ok(Ok(report)) if !report.expired.is_empty() => {
-                    Counters::add(&counters.archive_expired, report.expired.len() as u64);
-                    info!(
-                        "archive sweep: {} copies expired, {} kept",
-                        report.expired.len(),
-                        report.kept
-                    );
-                }
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => error!("archive sweep: {e}"),
-                Err(e) => error!("archive sweep failed: {e}"),
-            }
-        }
-        tokio::time::sleep(interval).await;
     }
 }

@@ -1,10 +1,10 @@
 //! The weekly report's schedule: a periodic job that sends the report when it is due (see
-//! [`crate::report::send_due`]).
+//! [`crate::notify::weekly::send_due`]).
 
 use super::periodic::Periodic;
 use crate::{
     config::ConfigHandle,
-    report::{ReportError, next_due, send_due},
+    notify::weekly::{ReportError, next_due, send_due},
     store::Store,
 };
 use std::time::Duration;

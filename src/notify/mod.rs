@@ -16,6 +16,7 @@ mod submit;
 mod templates;
 #[cfg(test)]
 mod tests;
+pub mod weekly;
 
 use std::{fmt::Write as _, str::FromStr, time::Duration};
 

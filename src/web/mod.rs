@@ -253,16 +253,60 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The rustls configuration for `[web] tls_cert` / `tls_key`, read from their PEM files.
-pub use tls::server_config as tls_config;
+/// The status pages as a task to run beside the milter, or `None` when `[web] enabled` is off.
+pub fn pages(
+    config: ConfigHandle,
+    offset: UtcOffset,
+) -> Result<Option<impl std::future::Future<Output = ()> + Send + 'static>, WebError> {
+    let start = config.current();
+    if !start.web.enabled {
+        return Ok(None);
+    }
+    let clock: Clock = Arc::new(OffsetDateTime::now_utc);
+    let state = WebState::new(config.clone(), offset, clock)?;
+    if start.web.users.is_empty() {
+        tracing::warn!("web: no [[web.user]] configured, nobody can log in");
+    }
+    Ok(Some(serve_forever(
+        start.web.listen,
+        start.web.tls.clone(),
+        state,
+    )))
+}
 
-/// Serves the pages on `listener` until the task is dropped: over HTTPS with `tls`, else HTTP.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves the pages; binding (and reading the TLS files) is retried, so the pages come up once
+/// the port is free and the certificate is in place.
+async fn serve_forever(
+    addr: std::net::SocketAddr,
+    tls: Option<crate::config::WebTls>,
     state: WebState,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> std::io::Result<()> {
-    serve::serve(listener, router(state), tls).await
+) {
+    loop {
+        let tls_config = match tls.as_ref().map(tls::server_config).transpose() {
+            Ok(config) => config,
+            Err(e) => {
+                error!("web: {e}; retrying in 30s");
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                continue;
+            }
+        };
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let scheme = if tls_config.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                tracing::info!("web pages on {scheme}://{addr}");
+                match serve::serve(listener, router(state.clone()), tls_config).await {
+                    Ok(()) => return,
+                    Err(e) => error!("web server stopped: {e}"),
+                }
+            }
+            Err(e) => error!("web: cannot listen on {addr}: {e}; retrying in 30s"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    }
 }
 
 #[cfg(test)]
