@@ -26,7 +26,7 @@ use http_body_util::BodyExt;
 use mailtrail::{
     config::{Config, ConfigHandle, Receipts, Source, WebUser},
     model::envelope::{ArchiveState, Envelope, Recipient},
-    store::{DomainScope, Store, WebFilter},
+    store::{DomainScope, Store, SummaryFilter},
     web::{Clock, WebState},
 };
 use std::{
@@ -192,9 +192,9 @@ fn build_store(dir: &Path, store_path: &Path) -> i64 {
     );
 
     let mut store = Store::open(store_path).expect("open store");
-    let mut newest = WebFilter::new(DomainScope::All, 0);
+    let mut newest = SummaryFilter::new(DomainScope::All, 0);
     newest.limit = 1;
-    let end = store.web_messages(&newest).expect("newest message")[0].arrived_at;
+    let end = store.message_summaries(&newest).expect("newest message")[0].arrived_at;
     let started = Instant::now();
     for batch in 0..MILTER_RECORDS / BATCH {
         let envelopes: Vec<Envelope> = (0..BATCH)
@@ -255,11 +255,11 @@ fn synthetic_envelope(n: usize, end: i64) -> Envelope {
 /// A bounced message of the last 7 days (id and queue id), for the detail and raw routes.
 fn bounced_message(store_path: &Path, end: i64) -> (i64, String) {
     let store = Store::open(store_path).expect("open store");
-    let mut filter = WebFilter::new(DomainScope::All, end - 7 * 86400);
+    let mut filter = SummaryFilter::new(DomainScope::All, end - 7 * 86400);
     filter.status = Some("bounced".into());
     filter.limit = 1;
     let m = store
-        .web_messages(&filter)
+        .message_summaries(&filter)
         .expect("bounced messages")
         .into_iter()
         .next()

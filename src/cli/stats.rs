@@ -6,7 +6,7 @@ use crate::stats::StatsPeriod;
 use crate::{
     config::Config,
     render::tables::{Section, table},
-    store::{DomainScope, MessageSummary, WebFilter},
+    store::{DomainScope, MessageSummary, SummaryFilter},
 };
 use std::io::Write;
 use time::{OffsetDateTime, UtcOffset};
@@ -90,14 +90,14 @@ pub fn status_command(
         StatusList::Live | StatusList::Today => midnight,
         StatusList::Week => midnight - 6 * 86400,
     };
-    let mut filter = WebFilter::new(DomainScope::All, since);
+    let mut filter = SummaryFilter::new(DomainScope::All, since);
     filter.limit = match list {
         StatusList::Live => LIVE_ROWS,
         // Every message of the period, as the pages' CSV download.
         StatusList::Today | StatusList::Week => u32::MAX,
     };
-    let messages: Vec<MessageSummary> = store.web_messages(&filter)?;
-    let total = store.web_message_count(&filter)?;
+    let messages: Vec<MessageSummary> = store.message_summaries(&filter)?;
+    let total = store.count_summaries(&filter)?;
     if json {
         let body = serde_json::json!({ "total": total, "messages": messages });
         serde_json::to_writer_pretty(&mut *out, &body).map_err(std::io::Error::from)?;

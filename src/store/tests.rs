@@ -1,4 +1,8 @@
 use super::*;
+use crate::{
+    config::Receipts,
+    model::envelope::{ArchiveState, Envelope, Recipient},
+};
 use time::macros::datetime;
 
 fn envelope(queue_id: &str, from: &str, to: &[&str], subject: &str) -> Envelope {

@@ -6,7 +6,9 @@ use super::{
     views::{self, ListPage, ListQuery, RawPage},
 };
 use crate::render::local_time;
-use crate::store::{DomainScope, MessageCount, MessageSummary, RawLine, StoredMessage, WebFilter};
+use crate::store::{
+    DomainScope, MessageCount, MessageSummary, RawLine, StoredMessage, SummaryFilter,
+};
 use axum::{
     Json,
     extract::{Path, Query, State},
@@ -71,12 +73,12 @@ fn list_filter(
     user: &CurrentUser,
     period: Period,
     q: &ListQuery,
-) -> Result<(WebFilter, u32), WebError> {
+) -> Result<(SummaryFilter, u32), WebError> {
     let since = match period {
         Period::Live | Period::Today => state.day_start(0),
         Period::Week => state.day_start(6),
     };
-    let mut filter = WebFilter::new(user.scope(), since);
+    let mut filter = SummaryFilter::new(user.scope(), since);
     filter.from = non_empty(&q.from)?;
     filter.to = non_empty(&q.to)?;
     filter.subject = non_empty(&q.subject)?;
@@ -118,21 +120,24 @@ struct ListJson {
 
 async fn fetch(
     state: &WebState,
-    filter: WebFilter,
+    filter: SummaryFilter,
 ) -> Result<(Vec<MessageSummary>, MessageCount), WebError> {
     state
         .read(move |s| {
             Ok((
-                s.web_messages(&filter)?,
-                s.web_message_count_upto(&filter, COUNT_CAP)?,
+                s.message_summaries(&filter)?,
+                s.count_summaries_upto(&filter, COUNT_CAP)?,
             ))
         })
         .await
 }
 
 /// The rows alone, for downloads (no pager, so no count).
-async fn fetch_rows(state: &WebState, filter: WebFilter) -> Result<Vec<MessageSummary>, WebError> {
-    state.read(move |s| s.web_messages(&filter)).await
+async fn fetch_rows(
+    state: &WebState,
+    filter: SummaryFilter,
+) -> Result<Vec<MessageSummary>, WebError> {
+    state.read(move |s| s.message_summaries(&filter)).await
 }
 
 async fn list_html(
@@ -277,10 +282,10 @@ pub(super) async fn live_events(
         if !first {
             tokio::time::sleep(LIVE_POLL).await;
         }
-        let mut filter = WebFilter::new(user.scope(), state.day_start(0));
+        let mut filter = SummaryFilter::new(user.scope(), state.day_start(0));
         filter.after_id = Some(after);
         filter.limit = LIVE_ROWS;
-        let rows = match state.read(move |s| s.web_messages(&filter)).await {
+        let rows = match state.read(move |s| s.message_summaries(&filter)).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!("live events: {e}");
@@ -475,7 +480,7 @@ async fn raw_lines(
     let (q, qid) = (request.q.clone(), request.queue_id.clone());
     let lines = state
         .read(move |s| {
-            s.web_raw_lines(
+            s.raw_lines(
                 &scope,
                 since,
                 Some(q.as_str()).filter(|q| !q.is_empty()),
@@ -570,7 +575,7 @@ pub(super) async fn metrics(
     let (totals, counters, refreshed_at, notices, newest_line) = state
         .read(|s| {
             Ok((
-                s.web_totals()?,
+                s.totals()?,
                 s.counters()?,
                 s.stats_refreshed_at()?,
                 s.notices_sent_between(0, i64::MAX)?,
@@ -592,7 +597,7 @@ pub(super) async fn metrics(
 
 /// The metrics in Prometheus's text format.
 fn prometheus_text(
-    totals: &crate::store::WebTotals,
+    totals: &crate::store::Totals,
     counters: std::collections::BTreeMap<String, u64>,
     refreshed_at: Option<i64>,
     notices: std::collections::BTreeMap<String, u64>,

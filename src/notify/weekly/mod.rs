@@ -85,7 +85,7 @@ impl WeeklyReport {
         let previous = store.stats(&week.previous_period(), &DomainScope::All)?;
         let start = |d: time::Date| d.midnight().assume_offset(offset).unix_timestamp();
         let notices = store.notices_sent_between(start(week.period.from), start(week.period.to))?;
-        let totals = store.web_totals()?;
+        let totals = store.totals()?;
         Ok(WeeklyReport {
             week,
             host: host.to_string(),

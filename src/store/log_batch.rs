@@ -110,13 +110,6 @@ impl Store {
             )
             .optional()?)
     }
-
-    /// Deletes raw log lines older than `before` (unix seconds); returns how many.
-    pub fn expire_raw_lines(&mut self, before: i64) -> Result<usize, StoreError> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM raw_line WHERE at < ?1", [before])?)
-    }
 }
 
 impl LogBatch<'_> {
@@ -390,7 +383,7 @@ impl LogBatch<'_> {
 
     /// Adds to the named counters with the batch: exact across a crash, like its position.
     pub fn add_counters(&self, deltas: &[(&str, u64)]) -> Result<(), StoreError> {
-        super::add_counters(&self.tx, deltas)
+        super::counters::add_counters(&self.tx, deltas)
     }
 
     pub fn commit(self) -> Result<(), StoreError> {

@@ -1,9 +1,10 @@
-//! What the policy tick reads and writes: open messages with their recipients' states, and the
-//! notices, each recorded as due before it is sent and marked once sent.
+//! Notices: each recorded as due before it is sent and marked once sent, and the open messages,
+//! with their recipients' states, that the policy tick decides them for.
 
-use super::{Store, StoreError, parse_receipts};
+use super::{Store, StoreError, messages::parse_receipts, timestamp};
 use crate::config::Receipts;
 use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 /// A recipient as the policy sees it.
@@ -60,7 +61,45 @@ fn time_of(secs: Option<i64>) -> Option<OffsetDateTime> {
     secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
 }
 
+/// A notice mailtrail decided for a message: recorded when due, `sent_at` once submitted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MessageNotice {
+    /// warning, expiry or receipt.
+    pub kind: String,
+    /// The recipients it reports on.
+    pub recipients: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    pub attempts: u32,
+    /// Why the last submission failed, while unsent.
+    pub last_error: Option<String>,
+}
+
 impl Store {
+    /// The notices of message row `message`, in the order they were decided.
+    pub fn message_notices(&self, message: i64) -> Result<Vec<MessageNotice>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, recipients, due_at, sent_at, attempts, last_error FROM notice
+             WHERE message = ?1 ORDER BY id",
+        )?;
+        let notices = stmt
+            .query_map([message], |row| {
+                let recipients: String = row.get(1)?;
+                Ok(MessageNotice {
+                    kind: row.get(0)?,
+                    recipients: recipients.lines().map(str::to_owned).collect(),
+                    due_at: timestamp(row.get(2)?),
+                    sent_at: row.get::<_, Option<i64>>(3)?.map(timestamp),
+                    attempts: row.get(4)?,
+                    last_error: row.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(notices)
+    }
+
     /// Messages that arrived since `since` with a recipient not final yet, or with return
     /// receipts on, a delivered recipient and no receipt recorded.
     pub fn policy_messages(&self, since: OffsetDateTime) -> Result<Vec<PolicyMessage>, StoreError> {

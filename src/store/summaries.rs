@@ -1,9 +1,12 @@
-//! Reads for the status pages: message lists with a summary state, one message's recipients and
-//! attempts, raw log lines and the numbers behind `/metrics`. Every list takes a domain scope so
-//! a user limited to some sender domains never gets another domain's rows.
+//! Message summaries: lists of messages, each with its worst recipient state, filtered and
+//! counted, and the totals behind `/metrics`. Every list takes a domain scope so a user limited
+//! to some sender domains never gets another domain's rows.
 
-use super::{Store, StoreError, like_pattern, text_filters};
-use crate::model::{correlation::CLOCK_SKEW_SECS, status::RecipientStatus};
+use super::{
+    Store, StoreError,
+    messages::{like_pattern, text_filters},
+};
+use crate::model::status::RecipientStatus;
 use rusqlite::{params_from_iter, types::Value};
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -18,7 +21,7 @@ pub enum DomainScope {
 
 impl DomainScope {
     /// Appends `AND <sender column in scope>` to `sql`.
-    fn restrict(&self, column: &str, sql: &mut String, args: &mut Vec<Value>) {
+    pub(super) fn restrict(&self, column: &str, sql: &mut String, args: &mut Vec<Value>) {
         let DomainScope::Only(domains) = self else {
             return;
         };
@@ -42,7 +45,7 @@ impl DomainScope {
 
 /// Filters of the message lists; all combined with AND.
 #[derive(Clone, Debug)]
-pub struct WebFilter {
+pub struct SummaryFilter {
     pub scope: DomainScope,
     /// Unix seconds: messages that arrived at or after.
     pub since: i64,
@@ -59,9 +62,9 @@ pub struct WebFilter {
     pub offset: u32,
 }
 
-impl WebFilter {
+impl SummaryFilter {
     pub fn new(scope: DomainScope, since: i64) -> Self {
-        WebFilter {
+        SummaryFilter {
             scope,
             since,
             after_id: None,
@@ -95,19 +98,9 @@ pub struct MessageSummary {
     pub category: Option<String>,
 }
 
-/// One stored MTA log line.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RawLine {
-    pub id: i64,
-    /// Unix seconds.
-    pub at: i64,
-    pub queue_id: Option<String>,
-    pub line: String,
-}
-
 /// Totals for `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct WebTotals {
+pub struct Totals {
     pub messages: u64,
     /// Bytes of messages whose copy is in the archive now.
     pub archived_messages: u64,
@@ -129,7 +122,10 @@ pub struct MessageCount {
 
 impl Store {
     /// Messages matching `filter`, newest first, with their summary state.
-    pub fn web_messages(&self, filter: &WebFilter) -> Result<Vec<MessageSummary>, StoreError> {
+    pub fn message_summaries(
+        &self,
+        filter: &SummaryFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
         let (mut sql, mut args) = summary_query(filter);
         sql.push_str(" ORDER BY m.arrived_at DESC, m.id DESC LIMIT ? OFFSET ?");
         args.push(i64::from(filter.limit).into());
@@ -156,8 +152,8 @@ impl Store {
     }
 
     /// How many messages match `filter` (its limit and offset ignored), exactly: a scan of
-    /// every match, for the CLI. Pages use [`Store::web_message_count_upto`].
-    pub fn web_message_count(&self, filter: &WebFilter) -> Result<u64, StoreError> {
+    /// every match, for the CLI. Pages use [`Store::count_summaries_upto`].
+    pub fn count_summaries(&self, filter: &SummaryFilter) -> Result<u64, StoreError> {
         let (where_sql, args) = match_query(filter);
         let sql = format!("SELECT COUNT(*) FROM message m WHERE {where_sql}");
         let n: i64 = self
@@ -169,9 +165,9 @@ impl Store {
 
     /// How many messages match `filter`, counting no further than `cap`: a pager needs "more
     /// than a page's worth", and counting a million matches costs a scan of all of them.
-    pub fn web_message_count_upto(
+    pub fn count_summaries_upto(
         &self,
-        filter: &WebFilter,
+        filter: &SummaryFilter,
         cap: u64,
     ) -> Result<MessageCount, StoreError> {
         let (where_sql, mut args) = match_query(filter);
@@ -193,69 +189,10 @@ impl Store {
         })
     }
 
-    /// Raw log lines since `since`, oldest first. `text` is a case-insensitive substring; a
-    /// scoped reader only gets lines of queue ids that belong to messages of its domains.
-    pub fn web_raw_lines(
-        &self,
-        scope: &DomainScope,
-        since: i64,
-        text: Option<&str>,
-        queue_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RawLine>, StoreError> {
-        let mut sql = String::from("SELECT id, at, queue_id, line FROM raw_line WHERE at >= ?");
-        let mut args: Vec<Value> = vec![since.into()];
-        if let Some(text) = text {
-            sql.push_str(" AND line LIKE ? ESCAPE '\\'");
-            args.push(like_pattern(text).into());
-        }
-        if let Some(qid) = queue_id {
-            sql.push_str(" AND queue_id = ?");
-            args.push(qid.to_string().into());
-        }
-        if matches!(scope, DomainScope::Only(_)) {
-            // A line belongs to the newest message with its queue id that arrived before it
-            // (postfix reuses short ids): that message's sender decides. Lines without a queue
-            // id (connects, rejects) belong to no domain and stay hidden.
-            sql.push_str(" AND queue_id IS NOT NULL");
-            scope.restrict(
-                &format!(
-                    "(SELECT m.mail_from FROM message m WHERE m.queue_id = raw_line.queue_id
-                        AND m.arrived_at <= raw_line.at + {CLOCK_SKEW_SECS}
-                      ORDER BY m.arrived_at DESC, m.id DESC LIMIT 1)"
-                ),
-                &mut sql,
-                &mut args,
-            );
-        }
-        sql.push_str(" ORDER BY at, id LIMIT ?");
-        args.push(i64::from(limit).into());
-        let rows = self
-            .conn
-            .prepare(&sql)?
-            .query_map(params_from_iter(args), |row| {
-                Ok(RawLine {
-                    id: row.get(0)?,
-                    at: row.get(1)?,
-                    queue_id: row.get(2)?,
-                    line: row.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    /// Unix seconds of the newest MTA log line kept; none when none is.
-    pub fn newest_log_line_at(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT MAX(at) FROM raw_line", [], |row| row.get(0))?)
-    }
-
     /// Totals over the whole store, for `/metrics` and reports: as of the last statistics
     /// refresh ([`Store::refresh_stats`] counts them), so a scrape never scans the tables.
-    pub fn web_totals(&self) -> Result<WebTotals, StoreError> {
-        let mut totals = WebTotals::default();
+    pub fn totals(&self) -> Result<Totals, StoreError> {
+        let mut totals = Totals::default();
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, value FROM stats_state WHERE name GLOB 'total.*' ORDER BY name",
         )?;
@@ -276,7 +213,7 @@ impl Store {
     }
 }
 
-/// The totals [`Store::web_totals`] serves, counted from the tables (a full scan of each:
+/// The totals [`Store::totals`] serves, counted from the tables (a full scan of each:
 /// done by the statistics refresh in the background, not per request). `(name, value)` pairs
 /// for `stats_state`.
 pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i64)>, StoreError> {
@@ -323,7 +260,7 @@ pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i
 }
 
 /// The list query with its arguments: the summary columns of the messages that match.
-fn summary_query(filter: &WebFilter) -> (String, Vec<Value>) {
+fn summary_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
     let (where_sql, args) = match_query(filter);
     let sql = format!(
         "SELECT m.id, m.queue_id, m.arrived_at, m.mail_from, m.subject, m.size,
@@ -413,7 +350,7 @@ fn status_condition(status: &str) -> Option<String> {
 }
 
 /// The WHERE condition (on `message m`) of the list filters, with its arguments.
-fn match_query(filter: &WebFilter) -> (String, Vec<Value>) {
+fn match_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
     // A row handed over to a next hop on this host is not the message: the next hop's is.
     let mut sql = String::from("m.arrived_at >= ? AND m.handed_to IS NULL");
     let mut args: Vec<Value> = vec![filter.since.into()];

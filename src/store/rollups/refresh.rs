@@ -241,7 +241,7 @@ impl Store {
             }
             // The store-wide totals of /metrics, from the same snapshot: counted here, in the
             // background, so that no request scans the tables.
-            let totals = crate::store::web::count_totals(&tx)?;
+            let totals = crate::store::summaries::count_totals(&tx)?;
             tx.commit()?;
             (days, marks, totals)
         };

@@ -1,7 +1,7 @@
-//! Reading what delivery tracking recorded: per recipient its final state and every attempt,
-//! and totals over all attempts.
+//! Deliveries as tracking recorded them: per recipient its final state and every attempt, and
+//! totals over all attempts (they are written by a [`super::LogBatch`]).
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, timestamp};
 use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -51,49 +51,7 @@ pub struct RecipientDelivery {
     pub attempt_list: Vec<Attempt>,
 }
 
-/// A notice mailtrail decided for a message: recorded when due, `sent_at` once submitted.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct MessageNotice {
-    /// warning, expiry or receipt.
-    pub kind: String,
-    /// The recipients it reports on.
-    pub recipients: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub due_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub sent_at: Option<OffsetDateTime>,
-    pub attempts: u32,
-    /// Why the last submission failed, while unsent.
-    pub last_error: Option<String>,
-}
-
-fn timestamp(secs: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 impl Store {
-    /// The notices of message row `message`, in the order they were decided.
-    pub fn message_notices(&self, message: i64) -> Result<Vec<MessageNotice>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, recipients, due_at, sent_at, attempts, last_error FROM notice
-             WHERE message = ?1 ORDER BY id",
-        )?;
-        let notices = stmt
-            .query_map([message], |row| {
-                let recipients: String = row.get(1)?;
-                Ok(MessageNotice {
-                    kind: row.get(0)?,
-                    recipients: recipients.lines().map(str::to_owned).collect(),
-                    due_at: timestamp(row.get(2)?),
-                    sent_at: row.get::<_, Option<i64>>(3)?.map(timestamp),
-                    attempts: row.get(4)?,
-                    last_error: row.get(5)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(notices)
-    }
-
     /// The recipients of message row `message` in RCPT order, each with its attempts.
     pub fn deliveries(&self, message: i64) -> Result<Vec<RecipientDelivery>, StoreError> {
         let mut recipients: Vec<(i64, RecipientDelivery)> = self

@@ -56,7 +56,7 @@ fn scope_follows_the_sender_domain_and_reused_queue_ids() {
 
     let scope = DomainScope::Only(vec!["mine.example".into()]);
     let listed: Vec<i64> = store
-        .web_messages(&WebFilter::new(scope.clone(), 0))
+        .message_summaries(&SummaryFilter::new(scope.clone(), 0))
         .unwrap()
         .iter()
         .map(|m| m.id)
@@ -64,22 +64,24 @@ fn scope_follows_the_sender_domain_and_reused_queue_ids() {
     assert_eq!(listed, vec![ids[0]]);
     // `_` is escaped: a LIKE wildcard would also match the other domains here.
     let underscore = DomainScope::Only(vec!["mine_example".into()]);
-    let listed = store.web_messages(&WebFilter::new(underscore, 0)).unwrap();
+    let listed = store
+        .message_summaries(&SummaryFilter::new(underscore, 0))
+        .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, ids[3]);
     let lines: Vec<String> = store
-        .web_raw_lines(&scope, 0, None, None, 10)
+        .raw_lines(&scope, 0, None, None, 10)
         .unwrap()
         .into_iter()
         .map(|l| l.line)
         .collect();
     assert_eq!(lines, ["mine"]);
-    let nobody = WebFilter::new(DomainScope::Only(Vec::new()), 0);
-    assert!(store.web_messages(&nobody).unwrap().is_empty());
-    let all = WebFilter::new(DomainScope::All, 0);
-    assert_eq!(store.web_message_count(&all).unwrap(), 4);
+    let nobody = SummaryFilter::new(DomainScope::Only(Vec::new()), 0);
+    assert!(store.message_summaries(&nobody).unwrap().is_empty());
+    let all = SummaryFilter::new(DomainScope::All, 0);
+    assert_eq!(store.count_summaries(&all).unwrap(), 4);
     let every_line = store
-        .web_raw_lines(&DomainScope::All, 0, None, None, 10)
+        .raw_lines(&DomainScope::All, 0, None, None, 10)
         .unwrap();
     assert_eq!(every_line.len(), 3);
 }
@@ -148,14 +150,14 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
     batch.commit().unwrap();
 
     let all = store
-        .web_messages(&WebFilter::new(DomainScope::All, 0))
+        .message_summaries(&SummaryFilter::new(DomainScope::All, 0))
         .unwrap();
     assert_eq!(all.len(), combos.len());
     for status in ["sent", "deferred", "bounced", "expired", "pending"] {
-        let mut filter = WebFilter::new(DomainScope::All, 0);
+        let mut filter = SummaryFilter::new(DomainScope::All, 0);
         filter.status = Some(status.into());
         let filtered: Vec<i64> = store
-            .web_messages(&filter)
+            .message_summaries(&filter)
             .unwrap()
             .iter()
             .map(|m| m.id)
@@ -168,24 +170,24 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
         assert!(!expected.is_empty(), "{status}: the fixture covers it");
         assert_eq!(filtered, expected, "{status}");
         assert_eq!(
-            store.web_message_count(&filter).unwrap(),
+            store.count_summaries(&filter).unwrap(),
             expected.len() as u64
         );
     }
-    let mut unknown = WebFilter::new(DomainScope::All, 0);
+    let mut unknown = SummaryFilter::new(DomainScope::All, 0);
     unknown.status = Some("nonsense".into());
-    assert!(store.web_messages(&unknown).unwrap().is_empty());
+    assert!(store.message_summaries(&unknown).unwrap().is_empty());
 
-    let every = WebFilter::new(DomainScope::All, 0);
+    let every = SummaryFilter::new(DomainScope::All, 0);
     assert_eq!(
-        store.web_message_count_upto(&every, 3).unwrap(),
+        store.count_summaries_upto(&every, 3).unwrap(),
         MessageCount {
             count: 3,
             capped: true
         }
     );
     assert_eq!(
-        store.web_message_count_upto(&every, 8).unwrap(),
+        store.count_summaries_upto(&every, 8).unwrap(),
         MessageCount {
             count: 8,
             capped: false
