@@ -2,9 +2,14 @@
 //! exports, a login with server-side sessions, and `/metrics`. All data comes through
 //! [`Store`](crate::store::Store) reads; nothing here writes SQL.
 
+mod assets;
 mod auth;
 mod csv;
-mod pages;
+mod lists;
+mod live;
+mod message;
+mod metrics;
+mod raw_log;
 mod serve;
 mod stats;
 mod tls;
@@ -165,31 +170,31 @@ impl WebState {
 /// Every route of the status pages.
 pub fn router(state: WebState) -> Router {
     Router::new()
-        .route("/", get(pages::live))
-        .route("/live.json", get(pages::live_json))
-        .route("/live.csv", get(pages::live_csv))
-        .route("/live/events", get(pages::live_events))
-        .route("/today", get(pages::today))
-        .route("/today.json", get(pages::today_json))
-        .route("/today.csv", get(pages::today_csv))
-        .route("/week", get(pages::week))
-        .route("/week.json", get(pages::week_json))
-        .route("/week.csv", get(pages::week_csv))
-        .route("/message/{id}", get(pages::message))
-        .route("/message/{id}/eml", get(pages::message_eml))
-        .route("/raw", get(pages::raw))
-        .route("/raw.json", get(pages::raw_json))
-        .route("/raw.csv", get(pages::raw_csv))
-        .route("/raw.txt", get(pages::raw_txt))
+        .route("/", get(lists::live))
+        .route("/live.json", get(lists::live_json))
+        .route("/live.csv", get(lists::live_csv))
+        .route("/live/events", get(live::events))
+        .route("/today", get(lists::today))
+        .route("/today.json", get(lists::today_json))
+        .route("/today.csv", get(lists::today_csv))
+        .route("/week", get(lists::week))
+        .route("/week.json", get(lists::week_json))
+        .route("/week.csv", get(lists::week_csv))
+        .route("/message/{id}", get(message::page))
+        .route("/message/{id}/eml", get(message::eml))
+        .route("/raw", get(raw_log::page))
+        .route("/raw.json", get(raw_log::json))
+        .route("/raw.csv", get(raw_log::csv))
+        .route("/raw.txt", get(raw_log::txt))
         .route("/stats", get(stats::page))
         .route("/stats.json", get(stats::all_json))
         .route("/stats/{file}", get(stats::section_export))
-        .route("/metrics", get(pages::metrics))
-        .route("/healthz", get(pages::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/static/live.js", get(pages::live_script))
+        .route("/static/style.css", get(assets::stylesheet))
+        .route("/static/live.js", get(assets::live_script))
         .layer(axum::middleware::from_fn(same_origin_forms))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -1212,7 +1212,7 @@ async fn a_list_above_the_count_cap_says_so_and_keeps_paging() {
     let f = fixture();
     let cookie = f.login("admin", "admin-pw").await;
     let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
-    let many: Vec<Envelope> = (0..pages::COUNT_CAP)
+    let many: Vec<Envelope> = (0..lists::COUNT_CAP)
         .map(|n| {
             let at = NOW - 3600 + (n % 3000) as i64;
             envelope(
@@ -1229,7 +1229,7 @@ async fn a_list_above_the_count_cap_says_so_and_keeps_paging() {
 
     // The fixture's 4 messages of today plus the cap: more than the cap match.
     let today = json(&f.get("/today.json", Some(&cookie)).await.body);
-    assert_eq!(today["total"], pages::COUNT_CAP);
+    assert_eq!(today["total"], lists::COUNT_CAP);
     assert_eq!(today["total_capped"], true);
     let page = f.get("/today", Some(&cookie)).await;
     assert!(page.body.contains("10,000+ messages"), "{}", page.body);

@@ -1,0 +1,150 @@
+//! One message: its envelope, recipients with every attempt, notices and the archived copy
+//! (rendered safely, or downloaded as `.eml`).
+
+use super::{CurrentUser, WebError, WebState, views};
+use crate::store::StoredMessage;
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::header,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+/// The message if it exists and this user may see it; 404 otherwise (never "forbidden", which
+/// would tell that the id exists).
+async fn visible_message(
+    state: &WebState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<StoredMessage, WebError> {
+    let found = state.read(move |s| s.message(id)).await?;
+    match found {
+        Some(m) if user.user.may_see(&m.envelope.mail_from) => Ok(m),
+        _ => Err(WebError::NotFound),
+    }
+}
+
+#[derive(Serialize)]
+struct MessageJson {
+    message: StoredMessage,
+    recipients: Vec<crate::store::RecipientDelivery>,
+    notices: Vec<crate::store::MessageNotice>,
+}
+
+pub(super) async fn page(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let (id, json) = match id.strip_suffix(".json") {
+        Some(id) => (id, true),
+        None => (id.as_str(), false),
+    };
+    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    let message = visible_message(&state, &user, id).await?;
+    let (recipients, notices) = state
+        .read(move |s| Ok((s.deliveries(id)?, s.message_notices(id)?)))
+        .await?;
+    if json {
+        return Ok(Json(MessageJson {
+            message,
+            recipients,
+            notices,
+        })
+        .into_response());
+    }
+    let archived = match &message.envelope.archive_name {
+        Some(name) => state
+            .archived(name.clone())
+            .await?
+            .map(|bytes| archived_view(&bytes)),
+        None => None,
+    };
+    Ok(views::message(
+        &user,
+        &message,
+        &recipients,
+        &notices,
+        archived.as_ref(),
+        state.inner.offset,
+    )
+    .into_response())
+}
+
+/// Headers as written (unfolded), the first text part, the HTML part and the attachment list.
+fn archived_view(bytes: &[u8]) -> views::ArchivedView {
+    use mail_parser::MimeHeaders;
+    let head_end = memchr::memmem::find(bytes, b"\r\n\r\n")
+        .or_else(|| memchr::memmem::find(bytes, b"\n\n"))
+        .unwrap_or(bytes.len());
+    let head = String::from_utf8_lossy(&bytes[..head_end]);
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = headers.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.to_string(), value.trim().to_string()));
+        }
+    }
+    let parsed = mail_parser::MessageParser::default().parse(bytes);
+    let (text, html, attachments) = match &parsed {
+        None => (None, None, Vec::new()),
+        Some(msg) => (
+            msg.body_text(0).map(|t| t.into_owned()),
+            // The first real HTML part (`body_html` would render a text part as HTML).
+            msg.parts.iter().find_map(|p| match &p.body {
+                mail_parser::PartType::Html(html) => Some(html.to_string()),
+                _ => None,
+            }),
+            msg.attachments()
+                .map(|a| {
+                    let ctype = a
+                        .content_type()
+                        .map(|c| match c.subtype() {
+                            Some(sub) => format!("{}/{sub}", c.ctype()),
+                            None => c.ctype().to_string(),
+                        })
+                        .unwrap_or_else(|| "application/octet-stream".into());
+                    (
+                        a.attachment_name().unwrap_or("unnamed").to_string(),
+                        ctype,
+                        a.contents().len(),
+                    )
+                })
+                .collect(),
+        ),
+    };
+    views::ArchivedView {
+        headers,
+        text,
+        html,
+        attachments,
+    }
+}
+
+pub(super) async fn eml(
+    State(state): State<WebState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response, WebError> {
+    let message = visible_message(&state, &user, id).await?;
+    let Some(name) = message.envelope.archive_name else {
+        return Err(WebError::NotFound);
+    };
+    let bytes = state.archived(name).await?.ok_or(WebError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "message/rfc822".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"message-{id}.eml\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
