@@ -256,7 +256,7 @@ fn synthetic_envelope(n: usize, end: i64) -> Envelope {
 fn bounced_message(store_path: &Path, end: i64) -> (i64, String) {
     let store = Store::open(store_path).expect("open store");
     let mut filter = SummaryFilter::new(DomainScope::All, end - 7 * 86400);
-    filter.status = Some("bounced".into());
+    filter.status = Some(mailtrail::model::status::RecipientStatus::Bounced);
     filter.limit = 1;
     let m = store
         .message_summaries(&filter)

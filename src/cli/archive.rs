@@ -4,8 +4,9 @@ use super::{ArchiveCommand, CliError, LsArgs, printable};
 use crate::{
     archive::sweep,
     archive::{self, Archive},
+    bounce::Category,
     config::Config,
-    model::envelope::ArchiveState,
+    model::{envelope::ArchiveState, status::RecipientStatus},
     store::{MessageFilter, RecipientDelivery, Store, StoredMessage},
 };
 use mail_parser::MimeHeaders;
@@ -32,8 +33,8 @@ struct Listed<'a> {
 struct DeliveryState<'a> {
     address: &'a str,
     orig_to: Option<&'a str>,
-    status: &'a str,
-    category: Option<&'a str>,
+    status: RecipientStatus,
+    category: Option<Category>,
     dsn: Option<&'a str>,
     attempts: u32,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -45,8 +46,8 @@ impl<'a> From<&'a RecipientDelivery> for DeliveryState<'a> {
         DeliveryState {
             address: &r.address,
             orig_to: r.orig_to.as_deref(),
-            status: &r.status,
-            category: r.category.as_deref(),
+            status: r.status,
+            category: r.category,
             dsn: r.dsn.as_deref(),
             attempts: r.attempts,
             final_at: r.final_at,
@@ -324,11 +325,7 @@ fn write_deliveries(
             .as_deref()
             .map(|o| format!(" (to <{}>)", printable(o)))
             .unwrap_or_default();
-        let category = r
-            .category
-            .as_deref()
-            .map(|c| format!(" [{}]", printable(c)))
-            .unwrap_or_default();
+        let category = r.category.map(|c| format!(" [{c}]")).unwrap_or_default();
         let final_at = r
             .final_at
             .map(|t| format!(", final {}", format_time(t)))
@@ -338,7 +335,7 @@ fn write_deliveries(
             out,
             "  <{}>{orig}  {}{category}, {} attempt{plural}{final_at}",
             printable(&r.address),
-            printable(&r.status),
+            r.status,
             r.attempts,
         )?;
         for a in &r.attempt_list {
@@ -352,16 +349,13 @@ fn write_deliveries(
                 out,
                 "    {}  {:<8}  {}  {}  {}",
                 format_time(a.at),
-                printable(&a.status),
+                a.status.as_str(),
                 relay,
                 a.dsn
                     .as_deref()
                     .map(printable)
                     .unwrap_or_else(|| "-".into()),
-                a.category
-                    .as_deref()
-                    .map(printable)
-                    .unwrap_or_else(|| "-".into()),
+                a.category.map_or("-", Category::as_str),
             )?;
             if !a.reply.is_empty() {
                 writeln!(out, "{:25}{}", "", printable(&a.reply))?;

@@ -4,6 +4,7 @@
 use super::{CliError, archive::open_store, printable};
 use crate::stats::StatsPeriod;
 use crate::{
+    bounce::Category,
     config::Config,
     render::tables::{Section, table},
     store::{DomainScope, MessageSummary, SummaryFilter},
@@ -118,8 +119,8 @@ pub fn status_command(
                 to,
                 cut(m.subject.as_deref().unwrap_or("")),
                 m.size.to_string(),
-                m.status.clone(),
-                printable(m.category.as_deref().unwrap_or("")),
+                m.status.to_string(),
+                m.category.map_or("", Category::as_str).to_string(),
             ]
         })
         .collect();

@@ -4,6 +4,7 @@
 //! sent and marked sent after, so a restart sends a due one and never repeats a sent one.
 
 use crate::daemon::periodic::Periodic;
+use crate::model::notice::NoticeKind;
 use crate::{
     archive::Archive,
     config::{Config, DEFAULT_MODE},
@@ -11,7 +12,7 @@ use crate::{
         self, NoticeInput, NoticeTransport, OriginalMessage, RecipientReport, Report,
         SmtpSubmission,
     },
-    policy::{self, Action, MessageState, RecipientState, RecipientStatus},
+    policy::{self, Action, MessageState, RecipientState},
     store::{DueNotice, PolicyMessage, Store, StoreError},
 };
 use std::future::Future;
@@ -96,7 +97,7 @@ async fn apply_policies(
                     store.set_retry_requested(message.id, now)?;
                 }
                 Action::SendWarning { waiting } => {
-                    if store.record_notice(message.id, "warning", &waiting, now)? {
+                    if store.record_notice(message.id, NoticeKind::Warning, &waiting, now)? {
                         report.notices_recorded += 1;
                     }
                 }
@@ -120,12 +121,14 @@ async fn apply_policies(
                         "{qid}: expired after {}",
                         humantime::format_duration(policy.give_up_after)
                     );
-                    if notify && store.record_notice(message.id, "expiry", &failed, now)? {
+                    if notify
+                        && store.record_notice(message.id, NoticeKind::Expiry, &failed, now)?
+                    {
                         report.notices_recorded += 1;
                     }
                 }
                 Action::SendReceipt { delivered } => {
-                    if store.record_notice(message.id, "receipt", &delivered, now)? {
+                    if store.record_notice(message.id, NoticeKind::Receipt, &delivered, now)? {
                         report.notices_recorded += 1;
                     }
                 }
@@ -189,9 +192,9 @@ fn state_of(m: &PolicyMessage) -> MessageState {
         is_notice: m.is_notice,
         receipts: m.receipts,
         recipients: m.recipients.iter().map(recipient_state).collect(),
-        warning_sent: m.notices.iter().any(|k| k == "warning"),
-        expiry_sent: m.notices.iter().any(|k| k == "expiry"),
-        receipt_sent: m.notices.iter().any(|k| k == "receipt"),
+        warning_sent: m.notices.contains(&NoticeKind::Warning),
+        expiry_sent: m.notices.contains(&NoticeKind::Expiry),
+        receipt_sent: m.notices.contains(&NoticeKind::Receipt),
         last_retry_request_at: m.retry_requested_at,
         removed_from_queue: m.removed,
     }
@@ -200,7 +203,7 @@ fn state_of(m: &PolicyMessage) -> MessageState {
 fn recipient_state(r: &crate::store::PolicyRecipient) -> RecipientState {
     RecipientState {
         address: r.address.clone(),
-        status: RecipientStatus::parse(&r.status).unwrap_or(RecipientStatus::Pending),
+        status: r.status,
         last_attempt_at: r.last_attempt_at,
         last_reply: r.reply.clone(),
         last_dsn: r.dsn.clone(),

@@ -1,5 +1,6 @@
 //! Typed events produced by the log parsers. Plain data: no I/O, no SQL.
 
+pub use crate::model::status::DeliveryStatus;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -35,25 +36,6 @@ pub struct Header {
     pub mta: Mta,
     /// `message repeated N times: [ .. ]` from rsyslog; 1 for ordinary lines.
     pub repeat: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum DeliveryStatus {
-    Sent,
-    Deferred,
-    Bounced,
-    Expired,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Sent => "sent",
-            DeliveryStatus::Deferred => "deferred",
-            DeliveryStatus::Bounced => "bounced",
-            DeliveryStatus::Expired => "expired",
-        }
-    }
 }
 
 /// One delivery attempt for one recipient (sendmail may name several recipients on one line:

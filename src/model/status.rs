@@ -1,7 +1,71 @@
-//! Where a recipient stands, and the rules between states: which states a new attempt may
-//! replace, and which state of a message's recipients is the message's own (its worst).
+//! Where a recipient stands and what one attempt did, and the rules between states: which
+//! states a new attempt may replace, and which state of a message's recipients is the
+//! message's own (its worst). Their string forms are those of the store, JSON and CSV.
 
 use serde::Serialize;
+use std::str::FromStr;
+
+/// A string that names no state (a store written by something else, a bad filter).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown state {0:?}")]
+pub struct UnknownState(pub String);
+
+/// What one delivery attempt did, as the MTA logged it. Serialised by variant name in a parsed
+/// log event (like the event's other enums); stored rows serialise it by its stored name
+/// ([`DeliveryStatus::serialize_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum DeliveryStatus {
+    Sent,
+    /// Temporary failure: the MTA keeps the message queued.
+    Deferred,
+    Bounced,
+    /// Given up after the queue lifetime.
+    Expired,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] = [
+        DeliveryStatus::Sent,
+        DeliveryStatus::Deferred,
+        DeliveryStatus::Bounced,
+        DeliveryStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        self.recipient_status().as_str()
+    }
+
+    /// For `#[serde(serialize_with)]`: the stored name (`sent`, ...), as JSON exports show it.
+    pub fn serialize_name<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+
+    /// The state this attempt's outcome puts its recipient in.
+    pub fn recipient_status(self) -> RecipientStatus {
+        match self {
+            DeliveryStatus::Sent => RecipientStatus::Sent,
+            DeliveryStatus::Deferred => RecipientStatus::Deferred,
+            DeliveryStatus::Bounced => RecipientStatus::Bounced,
+            DeliveryStatus::Expired => RecipientStatus::Expired,
+        }
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = UnknownState;
+    fn from_str(text: &str) -> Result<Self, UnknownState> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Where one recipient stands. `Sent`, `Bounced` and `Expired` are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -46,11 +110,6 @@ impl RecipientStatus {
         }
     }
 
-    /// The state named by `text` as stored; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::WORST_FIRST.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// Rank in [`Self::WORST_FIRST`]: lower is worse.
     pub fn severity(self) -> usize {
         Self::WORST_FIRST
@@ -68,14 +127,30 @@ impl RecipientStatus {
             .unwrap_or(RecipientStatus::Pending)
     }
 
+    /// Whether an attempt with outcome `attempt` replaces this state (and the reply, DSN and
+    /// category that came with it): always, unless a final state would fall back to an open one.
+    pub fn replaced_by(self, attempt: RecipientStatus) -> bool {
+        !self.is_final() || attempt.is_final()
+    }
+
     /// The state after an attempt with outcome `attempt` (`final` or not) on a recipient in
     /// this state.
     pub fn after(self, attempt: RecipientStatus) -> RecipientStatus {
-        if self.is_final() && !attempt.is_final() {
-            self
-        } else {
+        if self.replaced_by(attempt) {
             attempt
+        } else {
+            self
         }
+    }
+}
+
+impl FromStr for RecipientStatus {
+    type Err = UnknownState;
+    fn from_str(text: &str) -> Result<Self, UnknownState> {
+        Self::WORST_FIRST
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_string()))
     }
 }
 

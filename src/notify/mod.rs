@@ -12,6 +12,7 @@
 //! bounded to [`MAX_REPLY_CHARS`] characters and the original headers to
 //! [`MAX_ORIGINAL_HEADERS`] bytes.
 
+pub use crate::model::notice::NoticeKind;
 mod submit;
 mod templates;
 #[cfg(test)]
@@ -63,34 +64,6 @@ pub enum NoticeError {
     NoRecipients,
     #[error("building the message: {0}")]
     Build(String),
-}
-
-/// Which notice, and the value of its `X-Mailtrail-Notice` header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoticeKind {
-    Warning,
-    Expiry,
-    Receipt,
-}
-
-impl NoticeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeKind::Warning => "warning",
-            NoticeKind::Expiry => "expiry",
-            NoticeKind::Receipt => "receipt",
-        }
-    }
-
-    /// The DSN `Action` for every recipient of this notice. A receipt says `relayed`: the
-    /// destination server accepted the message, which says nothing about it being read.
-    pub fn dsn_action(self) -> &'static str {
-        match self {
-            NoticeKind::Warning => "delayed",
-            NoticeKind::Expiry => "failed",
-            NoticeKind::Receipt => "relayed",
-        }
-    }
 }
 
 /// What the notice reports, with the durations it quotes.

@@ -124,7 +124,7 @@ pub fn table(section: Section, s: &Stats) -> Table {
             rows: s
                 .categories
                 .iter()
-                .map(|c| vec![c.category.clone(), c.count.to_string()])
+                .map(|c| vec![c.category.to_string(), c.count.to_string()])
                 .collect(),
         },
         Section::RecipientDomain => attempts_table("recipient_domain", section.rows(s)),

@@ -6,6 +6,7 @@ use super::{
     StatsRow, StatsSummary, TOP_ROWS, WEEKDAYS, date_of, day_number, first_of_month, month_index,
     next_month,
 };
+use crate::bounce::Category;
 use std::collections::BTreeMap;
 
 /// A row of a keyed dimension summed over the period: (key, second key, counters).
@@ -194,14 +195,15 @@ fn categories(rows: Vec<KeyedRow>) -> Vec<CategoryRow> {
     let mut categories: Vec<CategoryRow> = rows
         .into_iter()
         .map(|(category, _, c)| CategoryRow {
-            category,
+            // Only categories mailtrail wrote are stored; anything else counts as other.
+            category: category.parse().unwrap_or(Category::Other),
             count: c.bounced + c.expired,
         })
         .collect();
     categories.sort_by(|a, b| {
         b.count
             .cmp(&a.count)
-            .then_with(|| a.category.cmp(&b.category))
+            .then_with(|| a.category.as_str().cmp(b.category.as_str()))
     });
     categories
 }

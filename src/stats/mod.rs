@@ -17,6 +17,7 @@ mod assemble;
 
 pub use assemble::{KeyedRow, StatsAssembler};
 
+use crate::{bounce::Category, model::status::DeliveryStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use time::{Date, Month};
@@ -208,13 +209,12 @@ impl StatsCounts {
         (finals > 0).then(|| self.delivered as f64 / finals as f64)
     }
 
-    pub(crate) fn count_attempt(&mut self, status: &str) {
+    pub(crate) fn count_attempt(&mut self, status: DeliveryStatus) {
         match status {
-            "sent" => self.delivered += 1,
-            "deferred" => self.deferred += 1,
-            "bounced" => self.bounced += 1,
-            "expired" => self.expired += 1,
-            _ => {}
+            DeliveryStatus::Sent => self.delivered += 1,
+            DeliveryStatus::Deferred => self.deferred += 1,
+            DeliveryStatus::Bounced => self.bounced += 1,
+            DeliveryStatus::Expired => self.expired += 1,
         }
     }
 }
@@ -321,7 +321,7 @@ pub struct SmtpErrorRow {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CategoryRow {
-    pub category: String,
+    pub category: Category,
     pub count: u64,
 }
 

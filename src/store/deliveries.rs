@@ -1,7 +1,11 @@
 //! Deliveries as tracking recorded them: per recipient its final state and every attempt, and
 //! totals over all attempts (they are written by a [`super::LogBatch`]).
 
-use super::{Store, StoreError, timestamp};
+use super::{Store, StoreError, named, named_opt, timestamp};
+use crate::{
+    bounce::Category,
+    model::status::{DeliveryStatus, RecipientStatus},
+};
 use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -12,8 +16,8 @@ use time::OffsetDateTime;
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// sent, deferred, bounced or expired.
-    pub status: String,
+    #[serde(serialize_with = "DeliveryStatus::serialize_name")]
+    pub status: DeliveryStatus,
     pub relay_host: Option<String>,
     pub relay_ip: Option<String>,
     pub relay_port: Option<u16>,
@@ -26,7 +30,7 @@ pub struct Attempt {
     /// Seconds since the message arrived.
     pub delay: Option<f64>,
     /// Bounce category; none for `sent`.
-    pub category: Option<String>,
+    pub category: Option<Category>,
 }
 
 /// One recipient of a message: its current state and its attempts, oldest first.
@@ -35,10 +39,9 @@ pub struct RecipientDelivery {
     pub address: String,
     /// The address before alias or virtual rewriting, when the MTA logged one.
     pub orig_to: Option<String>,
-    /// pending, deferred, sent, bounced or expired.
-    pub status: String,
+    pub status: RecipientStatus,
     /// The category of the attempt that set the status.
-    pub category: Option<String>,
+    pub category: Option<Category>,
     pub dsn: Option<String>,
     pub reply: Option<String>,
     /// How many attempts were logged.
@@ -67,8 +70,8 @@ impl Store {
                     RecipientDelivery {
                         address: row.get(1)?,
                         orig_to: row.get(2)?,
-                        status: row.get(3)?,
-                        category: row.get(4)?,
+                        status: named(row, 3)?,
+                        category: named_opt(row, 4)?,
                         dsn: row.get(5)?,
                         reply: row.get(6)?,
                         attempts: row.get::<_, i64>(7)?.try_into().unwrap_or(u32::MAX),
@@ -89,7 +92,7 @@ impl Store {
                 .query_map(params![*id], |row| {
                     Ok(Attempt {
                         at: timestamp(row.get(0)?),
-                        status: row.get(1)?,
+                        status: named(row, 1)?,
                         relay_host: row.get(2)?,
                         relay_ip: row.get(3)?,
                         relay_port: row.get(4)?,
@@ -98,7 +101,7 @@ impl Store {
                         reply: row.get(7)?,
                         stage: row.get(8)?,
                         delay: row.get(9)?,
-                        category: row.get(10)?,
+                        category: named_opt(row, 10)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;

@@ -2,12 +2,14 @@
 //! position, so a crash neither loses nor repeats an event.
 
 use super::{Store, StoreError};
-use rusqlite::{CachedStatement, OptionalExtension, Statement, Transaction, params};
-
-use crate::model::{
-    correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS},
-    status::RecipientStatus,
+use crate::{
+    bounce::Category,
+    model::{
+        correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS},
+        status::{DeliveryStatus, RecipientStatus},
+    },
 };
+use rusqlite::{CachedStatement, OptionalExtension, Statement, Transaction, params};
 
 /// What the log tells about a message as a whole.
 #[derive(Debug, Default)]
@@ -30,8 +32,7 @@ pub struct LogMessageFields<'a> {
 #[derive(Debug)]
 pub struct AttemptRow<'a> {
     pub at: i64,
-    /// sent, deferred, bounced or expired.
-    pub status: &'a str,
+    pub status: DeliveryStatus,
     pub relay_host: Option<&'a str>,
     pub relay_ip: Option<&'a str>,
     pub relay_port: Option<u16>,
@@ -41,7 +42,7 @@ pub struct AttemptRow<'a> {
     pub stage: Option<&'a str>,
     pub delay: Option<f64>,
     pub delays: Option<&'a str>,
-    pub category: Option<&'a str>,
+    pub category: Option<Category>,
 }
 
 /// A refused SMTP command (`NOQUEUE: reject`, sendmail `ruleset=`, milter-reject, postscreen).
@@ -59,7 +60,7 @@ pub struct RejectRow<'a> {
     pub helo: Option<&'a str>,
     pub stage: Option<&'a str>,
     pub reason: &'a str,
-    pub category: Option<&'a str>,
+    pub category: Option<Category>,
 }
 
 /// A message first seen in a batch's log lines, written once with everything the batch said.
@@ -78,10 +79,10 @@ pub struct NewRecipient<'a> {
     pub position: i64,
     pub address: &'a str,
     pub orig_to: Option<&'a str>,
-    pub status: &'a str,
+    pub status: RecipientStatus,
     pub dsn: Option<&'a str>,
     pub reply: Option<&'a str>,
-    pub category: Option<&'a str>,
+    pub category: Option<Category>,
     pub attempts: i64,
     pub last_attempt_at: Option<i64>,
     pub final_at: Option<i64>,
@@ -234,7 +235,7 @@ impl LogBatch<'_> {
     fn set_outcome(&self, recipient: i64, a: &AttemptRow, attempts: i64) -> Result<(), StoreError> {
         // The rule is RecipientStatus::after: an attempt replaces an open state (?9, ?10), and
         // a final attempt (?6) any state.
-        let is_final = RecipientStatus::parse(a.status).is_none_or(|s| s.is_final());
+        let is_final = a.status.recipient_status().is_final();
         let [open1, open2] = RecipientStatus::OPEN.map(RecipientStatus::as_str);
         self.tx
             .prepare_cached(
@@ -249,7 +250,15 @@ impl LogBatch<'_> {
                  WHERE id = ?1",
             )?
             .execute(params![
-                recipient, a.at, a.status, a.dsn, a.reply, is_final, a.category, attempts, open1,
+                recipient,
+                a.at,
+                a.status.as_str(),
+                a.dsn,
+                a.reply,
+                is_final,
+                a.category.map(Category::as_str),
+                attempts,
+                open1,
                 open2
             ])?;
         Ok(())
@@ -275,13 +284,13 @@ impl LogBatch<'_> {
         message: i64,
         at: i64,
         reason: &str,
-        category: &str,
+        category: Category,
     ) -> Result<usize, StoreError> {
         self.finish_pending(
             message,
             &AttemptRow {
                 at,
-                status: "expired",
+                status: DeliveryStatus::Expired,
                 relay_host: None,
                 relay_ip: None,
                 relay_port: None,
@@ -324,9 +333,7 @@ impl LogBatch<'_> {
     fn pending_recipients(&self, message: i64) -> Result<Vec<i64>, StoreError> {
         Ok(self
             .tx
-            .prepare_cached(
-                "SELECT id FROM recipient WHERE message = ?1 AND status IN ('pending', 'deferred')",
-            )?
+            .prepare_cached(&OPEN_RECIPIENTS)?
             .query_map([message], |row| row.get(0))?
             .collect::<Result<_, _>>()?)
     }
@@ -400,6 +407,12 @@ const INSERT_LOG_MESSAGE: &str = "INSERT INTO message (queue_id, arrived_at, mta
 const INSERT_RECIPIENT: &str = "INSERT INTO recipient (message, position, address, orig_to,
         status, dsn, reply, category, attempts, last_attempt_at, final_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+/// A message's recipients in a state of [`RecipientStatus::OPEN`] (literals: the partial index).
+static OPEN_RECIPIENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let [open1, open2] = RecipientStatus::OPEN;
+    format!("SELECT id FROM recipient WHERE message = ?1 AND status IN ('{open1}', '{open2}')")
+});
+
 const INSERT_ATTEMPT: &str = "INSERT INTO attempt (recipient, at, status, relay_host, relay_ip,
         relay_port, dsn, smtp_code, reply, stage, delay, delays, category)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
@@ -423,7 +436,7 @@ fn insert_reject(stmt: &mut Statement, r: &RejectRow) -> Result<(), StoreError> 
         r.helo,
         r.stage,
         r.reason,
-        r.category,
+        r.category.map(Category::as_str),
     ])?;
     Ok(())
 }
@@ -442,7 +455,7 @@ fn insert_attempt(stmt: &mut Statement, recipient: i64, a: &AttemptRow) -> Resul
     stmt.execute(params![
         recipient,
         a.at,
-        a.status,
+        a.status.as_str(),
         a.relay_host,
         a.relay_ip,
         a.relay_port,
@@ -452,7 +465,7 @@ fn insert_attempt(stmt: &mut Statement, recipient: i64, a: &AttemptRow) -> Resul
         a.stage,
         a.delay,
         a.delays,
-        a.category,
+        a.category.map(Category::as_str),
     ])?;
     Ok(())
 }
@@ -496,10 +509,10 @@ impl RowWriter<'_> {
             r.position,
             r.address,
             r.orig_to,
-            r.status,
+            r.status.as_str(),
             r.dsn,
             r.reply,
-            r.category,
+            r.category.map(Category::as_str),
             r.attempts,
             r.last_attempt_at,
             r.final_at,

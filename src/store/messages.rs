@@ -319,7 +319,7 @@ fn write_envelope(
     Ok(id)
 }
 
-fn receipts_str(r: Receipts) -> &'static str {
+pub(super) fn receipts_str(r: Receipts) -> &'static str {
     match r {
         Receipts::Off => "off",
         Receipts::On => "on",

@@ -145,6 +145,38 @@ impl Store {
     }
 }
 
+/// A column holding one of a typed value's stored names (a status, a category, a notice kind);
+/// any other text is a conversion error, never a default.
+fn named<T>(row: &rusqlite::Row, column: usize) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(column)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// [`named`] for a column that may be NULL.
+fn named_opt<T>(row: &rusqlite::Row, column: usize) -> rusqlite::Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: Option<String> = row.get(column)?;
+    text.map(|t| {
+        t.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            )
+        })
+    })
+    .transpose()
+}
+
 /// A stored unix time; the epoch for one out of range (never written by mailtrail).
 fn timestamp(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)

@@ -1,10 +1,18 @@
 //! Notices: each recorded as due before it is sent and marked once sent, and the open messages,
 //! with their recipients' states, that the policy tick decides them for.
 
-use super::{Store, StoreError, messages::parse_receipts, timestamp};
-use crate::config::Receipts;
+use super::{
+    Store, StoreError,
+    messages::{parse_receipts, receipts_str},
+    named, timestamp,
+};
+use crate::{
+    config::Receipts,
+    model::{notice::NoticeKind, status::RecipientStatus},
+};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 
 /// A recipient as the policy sees it.
@@ -13,8 +21,7 @@ pub struct PolicyRecipient {
     pub address: String,
     /// ESMTP arguments of its RCPT TO (for `ORCPT=`).
     pub args: Vec<String>,
-    /// pending, deferred, sent, bounced or expired.
-    pub status: String,
+    pub status: RecipientStatus,
     pub last_attempt_at: Option<OffsetDateTime>,
     pub reply: Option<String>,
     pub dsn: Option<String>,
@@ -42,8 +49,8 @@ pub struct PolicyMessage {
     /// The archive copy, when there is one (its headers go into notices).
     pub archive_name: Option<String>,
     pub recipients: Vec<PolicyRecipient>,
-    /// Kinds of notices already recorded (due or sent): warning, expiry, receipt.
-    pub notices: Vec<String>,
+    /// Kinds of notices already recorded (due or sent).
+    pub notices: Vec<NoticeKind>,
 }
 
 /// A notice recorded as due and not yet sent.
@@ -51,11 +58,29 @@ pub struct PolicyMessage {
 pub struct DueNotice {
     pub id: i64,
     pub message: i64,
-    pub kind: String,
+    pub kind: NoticeKind,
     pub recipients: Vec<String>,
     pub due_at: OffsetDateTime,
     pub attempts: u32,
 }
+
+/// Open messages, and delivered ones still owed a receipt. The states are
+/// [`RecipientStatus::OPEN`]'s, as literals so SQLite uses the partial index `recipient_status`.
+static POLICY_MESSAGES: LazyLock<String> = LazyLock::new(|| {
+    let [open1, open2] = RecipientStatus::OPEN;
+    format!(
+        "SELECT m.id FROM message m WHERE m.arrived_at >= ?1 AND (
+            EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
+                      AND r.status IN ('{open1}', '{open2}'))
+            OR (m.receipts = '{on}'
+                AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.message = m.id AND n.kind = '{receipt}')
+                AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.status = '{sent}')))
+         ORDER BY m.id",
+        on = receipts_str(Receipts::On),
+        receipt = NoticeKind::Receipt,
+        sent = RecipientStatus::Sent,
+    )
+});
 
 fn time_of(secs: Option<i64>) -> Option<OffsetDateTime> {
     secs.and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
@@ -64,8 +89,7 @@ fn time_of(secs: Option<i64>) -> Option<OffsetDateTime> {
 /// A notice mailtrail decided for a message: recorded when due, `sent_at` once submitted.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MessageNotice {
-    /// warning, expiry or receipt.
-    pub kind: String,
+    pub kind: NoticeKind,
     /// The recipients it reports on.
     pub recipients: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -88,7 +112,7 @@ impl Store {
             .query_map([message], |row| {
                 let recipients: String = row.get(1)?;
                 Ok(MessageNotice {
-                    kind: row.get(0)?,
+                    kind: named(row, 0)?,
                     recipients: recipients.lines().map(str::to_owned).collect(),
                     due_at: timestamp(row.get(2)?),
                     sent_at: row.get::<_, Option<i64>>(3)?.map(timestamp),
@@ -105,15 +129,7 @@ impl Store {
     pub fn policy_messages(&self, since: OffsetDateTime) -> Result<Vec<PolicyMessage>, StoreError> {
         let ids: Vec<i64> = self
             .conn
-            .prepare_cached(
-                "SELECT m.id FROM message m WHERE m.arrived_at >= ?1 AND (
-                    EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
-                              AND r.status IN ('pending', 'deferred'))
-                    OR (m.receipts = 'on'
-                        AND NOT EXISTS (SELECT 1 FROM notice n WHERE n.message = m.id AND n.kind = 'receipt')
-                        AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.status = 'sent')))
-                 ORDER BY m.id",
-            )?
+            .prepare_cached(&POLICY_MESSAGES)?
             .query_map([since.unix_timestamp()], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
         ids.into_iter()
@@ -167,7 +183,7 @@ impl Store {
                 Ok(PolicyRecipient {
                     address: row.get(0)?,
                     args: args.split_whitespace().map(str::to_owned).collect(),
-                    status: row.get(2)?,
+                    status: named(row, 2)?,
                     last_attempt_at: time_of(row.get(3)?),
                     reply: row.get(4)?,
                     dsn: row.get(5)?,
@@ -178,7 +194,7 @@ impl Store {
         message.notices = self
             .conn
             .prepare_cached("SELECT kind FROM notice WHERE message = ?1 ORDER BY id")?
-            .query_map([id], |row| row.get(0))?
+            .query_map([id], |row| named(row, 0))?
             .collect::<Result<_, _>>()?;
         Ok(Some(message))
     }
@@ -188,7 +204,7 @@ impl Store {
     pub fn record_notice(
         &mut self,
         message: i64,
-        kind: &str,
+        kind: NoticeKind,
         recipients: &[String],
         due_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
@@ -200,7 +216,7 @@ impl Store {
             )?
             .execute(params![
                 message,
-                kind,
+                kind.as_str(),
                 recipients.join("\n"),
                 due_at.unix_timestamp()
             ])?;
@@ -220,7 +236,7 @@ impl Store {
                 Ok(DueNotice {
                     id: row.get(0)?,
                     message: row.get(1)?,
-                    kind: row.get(2)?,
+                    kind: named(row, 2)?,
                     recipients: recipients.lines().map(str::to_owned).collect(),
                     due_at: time_of(row.get(4)?).unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     attempts: row.get(5)?,
@@ -290,7 +306,7 @@ impl Store {
             message,
             at.unix_timestamp(),
             reason,
-            crate::bounce::Category::MessageExpired.as_str(),
+            crate::bounce::Category::MessageExpired,
         )?;
         batch.commit()?;
         Ok(expired)

@@ -5,8 +5,9 @@
 use super::{
     Store, StoreError,
     messages::{like_pattern, text_filters},
+    named, named_opt,
 };
-use crate::model::status::RecipientStatus;
+use crate::{bounce::Category, model::status::RecipientStatus};
 use rusqlite::{params_from_iter, types::Value};
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -55,9 +56,9 @@ pub struct SummaryFilter {
     pub from: Option<String>,
     pub to: Option<String>,
     pub subject: Option<String>,
-    /// Summary status: sent, deferred, bounced, expired or pending.
-    pub status: Option<String>,
-    pub category: Option<String>,
+    /// Summary status: that of the message's worst recipient.
+    pub status: Option<RecipientStatus>,
+    pub category: Option<Category>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -92,10 +93,10 @@ pub struct MessageSummary {
     /// The first recipient, and how many there are in all.
     pub first_recipient: Option<String>,
     pub recipients: u32,
-    /// The worst recipient state: bounced, expired, deferred, pending, then sent.
-    pub status: String,
+    /// The worst recipient state ([`RecipientStatus::worst`]).
+    pub status: RecipientStatus,
     /// The category of that worst recipient's last failure.
-    pub category: Option<String>,
+    pub category: Option<Category>,
 }
 
 /// Totals for `/metrics`.
@@ -143,8 +144,8 @@ impl Store {
                     size: row.get::<_, i64>(5)? as u64,
                     first_recipient: row.get(6)?,
                     recipients: row.get(7)?,
-                    status: row.get(8)?,
-                    category: row.get(9)?,
+                    status: named(row, 8)?,
+                    category: named_opt(row, 9)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -248,14 +249,17 @@ pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i
     out.extend(attempts);
     // A recipient is pending, deferred, bounced, expired or sent: the last is the rest.
     let mut sent = count("SELECT COUNT(*) FROM recipient")?;
-    for status in ["pending", "deferred", "bounced", "expired"] {
+    let unsent = RecipientStatus::WORST_FIRST
+        .into_iter()
+        .filter(|s| *s != RecipientStatus::Sent);
+    for status in unsent {
         let n = count(&format!(
             "SELECT COUNT(*) FROM recipient WHERE status = '{status}'"
         ))?;
         sent -= n;
         out.push((format!("total.recipients.{status}"), n));
     }
-    out.push(("total.recipients.sent".to_string(), sent));
+    out.push((format!("total.recipients.{}", RecipientStatus::Sent), sent));
     Ok(out)
 }
 
@@ -305,48 +309,46 @@ fn severity_order(column: &str) -> String {
     sql
 }
 
-/// Whether message `m` has a recipient in state `status` (a literal of [`status_condition`]).
-fn has_recipient(status: &str) -> String {
+/// Whether message `m` has a recipient in state `status`.
+fn has_recipient(status: RecipientStatus) -> String {
     format!("EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.status = '{status}')")
 }
 
 /// The condition "the summary status of `m` is `status`" without ranking every recipient: the
-/// worst state wins, so `deferred` means a deferred recipient and no bounced or expired one.
-/// The rare states (bounced, expired, deferred) start from their recipients
-/// (recipient_failed_message) instead of testing every message of the period. `None` for an
-/// unknown status.
-fn status_condition(status: &str) -> Option<String> {
-    // Worst first, as the summary ranks them; literals, so SQLite can use the partial index.
-    const RANKED: [&str; 4] = ["bounced", "expired", "deferred", "pending"];
-    let none_of = |worse: &[&str]| -> String {
+/// worst state wins ([`RecipientStatus::worst`]), so a message is in `status` when a recipient
+/// is and none is in a worse one; one without recipients is `Pending`. The rare states
+/// (bounced, expired, deferred) start from their recipients instead of testing every message
+/// of the period. States are literals, so SQLite can use the partial index.
+fn status_condition(status: RecipientStatus) -> String {
+    let worse = &RecipientStatus::WORST_FIRST[..status.severity()];
+    let none_worse = || -> String {
         worse
             .iter()
-            .map(|w| format!(" AND NOT {}", has_recipient(w)))
+            .map(|w| format!(" AND NOT {}", has_recipient(*w)))
             .collect()
     };
-    Some(match status {
-        "bounced" | "expired" | "deferred" => {
-            let rank = RANKED.iter().position(|s| *s == status)?;
-            let status = RANKED[rank];
-            format!(
-                "m.id IN (SELECT r.message FROM recipient r WHERE r.status = '{status}'){}",
-                none_of(&RANKED[..rank])
-            )
-        }
-        "pending" => format!(
+    match status {
+        RecipientStatus::Pending => format!(
             "({} OR NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id)){}",
-            has_recipient("pending"),
-            none_of(&RANKED[..3])
+            has_recipient(status),
+            none_worse()
         ),
-        // Every other state ranks after pending: a message is "sent" when its worst recipient
-        // is, i.e. it has a sent recipient and none in a ranked state.
-        "sent" => format!(
+        // The best state: every other one is worse, tested in one subquery.
+        RecipientStatus::Sent => format!(
             "{} AND NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
-                AND r.status IN ('bounced', 'expired', 'deferred', 'pending'))",
-            has_recipient("sent")
+                AND r.status IN ({}))",
+            has_recipient(status),
+            worse
+                .iter()
+                .map(|w| format!("'{w}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        _ => return None,
-    })
+        _ => format!(
+            "m.id IN (SELECT r.message FROM recipient r WHERE r.status = '{status}'){}",
+            none_worse()
+        ),
+    }
 }
 
 /// The WHERE condition (on `message m`) of the list filters, with its arguments.
@@ -366,19 +368,13 @@ fn match_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
         &mut sql,
         &mut args,
     );
-    if let Some(status) = &filter.status {
-        match status_condition(status) {
-            Some(condition) => {
-                sql.push_str(" AND ");
-                sql.push_str(&condition);
-            }
-            // What no summary shows matches nothing (the pages refuse it earlier).
-            None => sql.push_str(" AND 0"),
-        }
+    if let Some(status) = filter.status {
+        sql.push_str(" AND ");
+        sql.push_str(&status_condition(status));
     }
-    if let Some(category) = &filter.category {
+    if let Some(category) = filter.category {
         sql.push_str(&format!(" AND {} = ?", *WORST_CATEGORY));
-        args.push(category.clone().into());
+        args.push(category.as_str().to_string().into());
     }
     (sql, args)
 }

@@ -177,7 +177,7 @@ fn milter_envelope_takes_over_the_row_the_log_created_first() {
             rcpt,
             &AttemptRow {
                 at,
-                status: "sent",
+                status: crate::model::status::DeliveryStatus::Sent,
                 relay_host: Some("mx.dest.example"),
                 relay_ip: None,
                 relay_port: None,

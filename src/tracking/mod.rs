@@ -9,6 +9,7 @@ use crate::{
     bounce::{Category, Classifier, Failure},
     config::Config,
     maillog::{Delivery, DeliveryStatus, Event, Header, ParseOutcome, Parser, Reject, SmtpStage},
+    model::status::RecipientStatus,
     store::{
         AttemptRow, LogBatch, LogMessageFields, NewLogMessage, NewRecipient, RejectRow, Store,
         StoreError,
@@ -341,10 +342,10 @@ impl MessageFields {
 struct NewRecipientState {
     address: String,
     orig_to: Option<String>,
-    status: &'static str,
+    status: RecipientStatus,
     dsn: Option<String>,
     reply: Option<String>,
-    category: Option<&'static str>,
+    category: Option<Category>,
     attempts: i64,
     last_attempt_at: Option<i64>,
     final_at: Option<i64>,
@@ -353,14 +354,15 @@ struct NewRecipientState {
 }
 
 impl NewRecipientState {
-    /// The state change of `record_attempt`'s UPDATE: a final state is never overwritten by a
-    /// later deferral logged out of order.
+    /// The state change of `record_attempt`'s UPDATE ([`RecipientStatus::replaced_by`]): a
+    /// final state is never overwritten by a later deferral logged out of order.
     fn record(&mut self, a: &NewAttempt) {
-        let is_final = a.status != "deferred";
+        let outcome = a.status.recipient_status();
+        let is_final = outcome.is_final();
         self.attempts += 1;
         self.last_attempt_at = Some(self.last_attempt_at.map_or(a.at, |l| l.max(a.at)));
-        if matches!(self.status, "pending" | "deferred") || is_final {
-            self.status = a.status;
+        if self.status.replaced_by(outcome) {
+            self.status = outcome;
             self.dsn = a.dsn.clone();
             self.reply = Some(a.reply.clone());
             self.category = a.category;
@@ -375,7 +377,7 @@ struct NewAttempt {
     message: usize,
     recipient: usize,
     at: i64,
-    status: &'static str,
+    status: DeliveryStatus,
     relay_host: Option<String>,
     relay_ip: Option<String>,
     relay_port: Option<u16>,
@@ -385,7 +387,7 @@ struct NewAttempt {
     stage: Option<&'static str>,
     delay: Option<f64>,
     delays: Option<String>,
-    category: Option<&'static str>,
+    category: Option<Category>,
 }
 
 impl NewAttempt {
@@ -432,7 +434,7 @@ impl FinalAttempt<'_> {
     fn row(&self) -> AttemptRow<'_> {
         AttemptRow {
             at: self.at,
-            status: self.status.as_str(),
+            status: self.status,
             relay_host: None,
             relay_ip: None,
             relay_port: None,
@@ -442,7 +444,7 @@ impl FinalAttempt<'_> {
             stage: self.stage.map(SmtpStage::as_str),
             delay: None,
             delays: None,
-            category: Some(self.category.as_str()),
+            category: Some(self.category),
         }
     }
 
@@ -451,7 +453,7 @@ impl FinalAttempt<'_> {
             message,
             recipient,
             at: self.at,
-            status: self.status.as_str(),
+            status: self.status,
             relay_host: None,
             relay_ip: None,
             relay_port: None,
@@ -461,7 +463,7 @@ impl FinalAttempt<'_> {
             stage: self.stage.map(SmtpStage::as_str),
             delay: None,
             delays: None,
-            category: Some(self.category.as_str()),
+            category: Some(self.category),
         }
     }
 }
@@ -496,7 +498,7 @@ impl NewReject {
             helo: r.helo.as_deref(),
             stage: Some(r.stage.as_str()),
             reason: &r.reason,
-            category: Some(self.category.as_str()),
+            category: Some(self.category),
         }
     }
 }
@@ -1208,7 +1210,7 @@ impl Tracker {
             (MessageRef::New(index), _) => index,
         };
         for (recipient, r) in self.new[index].recipients.iter_mut().enumerate() {
-            if !matches!(r.status, "pending" | "deferred") {
+            if r.status.is_final() {
                 continue;
             }
             let attempt = last.new_attempt(index, recipient);
@@ -1245,7 +1247,7 @@ impl Tracker {
         recipients.push(NewRecipientState {
             address: to.to_owned(),
             orig_to: orig_to.map(str::to_owned),
-            status: "pending",
+            status: RecipientStatus::Pending,
             dsn: None,
             reply: None,
             category: None,
@@ -1272,7 +1274,6 @@ impl Tracker {
                 Some(category.unwrap_or(Category::Other))
             }
         };
-        let category = category.map(Category::as_str);
         for to in d.recipients() {
             match message {
                 MessageRef::Stored(id) => {
@@ -1289,7 +1290,7 @@ impl Tracker {
                         recipient,
                         &AttemptRow {
                             at,
-                            status: d.status.as_str(),
+                            status: d.status,
                             relay_host: d.relay_host.as_deref(),
                             relay_ip: d.relay_ip.as_deref(),
                             relay_port: d.relay_port,
@@ -1309,7 +1310,7 @@ impl Tracker {
                         message: index,
                         recipient,
                         at,
-                        status: d.status.as_str(),
+                        status: d.status,
                         relay_host: d.relay_host.clone(),
                         relay_ip: d.relay_ip.clone(),
                         relay_port: d.relay_port,

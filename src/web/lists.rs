@@ -70,13 +70,14 @@ fn list_filter(
     filter.from = non_empty(&q.from)?;
     filter.to = non_empty(&q.to)?;
     filter.subject = non_empty(&q.subject)?;
-    filter.category = non_empty(&q.category)?;
-    filter.status = non_empty(&q.status)?;
-    if let Some(status) = &filter.status
-        && !views::STATUSES.contains(&status.as_str())
-    {
-        return Err(WebError::BadRequest(format!("unknown status {status:?}")));
-    }
+    filter.category = non_empty(&q.category)?
+        .map(|c| c.parse())
+        .transpose()
+        .map_err(|e| WebError::BadRequest(format!("{e}")))?;
+    filter.status = non_empty(&q.status)?
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|e| WebError::BadRequest(format!("{e}")))?;
     let page = match non_empty(&q.page)? {
         None => 1,
         Some(p) => p
@@ -214,8 +215,8 @@ async fn list_csv(
                 m.recipients.to_string(),
                 m.subject.unwrap_or_default(),
                 m.size.to_string(),
-                m.status,
-                m.category.unwrap_or_default(),
+                m.status.to_string(),
+                m.category.map(|c| c.to_string()).unwrap_or_default(),
             ]
         }),
     );

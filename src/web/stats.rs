@@ -112,7 +112,7 @@ pub fn chart_svg(section: Section, s: &Stats) -> Result<String, chart::ChartErro
         }
         Section::Categories => {
             let rows = &s.categories[..s.categories.len().min(CHART_TOP)];
-            let labels: Vec<String> = rows.iter().map(|c| c.category.clone()).collect();
+            let labels: Vec<String> = rows.iter().map(|c| c.category.to_string()).collect();
             chart::svg(CHART_WIDTH, height(rows.len()), |root| {
                 chart::horizontal_bars(
                     root,

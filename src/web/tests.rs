@@ -2,6 +2,7 @@
 //! through the store's public write APIs.
 
 use super::*;
+use crate::model::notice::NoticeKind;
 use crate::{
     config::{Config, Receipts, Source, WebUser},
     model::envelope::{ArchiveState, Envelope, Recipient},
@@ -89,7 +90,7 @@ fn attempt<'a>(
 ) -> AttemptRow<'a> {
     AttemptRow {
         at,
-        status,
+        status: status.parse().unwrap(),
         relay_host: Some("mx.dest.example"),
         relay_ip: Some("198.51.100.7"),
         relay_port: Some(25),
@@ -99,7 +100,7 @@ fn attempt<'a>(
         stage: None,
         delay: Some(1.5),
         delays: None,
-        category,
+        category: category.map(|c| c.parse().unwrap()),
     }
 }
 
@@ -252,13 +253,13 @@ fn fixture_with(secure_cookie: bool) -> Fixture {
     let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
     let rcpt = ["rcpt@dest.example".to_string()];
     store
-        .record_notice(ids[0], "warning", &rcpt, at(now - 500))
+        .record_notice(ids[0], NoticeKind::Warning, &rcpt, at(now - 500))
         .unwrap();
     store
-        .record_notice(ids[0], "receipt", &rcpt, at(now - 100))
+        .record_notice(ids[0], NoticeKind::Receipt, &rcpt, at(now - 100))
         .unwrap();
     for notice in store.due_notices().unwrap() {
-        if notice.kind == "warning" {
+        if notice.kind == NoticeKind::Warning {
             store
                 .mark_notice_sent(notice.id, at(now - 499), "<n1@mailtrail>")
                 .unwrap();

@@ -6,10 +6,17 @@ use crate::render::local_time;
 use crate::store::{
     MessageCount, MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage,
 };
+use crate::{bounce::Category, model::status::RecipientStatus};
 use maud::{DOCTYPE, Markup, html};
 use time::UtcOffset;
 
-pub const STATUSES: [&str; 5] = ["sent", "deferred", "bounced", "expired", "pending"];
+pub const STATUSES: [RecipientStatus; 5] = [
+    RecipientStatus::Sent,
+    RecipientStatus::Deferred,
+    RecipientStatus::Bounced,
+    RecipientStatus::Expired,
+    RecipientStatus::Pending,
+];
 
 pub(super) fn layout(
     title: &str,
@@ -71,14 +78,13 @@ pub fn login(error: Option<&str>) -> Markup {
     )
 }
 
-pub fn badge(status: &str) -> Markup {
-    // The class comes from a fixed list, so stored text cannot choose it.
-    let class = STATUSES
-        .iter()
-        .find(|s| **s == status)
-        .copied()
-        .unwrap_or("");
-    html! { span class={ "badge " (class) } { (status) } }
+pub fn badge(status: RecipientStatus) -> Markup {
+    html! { span class={ "badge " (status.as_str()) } { (status.as_str()) } }
+}
+
+/// A category's name, or nothing.
+fn category(c: Option<Category>) -> &'static str {
+    c.map_or("", Category::as_str)
 }
 
 /// One message row; also what the live page's event stream sends.
@@ -94,8 +100,8 @@ pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
             }
             td { a href={ "/message/" (m.id) } { (m.subject.as_deref().unwrap_or("(no subject)")) } }
             td.num { (m.size) }
-            td { (badge(&m.status)) }
-            td { (m.category.as_deref().unwrap_or("")) }
+            td { (badge(m.status)) }
+            td { (category(m.category)) }
         }
     }
 }
@@ -210,7 +216,7 @@ pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
                 label { "Subject" input name="subject" value=(value(&q.subject)); }
                 label { "Status" select name="status" {
                     option value="" { "any" }
-                    @for s in STATUSES { option value=(s) selected[q.status.as_deref() == Some(s)] { (s) } }
+                    @for s in STATUSES.map(RecipientStatus::as_str) { option value=(s) selected[q.status.as_deref() == Some(s)] { (s) } }
                 } }
                 label { "Category" select name="category" {
                     option value="" { "any" }
@@ -272,22 +278,22 @@ pub fn message(
             }
             h2 { "Recipients" }
             @for r in recipients {
-                h3 { (r.address) " " (badge(&r.status)) " " (r.category.as_deref().unwrap_or("")) }
+                h3 { (r.address) " " (badge(r.status)) " " (category(r.category)) }
                 @if let Some(orig) = &r.orig_to { p { "originally " (orig) } }
                 ol.timeline {
                     @for a in &r.attempt_list {
                         li {
-                            (local_time(a.at.unix_timestamp(), offset)) " " (badge(&a.status))
+                            (local_time(a.at.unix_timestamp(), offset)) " " (badge(a.status.recipient_status()))
                             " relay " (a.relay_host.as_deref().unwrap_or("-"))
                             @if let Some(ip) = &a.relay_ip { " [" (ip) "]" }
                             " dsn " (a.dsn.as_deref().unwrap_or("-"))
-                            " " (a.category.as_deref().unwrap_or(""))
+                            " " (category(a.category))
                             @if !a.reply.is_empty() { pre { (a.reply) } }
                         }
                     }
                     @if r.attempt_list.is_empty() {
-                        li { @match (&r.reply, r.status.as_str()) {
-                            (Some(reply), "bounced") => { "refused by the MTA, no delivery attempt: " (reply) },
+                        li { @match (&r.reply, r.status) {
+                            (Some(reply), RecipientStatus::Bounced) => { "refused by the MTA, no delivery attempt: " (reply) },
                             _ => "no delivery attempt yet",
                         } }
                     }

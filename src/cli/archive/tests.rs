@@ -9,7 +9,7 @@ fn at(secs: i64) -> OffsetDateTime {
 fn deliveries_are_printed_with_a_timeline_and_without_control_characters() {
     let attempt = |secs, status: &str, dsn: &str, reply: &str, category: Option<&str>| Attempt {
         at: at(secs),
-        status: status.into(),
+        status: status.parse().unwrap(),
         relay_host: Some("mx.dest.example".into()),
         relay_ip: Some("192.0.2.25".into()),
         relay_port: Some(25),
@@ -18,13 +18,13 @@ fn deliveries_are_printed_with_a_timeline_and_without_control_characters() {
         reply: reply.into(),
         stage: Some("rcpt-to".into()),
         delay: None,
-        category: category.map(Into::into),
+        category: category.map(|c| c.parse().unwrap()),
     };
     let deliveries = [
         RecipientDelivery {
             address: "grey@dest.example".into(),
             orig_to: None,
-            status: "sent".into(),
+            status: "sent".parse().unwrap(),
             category: None,
             dsn: Some("2.0.0".into()),
             reply: Some("250 ok".into()),
@@ -45,7 +45,7 @@ fn deliveries_are_printed_with_a_timeline_and_without_control_characters() {
         RecipientDelivery {
             address: "evil\x07@dest.example".into(),
             orig_to: Some("alias@dest.example".into()),
-            status: "pending".into(),
+            status: "pending".parse().unwrap(),
             category: None,
             dsn: None,
             reply: None,

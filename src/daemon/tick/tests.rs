@@ -2,6 +2,7 @@
 //! SMTP transport are fakes that record what they were asked.
 
 use super::*;
+use crate::model::notice::NoticeKind;
 use crate::{
     model::envelope::{ArchiveState, Envelope, Recipient},
     store::{AttemptRow, LogMessageFields},
@@ -135,7 +136,7 @@ impl World {
                 r,
                 &AttemptRow {
                     at: at.unix_timestamp(),
-                    status,
+                    status: status.parse().unwrap(),
                     relay_host: Some("mx.dest.example"),
                     relay_ip: Some("192.0.2.25"),
                     relay_port: Some(25),
@@ -239,7 +240,7 @@ async fn normal_sender_retries_every_10_minutes_warns_at_30_and_expires_at_4_hou
         vec![notify::NoticeKind::Warning, notify::NoticeKind::Expiry]
     );
     let message = w.store.policy_message(id).unwrap().unwrap();
-    assert_eq!(message.recipients[0].status, "expired");
+    assert_eq!(message.recipients[0].status.as_str(), "expired");
 
     // The notices are real RFC 3464 reports about the original.
     let sent = w.transport.sent.lock().unwrap();
@@ -295,7 +296,7 @@ async fn delivered_at_3h59_with_receipts_gets_warning_then_receipt_only() {
     assert!(receipt.contains("Subject: Return receipt") && receipt.contains("Action: relayed"));
     assert_eq!(
         w.store.policy_message(id).unwrap().unwrap().notices,
-        vec!["warning", "receipt"]
+        vec![NoticeKind::Warning, NoticeKind::Receipt]
     );
 }
 
@@ -379,7 +380,9 @@ async fn expiry_waits_until_the_mta_removed_the_message() {
         "no expiry notice while the MTA may still deliver"
     );
     assert_eq!(
-        w.store.policy_message(id).unwrap().unwrap().recipients[0].status,
+        w.store.policy_message(id).unwrap().unwrap().recipients[0]
+            .status
+            .as_str(),
         "deferred"
     );
     *w.queue.fail_remove.lock().unwrap() = false;

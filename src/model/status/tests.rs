@@ -1,4 +1,5 @@
 use super::RecipientStatus::{self, *};
+use super::{DeliveryStatus, UnknownState};
 
 #[test]
 fn the_worst_recipient_state_is_the_messages() {
@@ -25,7 +26,15 @@ fn a_final_state_is_never_replaced_by_a_deferral() {
 #[test]
 fn states_round_trip_through_their_stored_names() {
     for s in RecipientStatus::WORST_FIRST {
-        assert_eq!(RecipientStatus::parse(s.as_str()), Some(s));
+        assert_eq!(s.as_str().parse::<RecipientStatus>(), Ok(s));
     }
-    assert_eq!(RecipientStatus::parse("queued"), None);
+    assert_eq!(
+        "queued".parse::<RecipientStatus>(),
+        Err(UnknownState("queued".into()))
+    );
+    for d in DeliveryStatus::ALL {
+        assert_eq!(d.as_str().parse::<DeliveryStatus>(), Ok(d));
+        assert_eq!(d.as_str(), d.recipient_status().as_str());
+    }
+    assert!("pending".parse::<DeliveryStatus>().is_err());
 }

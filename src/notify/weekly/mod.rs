@@ -180,7 +180,7 @@ impl WeeklyReport {
                 .this
                 .categories
                 .iter()
-                .map(|c| c.category.clone())
+                .map(|c| c.category.to_string())
                 .collect();
             let values = self.this.categories.iter().map(|c| c.count).collect();
             let height = 60 + 24 * labels.len() as u32;

@@ -255,7 +255,7 @@ impl WeeklyReport {
                 .this
                 .categories
                 .iter()
-                .map(|c| vec![c.category.clone(), count(c.count)])
+                .map(|c| vec![c.category.to_string(), count(c.count)])
                 .collect(),
         });
         tables

@@ -49,7 +49,7 @@ fn stats(messages: u64, delivered: u64, sender: &str) -> Stats {
             count: 4,
         }],
         categories: vec![CategoryRow {
-            category: "invalid-mailbox".into(),
+            category: "invalid-mailbox".parse().unwrap(),
             count: 2,
         }],
     }

@@ -1,10 +1,11 @@
 use super::*;
+use crate::bounce::Category;
 use crate::store::AttemptRow;
 
 fn attempt<'a>(at: i64, status: &'a str, reply: &'a str) -> AttemptRow<'a> {
     AttemptRow {
         at,
-        status,
+        status: status.parse().unwrap(),
         relay_host: Some("mx.dest.example"),
         relay_ip: Some("192.0.2.25"),
         relay_port: Some(25),
@@ -14,7 +15,7 @@ fn attempt<'a>(at: i64, status: &'a str, reply: &'a str) -> AttemptRow<'a> {
         stage: Some("rcpt-to"),
         delay: Some(1.5),
         delays: Some("0.1/0/0.4/1"),
-        category: (status != "sent").then_some("greylisting-issues"),
+        category: (status != "sent").then_some(Category::GreylistingIssues),
     }
 }
 
@@ -51,7 +52,7 @@ fn deliveries_and_attempt_counts() {
             .record_attempt(r, &attempt(1_003, "deferred", "451 try later"))
             .unwrap();
         batch
-            .expire_pending(o, 1_100, "expired", "message-expired")
+            .expire_pending(o, 1_100, "expired", Category::MessageExpired)
             .unwrap();
         batch.commit().unwrap();
         (m, o)
@@ -68,7 +69,7 @@ fn deliveries_and_attempt_counts() {
         ]
     );
     let grey = &d[0];
-    assert_eq!(grey.status, "sent");
+    assert_eq!(grey.status.as_str(), "sent");
     assert_eq!(grey.category, None);
     assert_eq!(grey.dsn.as_deref(), Some("2.0.0"));
     assert_eq!(grey.attempts, 3);
@@ -81,7 +82,7 @@ fn deliveries_and_attempt_counts() {
             (
                 a.at.unix_timestamp(),
                 a.status.as_str(),
-                a.category.as_deref(),
+                a.category.map(Category::as_str),
             )
         })
         .collect();
@@ -103,14 +104,14 @@ fn deliveries_and_attempt_counts() {
     assert_eq!(first.delay, Some(1.5));
 
     assert_eq!(d[1].orig_to.as_deref(), Some("alias@dest.example"));
-    assert_eq!(d[1].status, "sent");
+    assert_eq!(d[1].status.as_str(), "sent");
     assert_eq!((d[2].status.as_str(), d[2].attempts), ("pending", 0));
     assert!(d[2].attempt_list.is_empty() && d[2].final_at.is_none());
 
     let o = store.deliveries(other).unwrap();
     assert_eq!(o.len(), 1);
-    assert_eq!(o[0].status, "expired");
-    assert_eq!(o[0].category.as_deref(), Some("message-expired"));
+    assert_eq!(o[0].status.as_str(), "expired");
+    assert_eq!(o[0].category.map(Category::as_str), Some("message-expired"));
     assert_eq!(o[0].dsn.as_deref(), Some("4.4.7"));
     assert_eq!(o[0].attempt_list.len(), 2);
 

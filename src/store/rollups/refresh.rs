@@ -7,6 +7,7 @@
 //! appends to the same B-tree pages instead of touching a random one.
 
 use super::ALL_DOMAINS;
+use crate::model::status::DeliveryStatus;
 use crate::stats::{
     DelayHistogram, Dimension, RefreshReport, StatsCounts, date_of, domain_of, local_day_hour,
     month_index,
@@ -608,19 +609,26 @@ fn aggregate_attempts(
     while let Some(row) = rows.next()? {
         report.attempts += 1;
         let (day, hour) = span.hour_of(row.get(0)?);
-        let status = text(row, 1)?.unwrap_or("");
+        // Only names mailtrail wrote are stored; anything else is counted as no outcome.
+        let status: Option<DeliveryStatus> = text(row, 1)?.and_then(|t| t.parse().ok());
         let delay: Option<f64> = row.get(3)?;
         let sender = rollups.names.id(text(row, 6)?.unwrap_or(""));
         let domain = rollups.names.domain_of(sender);
         for h in rollups.hour(day, hour, domain) {
-            h.counts.count_attempt(status);
-            if status == "sent"
+            if let Some(status) = status {
+                h.counts.count_attempt(status);
+            }
+            if status == Some(DeliveryStatus::Sent)
                 && let Some(d) = delay
             {
                 h.delays.record(d);
             }
         }
-        let count = |c: &mut StatsCounts| c.count_attempt(status);
+        let count = |c: &mut StatsCounts| {
+            if let Some(status) = status {
+                c.count_attempt(status);
+            }
+        };
         rollups.key(Dimension::Sender, day, domain, sender, empty, count);
         let address = rollups.names.id(text(row, 5)?.unwrap_or(""));
         let rcpt_domain = rollups.names.domain_of(address);
@@ -635,7 +643,10 @@ fn aggregate_attempts(
         let relay = text(row, 2)?.filter(|r| !r.is_empty()).unwrap_or("none");
         let relay = rollups.names.id(relay);
         rollups.key(Dimension::Relay, day, domain, relay, empty, count);
-        if matches!(status, "bounced" | "expired") {
+        if matches!(
+            status,
+            Some(DeliveryStatus::Bounced | DeliveryStatus::Expired)
+        ) {
             let category = rollups.names.id(text(row, 4)?.unwrap_or("unclassified"));
             rollups.key(Dimension::Category, day, domain, category, empty, count);
         }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bounce::Category;
 use crate::stats::{CategoryRow, SmtpErrorRow, StatsRow, TOP_ROWS};
 use crate::store::{AttemptRow, RejectRow};
 use time::macros::{date, datetime, offset};
@@ -9,7 +10,7 @@ const PLUS2: UtcOffset = offset!(+2);
 fn attempt<'a>(at: i64, status: &'a str, relay: &'a str, delay: f64) -> AttemptRow<'a> {
     AttemptRow {
         at,
-        status,
+        status: status.parse().unwrap(),
         relay_host: Some(relay),
         relay_ip: None,
         relay_port: None,
@@ -19,7 +20,7 @@ fn attempt<'a>(at: i64, status: &'a str, relay: &'a str, delay: f64) -> AttemptR
         stage: None,
         delay: Some(delay),
         delays: None,
-        category: (status != "sent").then_some("invalid-mailbox"),
+        category: (status != "sent").then_some(Category::InvalidMailbox),
     }
 }
 
@@ -203,7 +204,7 @@ fn rollups_count_messages_by_arrival_and_attempts_by_their_time() {
     assert_eq!(
         s.categories,
         vec![CategoryRow {
-            category: "invalid-mailbox".into(),
+            category: "invalid-mailbox".parse().unwrap(),
             count: 1
         }]
     );

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::status::RecipientStatus;
 use crate::{
     config::Receipts,
     model::envelope::{ArchiveState, Envelope, Recipient},
@@ -132,7 +133,7 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
                 .unwrap();
             let attempt = AttemptRow {
                 at,
-                status,
+                status: status.parse().unwrap(),
                 relay_host: None,
                 relay_ip: None,
                 relay_port: None,
@@ -155,7 +156,7 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
     assert_eq!(all.len(), combos.len());
     for status in ["sent", "deferred", "bounced", "expired", "pending"] {
         let mut filter = SummaryFilter::new(DomainScope::All, 0);
-        filter.status = Some(status.into());
+        filter.status = Some(status.parse().unwrap());
         let filtered: Vec<i64> = store
             .message_summaries(&filter)
             .unwrap()
@@ -164,7 +165,7 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
             .collect();
         let expected: Vec<i64> = all
             .iter()
-            .filter(|m| m.status == status)
+            .filter(|m| m.status.as_str() == status)
             .map(|m| m.id)
             .collect();
         assert!(!expected.is_empty(), "{status}: the fixture covers it");
@@ -174,9 +175,9 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
             expected.len() as u64
         );
     }
-    let mut unknown = SummaryFilter::new(DomainScope::All, 0);
-    unknown.status = Some("nonsense".into());
-    assert!(store.message_summaries(&unknown).unwrap().is_empty());
+    // A status no summary shows cannot be asked for: the filter holds a state, and the pages
+    // refuse the text with 400 (`web::tests`, `status=lost`).
+    assert!("nonsense".parse::<RecipientStatus>().is_err());
 
     let every = SummaryFilter::new(DomainScope::All, 0);
     assert_eq!(
