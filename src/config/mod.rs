@@ -1,13 +1,19 @@
-//! Configuration: the TOML schema and its defaults (`parse`), the validated model (`model`) and
-//! live reloading on SIGHUP (`reload`).
+//! Configuration: the file as written (`format`), each value's type and parse error (`params`),
+//! the file turned into the validated model one table at a time (`parse`, errors in `error`),
+//! the model and its defaults (`model`, here), and live reloading on SIGHUP (`reload`).
 
+mod error;
+mod format;
 mod model;
+mod params;
 mod parse;
 mod password;
 mod reload;
 
+pub use error::ConfigError;
 pub use model::*;
-pub use parse::{ConfigError, load, parse, parse_listen};
+pub use params::{Interval, ListenSocket, ParseParamError, ServerAddr, TimeOfDay, Weekday};
+pub use parse::{load, parse, parse_listen};
 pub use password::{DUMMY_HASH, PasswordError, hash_password, verify_password};
 pub use reload::{ConfigHandle, Source};
 

@@ -453,11 +453,6 @@ pub enum Language {
 impl Language {
     /// `en`/`it` (any case, region ignored: `it-IT`); `None` for languages without templates.
     pub fn parse(text: &str) -> Option<Self> {
-        let lang = text.split(['-', '_']).next()?.to_ascii_lowercase();
-        match lang.as_str() {
-            "en" => Some(Language::En),
-            "it" => Some(Language::It),
-            _ => None,
-        }
+        text.parse().ok()
     }
 }

@@ -1,253 +1,17 @@
-//! Reading the TOML file into the validated model, with errors that name file, line and key.
+//! Reading the TOML file into the validated model, one function per table, with errors that
+//! name file, line and key.
 
-use super::model::*;
+use super::{
+    error::{ConfigError, Locator, clip},
+    format::*,
+    model::*,
+    params::{ListenSocket, ServerAddr, TimeOfDay, Weekday},
+};
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    time::Duration,
 };
 use toml::Spanned;
-
-/// A configuration error, located in its file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{path}: cannot read: {source}", path = path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}: {key}: {message}", path = path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
-
-impl ConfigError {
-    /// The line an `Invalid` error points at.
-    pub fn line(&self) -> Option<usize> {
-        match self {
-            ConfigError::Invalid { line, .. } => Some(*line),
-            ConfigError::Read { .. } => None,
-        }
-    }
-}
-
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    state: Option<RawState>,
-    milter: Option<RawMilter>,
-    archive: Option<RawArchive>,
-    store: Option<RawStore>,
-    maillog: Option<RawMaillog>,
-    notify: Option<RawNotify>,
-    web: Option<RawWeb>,
-    report: Option<RawReport>,
-    bounce: Option<RawBounce>,
-    #[serde(default)]
-    policy: BTreeMap<String, Spanned<RawPolicy>>,
-    #[serde(default)]
-    sender: Vec<Spanned<RawSender>>,
-    mta: Option<RawMta>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMta {
-    kind: Option<Spanned<String>>,
-    config_dir: Option<Spanned<String>>,
-    retry: Option<Spanned<Vec<String>>>,
-    remove: Option<Spanned<Vec<String>>>,
-    timeout: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawState {
-    dir: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMilter {
-    listen: Option<Spanned<String>>,
-    on_error: Option<Spanned<String>>,
-    max_recipients: Option<Spanned<i64>>,
-    max_headers: Option<Spanned<i64>>,
-    max_connections: Option<Spanned<i64>>,
-    idle_timeout: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawArchive {
-    maildir: Option<bool>,
-    dir: Option<Spanned<String>>,
-    retention: Option<Spanned<String>>,
-    max_message_size: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    exclude: Vec<Spanned<String>>,
-    bcc: Option<Spanned<String>>,
-    sweep_interval: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    path: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMaillog {
-    source: Option<Spanned<String>>,
-    syslog_names: Option<Vec<String>>,
-    raw_retention: Option<Spanned<String>>,
-    poll_interval: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawNotify {
-    enabled: Option<bool>,
-    smtp: Option<Spanned<String>>,
-    reporting_mta: Option<Spanned<String>>,
-    language: Option<Spanned<String>>,
-    tick: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWeb {
-    enabled: Option<bool>,
-    listen: Option<Spanned<String>>,
-    secure_cookie: Option<bool>,
-    stats_refresh: Option<Spanned<String>>,
-    tls_cert: Option<Spanned<String>>,
-    tls_key: Option<Spanned<String>>,
-    #[serde(default)]
-    user: Vec<Spanned<RawWebUser>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReport {
-    enabled: Option<Spanned<bool>>,
-    recipients: Option<Spanned<Vec<Spanned<String>>>>,
-    from: Option<Spanned<String>>,
-    weekday: Option<Spanned<String>>,
-    time: Option<Spanned<String>>,
-    base_url: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWebUser {
-    name: Option<Spanned<String>>,
-    password_hash: Option<Spanned<String>>,
-    domains: Option<Spanned<Vec<Spanned<String>>>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBounce {
-    rules: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    retry_every: Option<Spanned<String>>,
-    warn_after: Option<Spanned<String>>,
-    give_up_after: Option<Spanned<String>>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSender {
-    #[serde(rename = "match")]
-    pattern: Option<Spanned<String>>,
-    sasl_user: Option<Spanned<String>>,
-    mode: Option<Spanned<String>>,
-    receipts: Option<Spanned<toml::Value>>,
-}
-
-/// Turns byte offsets into 1-based line numbers for one file's text.
-struct Locator<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Locator<'_> {
-    fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    /// The key written on the line holding `offset`: `name` of `name = ...` or of `[name]`.
-    fn key_at(&self, offset: usize) -> String {
-        let start = self.text[..offset.min(self.text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let line = self.text[start..].lines().next().unwrap_or("").trim();
-        let key = match line.split_once('=') {
-            Some((key, _)) if !line.starts_with('[') => key,
-            _ => line.trim_start_matches('[').split(']').next().unwrap_or(""),
-        };
-        if line.starts_with('[') {
-            return key.trim().to_string();
-        }
-        // Qualify with the table the line is in: `milter.listen`, not `listen`.
-        let table = self.text[..start]
-            .lines()
-            .rev()
-            .map(str::trim)
-            .find(|l| l.starts_with('['))
-            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
-        match (table, key.trim()) {
-            (_, "") => "(file)".into(),
-            (Some(table), key) => format!("{table}.{key}"),
-            (None, key) => key.to_string(),
-        }
-    }
-
-    fn error<T>(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &str,
-        message: impl Into<String>,
-    ) -> Result<T, ConfigError> {
-        Err(ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            line: self.line(span.start),
-            key: clip(key),
-            message: clip(&message.into()),
-        })
-    }
-
-    fn duration(&self, value: &Spanned<String>, key: &str) -> Result<Duration, ConfigError> {
-        match humantime::parse_duration(value.get_ref()) {
-            Ok(d) if !d.is_zero() => Ok(d),
-            Ok(_) => self.error(value.span(), key, "must be longer than zero"),
-            Err(e) => self.error(
-                value.span(),
-                key,
-                format!(
-                    "`{}` is not a duration like 10m, 4h or 7d ({e})",
-                    value.get_ref()
-                ),
-            ),
-        }
-    }
-}
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -271,21 +35,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         }
     })?;
     parse(path, &text)
-}
-
-/// Longest key or message an error repeats from the file: a 200 KB line stays in the file.
-const MAX_ERROR_TEXT: usize = 160;
-
-/// `text` cut to [`MAX_ERROR_TEXT`] bytes (at a character boundary), marked with `…`.
-fn clip(text: &str) -> String {
-    if text.len() <= MAX_ERROR_TEXT {
-        return text.to_owned();
-    }
-    let mut end = MAX_ERROR_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// Validates configuration text; `path` is only used in errors and as the source.
@@ -364,29 +113,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 /// `[milter]`.
 fn parse_milter(loc: &Locator, m: RawMilter, milter: &mut MilterConfig) -> Result<(), ConfigError> {
     if let Some(listen) = m.listen {
-        milter.listen = match parse_listen(listen.get_ref()) {
-            Some(addr) => addr,
-            None => {
-                return loc.error(
-                    listen.span(),
-                    "milter.listen",
-                    format!("`{}` is not inet:HOST:PORT or unix:/PATH", listen.get_ref()),
-                );
-            }
-        };
+        milter.listen = loc.value(&listen, "milter.listen")?;
     }
     if let Some(v) = m.on_error {
-        milter.on_error = match v.get_ref().as_str() {
-            "continue" => OnError::Continue,
-            "tempfail" => OnError::Tempfail,
-            other => {
-                return loc.error(
-                    v.span(),
-                    "milter.on_error",
-                    format!("`{other}` is not \"continue\" or \"tempfail\""),
-                );
-            }
-        };
+        milter.on_error = loc.value(&v, "milter.on_error")?;
     }
     if let Some(t) = m.idle_timeout {
         milter.idle_timeout = loc.duration(&t, "milter.idle_timeout")?;
@@ -423,21 +153,7 @@ fn parse_maillog(
     maillog: &mut MaillogConfig,
 ) -> Result<(), ConfigError> {
     if let Some(source) = m.source {
-        maillog.source = match source.get_ref().as_str() {
-            "journald" => LogSource::Journald,
-            "stdin" => LogSource::Stdin,
-            "off" => LogSource::Off,
-            other => match other.strip_prefix("file:") {
-                Some(path) if path.starts_with('/') => LogSource::File(path.into()),
-                _ => {
-                    return loc.error(
-                        source.span(),
-                        "maillog.source",
-                        format!("`{other}` is not file:/PATH, journald, stdin or off"),
-                    );
-                }
-            },
-        };
+        maillog.source = loc.value(&source, "maillog.source")?;
     }
     if let Some(names) = m.syslog_names {
         maillog.syslog_names = names;
@@ -490,17 +206,7 @@ fn parse_policy(
 fn parse_mta(loc: &Locator, m: RawMta) -> Result<MtaConfig, ConfigError> {
     let kind = match &m.kind {
         None => MtaKind::Postfix,
-        Some(k) => match k.get_ref().as_str() {
-            "postfix" => MtaKind::Postfix,
-            "sendmail" => MtaKind::Sendmail,
-            other => {
-                return loc.error(
-                    k.span(),
-                    "mta.kind",
-                    format!("`{other}` is not \"postfix\" or \"sendmail\""),
-                );
-            }
-        },
+        Some(k) => loc.value(k, "mta.kind")?,
     };
     // The kind picks the default commands; explicit lists replace them.
     let mut mta = MtaConfig::defaults(kind);
@@ -605,20 +311,9 @@ fn parse_notify(loc: &Locator, n: RawNotify, notify: &mut NotifyConfig) -> Resul
         notify.enabled = enabled;
     }
     if let Some(smtp) = n.smtp {
-        let parsed = smtp
-            .get_ref()
-            .rsplit_once(':')
-            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
-            .filter(|(host, _)| !host.is_empty() && !host.contains(char::is_whitespace));
-        let Some((host, port)) = parsed else {
-            return loc.error(
-                smtp.span(),
-                "notify.smtp",
-                format!("`{}` is not HOST:PORT", smtp.get_ref()),
-            );
-        };
-        notify.smtp_host = host.trim_matches(|c| c == '[' || c == ']').to_string();
-        notify.smtp_port = port;
+        let server: ServerAddr = loc.value(&smtp, "notify.smtp")?;
+        notify.smtp_host = server.host;
+        notify.smtp_port = server.port;
     }
     if let Some(host) = n.reporting_mta {
         let valid = !host.get_ref().is_empty()
@@ -632,19 +327,7 @@ fn parse_notify(loc: &Locator, n: RawNotify, notify: &mut NotifyConfig) -> Resul
         notify.reporting_mta = host.get_ref().clone();
     }
     if let Some(language) = n.language {
-        notify.language = match Language::parse(language.get_ref()) {
-            Some(l) => l,
-            None => {
-                return loc.error(
-                    language.span(),
-                    "notify.language",
-                    format!(
-                        "`{}` is not a shipped language (en, it)",
-                        language.get_ref()
-                    ),
-                );
-            }
-        };
+        notify.language = loc.value(&language, "notify.language")?;
     }
     if let Some(tick) = n.tick {
         notify.tick = loc.duration(&tick, "notify.tick")?;
@@ -663,17 +346,7 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
         web.stats_refresh = loc.duration(&every, "web.stats_refresh")?;
     }
     if let Some(listen) = w.listen {
-        let text = listen.get_ref().replace("localhost", "127.0.0.1");
-        web.listen = match text.parse() {
-            Ok(addr) => addr,
-            Err(_) => {
-                return loc.error(
-                    listen.span(),
-                    "web.listen",
-                    format!("`{}` is not HOST:PORT", listen.get_ref()),
-                );
-            }
-        };
+        web.listen = loc.value::<ListenSocket>(&listen, "web.listen")?.0;
     }
     web.tls = parse_web_tls(loc, w.tls_cert, w.tls_key)?;
     for (index, user) in w.user.iter().enumerate() {
@@ -788,35 +461,10 @@ fn parse_report(loc: &Locator, r: RawReport, report: &mut ReportConfig) -> Resul
         report.from = Some(address(from, "report.from")?);
     }
     if let Some(day) = &r.weekday {
-        report.weekday = match day.get_ref().to_ascii_lowercase().as_str() {
-            "monday" | "mon" => time::Weekday::Monday,
-            "tuesday" | "tue" => time::Weekday::Tuesday,
-            "wednesday" | "wed" => time::Weekday::Wednesday,
-            "thursday" | "thu" => time::Weekday::Thursday,
-            "friday" | "fri" => time::Weekday::Friday,
-            "saturday" | "sat" => time::Weekday::Saturday,
-            "sunday" | "sun" => time::Weekday::Sunday,
-            _ => {
-                return loc.error(
-                    day.span(),
-                    "report.weekday",
-                    format!("`{}` is not a weekday (monday ... sunday)", day.get_ref()),
-                );
-            }
-        };
+        report.weekday = loc.value::<Weekday>(day, "report.weekday")?.0;
     }
     if let Some(at) = &r.time {
-        let format = time::macros::format_description!("[hour]:[minute]");
-        report.at = match time::Time::parse(at.get_ref(), format) {
-            Ok(t) => t,
-            Err(_) => {
-                return loc.error(
-                    at.span(),
-                    "report.time",
-                    format!("`{}` is not a time like 07:00", at.get_ref()),
-                );
-            }
-        };
+        report.at = loc.value::<TimeOfDay>(at, "report.time")?.0;
     }
     if let Some(url) = &r.base_url {
         let text = url.get_ref().trim_end_matches('/');
@@ -939,22 +587,7 @@ fn parse_sender(
     })
 }
 
-/// `inet:HOST:PORT` (IPv6 in brackets) or `unix:/PATH`.
+/// `inet:HOST:PORT` (IPv6 in brackets) or `unix:/PATH`; see [`ListenAddr`]'s `FromStr`.
 pub fn parse_listen(text: &str) -> Option<ListenAddr> {
-    if let Some(path) = text.strip_prefix("unix:") {
-        return (!path.is_empty()).then(|| ListenAddr::Unix(PathBuf::from(path)));
-    }
-    let rest = text
-        .strip_prefix("inet:")
-        .or_else(|| text.strip_prefix("inet6:"))?;
-    let (host, port) = rest.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
-    let ip: std::net::IpAddr = host.parse().ok()?;
-    let port: u16 = port.parse().ok()?;
-    Some(ListenAddr::Inet((ip, port).into()))
+    text.parse().ok()
 }
