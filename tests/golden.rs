@@ -99,16 +99,7 @@ fn stage_named(name: &str) -> Option<SmtpStage> {
     if name.is_empty() {
         return None;
     }
-    let stages = [
-        SmtpStage::Connect,
-        SmtpStage::Helo,
-        SmtpStage::MailFrom,
-        SmtpStage::RcptTo,
-        SmtpStage::Data,
-        SmtpStage::EndOfData,
-        SmtpStage::Unknown,
-    ];
-    let stage = stages.into_iter().find(|s| s.as_str() == name);
+    let stage = SmtpStage::ALL.into_iter().find(|s| s.as_str() == name);
     assert!(stage.is_some(), "unknown stage {name:?}");
     stage
 }

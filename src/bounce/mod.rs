@@ -121,7 +121,7 @@ pub enum SmtpStage {
 }
 
 impl SmtpStage {
-    const ALL: [SmtpStage; 7] = [
+    pub const ALL: [SmtpStage; 7] = [
         SmtpStage::Connect,
         SmtpStage::Helo,
         SmtpStage::MailFrom,
