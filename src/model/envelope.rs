@@ -24,7 +24,7 @@ pub enum ArchiveState {
 }
 
 impl ArchiveState {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ArchiveState::Stored => "stored",
             ArchiveState::TooLarge => "too-large",

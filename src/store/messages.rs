@@ -10,6 +10,9 @@ use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+/// The state of a copy that is in the archive: the only one the sweep and the reconcile change.
+const STORED: &str = ArchiveState::Stored.as_str();
+
 /// A stored message: its row id and envelope.
 #[derive(Clone, Debug, Serialize)]
 pub struct StoredMessage {
@@ -77,9 +80,9 @@ impl Store {
         // A hand-over row stays listed only while it holds the archive copy (a content filter
         // re-injected the message the milter saw); the next hop's row is the message.
         let mut sql = String::from(
-            "SELECT id FROM message m WHERE (m.handed_to IS NULL OR m.archive_state = 'stored')",
+            "SELECT id FROM message m WHERE (m.handed_to IS NULL OR m.archive_state = ?)",
         );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut args: Vec<rusqlite::types::Value> = vec![STORED.to_string().into()];
         if let Some(since) = filter.since {
             sql.push_str(" AND arrived_at >= ?");
             args.push(since.unix_timestamp().into());
@@ -182,8 +185,8 @@ impl Store {
     /// When the newest message with an archive copy arrived (unix seconds).
     pub fn newest_archived_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row(
-            "SELECT max(arrived_at) FROM message WHERE archive_state = 'stored'",
-            [],
+            "SELECT max(arrived_at) FROM message WHERE archive_state = ?1",
+            [STORED],
             |row| row.get(0),
         )?)
     }
@@ -212,9 +215,9 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, archive_name FROM message
-                 WHERE archive_state = 'stored' AND arrived_at >= ?1 AND archive_name IS NOT NULL",
+                 WHERE archive_state = ?2 AND arrived_at >= ?1 AND archive_name IS NOT NULL",
             )?
-            .query_map([since], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .query_map(params![since, STORED], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<Result<_, _>>()?)
     }
 
@@ -224,10 +227,10 @@ impl Store {
         let mut changed = 0;
         {
             let mut update = tx.prepare_cached(
-                "UPDATE message SET archive_state = 'failed' WHERE id = ?1 AND archive_state = 'stored'",
+                "UPDATE message SET archive_state = ?2 WHERE id = ?1 AND archive_state = ?3",
             )?;
             for id in ids {
-                changed += update.execute([id])?;
+                changed += update.execute(params![id, ArchiveState::Failed.as_str(), STORED])?;
             }
         }
         tx.commit()?;
@@ -240,10 +243,10 @@ impl Store {
         let mut changed = 0;
         {
             let mut update = tx.prepare_cached(
-                "UPDATE message SET archive_state = 'expired' WHERE archive_name = ?1 AND archive_state = 'stored'",
+                "UPDATE message SET archive_state = ?2 WHERE archive_name = ?1 AND archive_state = ?3",
             )?;
             for name in names {
-                changed += update.execute([name])?;
+                changed += update.execute(params![name, ArchiveState::Expired.as_str(), STORED])?;
             }
         }
         tx.commit()?;

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     config::Receipts,
-    model::{notice::NoticeKind, status::RecipientStatus},
+    model::{envelope::ArchiveState, notice::NoticeKind, status::RecipientStatus},
 };
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -143,12 +143,12 @@ impl Store {
             .prepare_cached(
                 "SELECT queue_id, arrived_at, mail_from, mode, receipts, is_notice, removed_at,
                     retry_requested_at, message_id,
-                    CASE WHEN archive_state = 'stored' THEN archive_name END,
+                    CASE WHEN archive_state = ?2 THEN archive_name END,
                     nrcpt IS NOT NULL OR source = 'log' OR EXISTS (SELECT 1 FROM recipient r
                         WHERE r.message = message.id AND r.attempts > 0)
                  FROM message WHERE id = ?1",
             )?
-            .query_row([id], |row| {
+            .query_row(params![id, ArchiveState::Stored.as_str()], |row| {
                 let receipts: String = row.get(4)?;
                 Ok(PolicyMessage {
                     id,

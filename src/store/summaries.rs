@@ -224,8 +224,8 @@ pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i
     // Each count reads an index where one exists (COUNT(*) the smallest; each state its partial
     // index); only the archive sums and the attempt statuses read their table.
     let (archived_messages, archived_bytes): (i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM message WHERE archive_state = 'stored'",
-        [],
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM message WHERE archive_state = ?1",
+        [crate::model::envelope::ArchiveState::Stored.as_str()],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     let mut out = vec![
