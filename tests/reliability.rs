@@ -346,3 +346,144 @@ fn a_submission_hop_followed_live_is_one_message_with_one_delivery() {
         .unwrap();
     assert_eq!(attempts, 1);
 }
+
+/// An SMTP server that takes a whole message and never answers its end of data: a notice
+/// handed over, not yet accepted. Returns its port and the Message-IDs of what it took.
+fn smtp_server_that_never_accepts() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = taken.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream).lines();
+                let _ = out.write_all(b"220 slow.test ESMTP\r\n");
+                while let Some(Ok(line)) = lines.next() {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 slow.test\r\n",
+                        "DATA" => b"354 go on\r\n",
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = out.write_all(reply);
+                    if verb == "DATA" {
+                        let mut id = String::new();
+                        for line in lines.by_ref().map_while(Result::ok) {
+                            if line == "." {
+                                break;
+                            }
+                            if let Some(v) = line.strip_prefix("Message-ID: ") {
+                                id = v.trim().to_string();
+                            }
+                        }
+                        seen.lock().unwrap().push(id);
+                        // Never answers: the client waits for its 250 until it is killed.
+                        for _ in lines.by_ref() {}
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, taken)
+}
+
+/// A real `kill -9` of the daemon while a notice is being submitted (recorded as due, handed to
+/// the SMTP server, not yet accepted): after the restart it is sent, once, with the same
+/// Message-ID, so a receiver that got the first copy can tell the second is the same notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_interrupted_by_kill_9_is_sent_once_after_the_restart() {
+    let (slow_port, taken) = smtp_server_that_never_accepts();
+    let section = |smtp_port: u16| {
+        format!(
+            "[web]\nenabled = false\n\n[notify]\nenabled = true\nsmtp = \"127.0.0.1:{smtp_port}\"\n\
+             tick = \"1s\"\nreporting_mta = \"relay.test\"\n\n[mta]\nretry = [\"true\", \"{{queue_id}}\"]\n\
+             remove = [\"true\", \"{{queue_id}}\"]\n\n[[sender]]\nmatch = \"boss@example.com\"\nreceipts = true\n"
+        )
+    };
+    let mut mt = Mailtrail::configure_with_web(&section(slow_port));
+    std::fs::write(mt.mta_log_path(), "").unwrap();
+    mt.start();
+    let mut conn = milter_client::connect(mt.milter_port(), Actions::empty()).await;
+    let mail = Mail {
+        queue_id: "4B7C9D2E1F",
+        from: "boss@example.com",
+        rcpts: &["bob@example.net"],
+        headers: &[(&b"Subject"[..], &b" quarterly figures"[..])],
+        body: &[&b"hello\r\n"[..]],
+    };
+    assert_eq!(mail.send(&mut conn).await.1, Status::Continue);
+    drop(conn);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let log = [
+        "STAMP mx postfix/qmgr[2]: 4B7C9D2E1F: from=<boss@example.com>, size=300, nrcpt=1 (queue active)",
+        "STAMP mx postfix/smtp[3]: 4B7C9D2E1F: to=<bob@example.net>, relay=mx.example.net[192.0.2.7]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+    ]
+    .map(|l| format!("{}\n", l.replace("STAMP", &now)))
+    .concat();
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(mt.mta_log_path())
+        .unwrap()
+        .write_all(log.as_bytes())
+        .unwrap();
+
+    // The receipt is recorded as due and handed over; the server holds its answer.
+    support::util::wait_for(
+        T,
+        "the receipt at the server that never accepts",
+        || (!taken.lock().unwrap().is_empty()).then_some(()),
+        || mt.log(),
+    );
+    mt.kill();
+    let db = rusqlite::Connection::open(mt.store_path()).unwrap();
+    let unsent: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM notice WHERE kind = 'receipt' AND sent_at IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unsent, 1, "recorded as due, not sent, at the kill");
+
+    let server = support::smtp_server::ScriptedServer::start();
+    let config = std::fs::read_to_string(mt.config_path()).unwrap();
+    std::fs::write(
+        mt.config_path(),
+        config.replace(
+            &format!("127.0.0.1:{slow_port}"),
+            &format!("127.0.0.1:{}", server.port()),
+        ),
+    )
+    .unwrap();
+    mt.start();
+    let received = server.wait_for_messages(1, T);
+    // A few more ticks: nothing is sent twice.
+    std::thread::sleep(Duration::from_secs(4));
+    let received_after = server.messages();
+    assert_eq!(received_after.len(), 1, "one receipt, once");
+    let first_id = taken.lock().unwrap()[0].clone();
+    assert!(first_id.starts_with("<mailtrail.receipt."), "{first_id}");
+    assert_eq!(
+        received[0].header("Message-ID").as_deref(),
+        Some(first_id.as_str())
+    );
+    assert_eq!(received[0].mail_from, "", "a notice has a null return path");
+    assert_eq!(received[0].rcpt_to, ["boss@example.com"]);
+    let (sent, rows): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(sent_at), COUNT(*) FROM notice WHERE kind = 'receipt'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((sent, rows), (1, 1));
+    assert!(mt.is_running());
+}
