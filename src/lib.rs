@@ -50,9 +50,11 @@ pub async fn run(
     shutdown: impl Future,
     ready: impl FnOnce(),
 ) -> Result<(), RunError> {
+    // What the milter finds failing, the pages say.
+    let health = std::sync::Arc::new(model::health::Health::default());
     let mut beside: Vec<daemon::Beside> = Vec::new();
-    if let Some(pages) = web::pages(config.clone(), local_offset)? {
+    if let Some(pages) = web::pages(config.clone(), local_offset, health.clone())? {
         beside.push(Box::pin(pages));
     }
-    Ok(daemon::run(config, local_offset, beside, shutdown, ready).await?)
+    Ok(daemon::run(config, local_offset, health, beside, shutdown, ready).await?)
 }

@@ -487,3 +487,172 @@ async fn a_notice_interrupted_by_kill_9_is_sent_once_after_the_restart() {
     assert_eq!((sent, rows), (1, 1));
     assert!(mt.is_running());
 }
+
+/// `GET path` on the pages; the status code and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount(8)");
+        assert!(
+            out.status.success(),
+            "mounting a {size} tmpfs at {} (the test needs root): {}",
+            at.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Writes a file until the filesystem is full; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The archive and the store on a small filesystem that fills up: copies fail and are counted,
+/// mail keeps flowing (`continue`), with `on_error = "tempfail"` the client is told to retry,
+/// the daemon stays up and `/healthz` says why; once space returns it recovers without a
+/// restart, and nothing half-written is left in `tmp/`, `new/` or the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_copies_keeps_mail_flowing_and_recovers() {
+    let web_port = support::util::free_port();
+    let mut mt =
+        Mailtrail::configure_with_web(&format!("[web]\nlisten = \"127.0.0.1:{web_port}\"\n"));
+    let disk = SmallDisk::mount(&mt.state_dir(), "8m");
+    mt.start();
+    support::util::wait_until(
+        T,
+        "the web pages to listen",
+        || support::util::port_open(web_port),
+        || mt.log(),
+    );
+    let body: Vec<u8> = b"0123456789abcdef\r\n".repeat(600); // ~10 KB
+    let send = |conn_port: u16, qid: &'static str| {
+        let body = body.clone();
+        async move {
+            let mut conn = milter_client::connect(conn_port, Actions::empty()).await;
+            let mail = Mail {
+                queue_id: qid,
+                from: "alice@example.com",
+                rcpts: &["bob@example.net"],
+                headers: &[(&b"Subject"[..], &b" while the disk is full"[..])],
+                body: &[&body],
+            };
+            mail.send(&mut conn).await.1
+        }
+    };
+    assert_eq!(send(mt.milter_port(), "4A0000000A").await, Status::Continue);
+    assert_eq!(http_get(web_port, "/healthz"), (200, "ok\n".to_string()));
+
+    let filler = disk.fill();
+    // on_error = "continue": the mail goes on, the failure is counted and shown.
+    for qid in ["4A0000000B", "4A0000000C"] {
+        assert_eq!(send(mt.milter_port(), qid).await, Status::Continue);
+    }
+    let (status, why) = http_get(web_port, "/healthz");
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("failing since"), "{why}");
+    assert!(
+        why.contains("No space left on device") || why.contains("disk is full"),
+        "{why}"
+    );
+    // on_error = "tempfail", by reload: the client is told to try again later.
+    let config = std::fs::read_to_string(mt.config_path()).unwrap();
+    std::fs::write(
+        mt.config_path(),
+        config.replace("[milter]\n", "[milter]\non_error = \"tempfail\"\n"),
+    )
+    .unwrap();
+    support::util::signal(mt.pid().unwrap() as i32, libc::SIGHUP);
+    support::util::wait_until(
+        T,
+        "the reload",
+        || mt.log().contains("configuration reloaded"),
+        || mt.log(),
+    );
+    match send(mt.milter_port(), "4A0000000D").await {
+        Status::Tempfail { message } => {
+            let text = message.unwrap().into_string().unwrap();
+            assert!(text.starts_with("451 4.3.0"), "{text}");
+        }
+        other => panic!("expected tempfail, got {other:?}"),
+    }
+    assert!(mt.is_running());
+
+    // Space returns: the next message is archived and recorded, without a restart.
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(send(mt.milter_port(), "4A0000000E").await, Status::Continue);
+    assert_eq!(http_get(web_port, "/healthz"), (200, "ok\n".to_string()));
+    let counters = mt.wait_counter("messages_archived", 2, T);
+    assert!(
+        counters["archive_errors"] + counters["store_errors"] >= 3,
+        "{counters:?}"
+    );
+
+    // Nothing half-written: tmp/ is empty, and every copy in new/ is whole and has its row.
+    let archive = mt.archive_dir();
+    assert_eq!(std::fs::read_dir(archive.join("tmp")).unwrap().count(), 0);
+    let listed = mt.wait_for_archived(2, T);
+    let stored: Vec<_> = listed
+        .iter()
+        .filter(|m| m.archive_state == "stored")
+        .collect();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|m| m.queue_id.clone().unwrap())
+            .collect::<Vec<_>>(),
+        ["4A0000000E", "4A0000000A"]
+    );
+    assert_eq!(mt.archive_files().len(), 2, "{:?}", mt.archive_files());
+    for m in stored {
+        let copy = m.read_archive();
+        assert!(copy.ends_with(&body), "{} is whole", m.id);
+    }
+    assert!(mt.is_running());
+    assert!(mt.stop());
+}

@@ -99,6 +99,15 @@ impl Archive {
         self.maildir.find(name).map(|entry| entry.path().clone())
     }
 
+    /// Deletes a stored copy whose record could not be committed: the store and the archive
+    /// agree again at once, not only at the next start's reconcile.
+    pub fn discard(&self, name: &str) -> Result<(), ArchiveError> {
+        let Some(path) = self.path_of(name) else {
+            return Ok(());
+        };
+        std::fs::remove_file(&path).map_err(|source| ArchiveError::Io { path, source })
+    }
+
     /// The bytes of a stored copy.
     pub fn read(&self, name: &str) -> Result<Vec<u8>, ArchiveError> {
         let path = self

@@ -13,7 +13,7 @@ use crate::{
     config::ConfigHandle,
     milter::recorder::Recorder,
     milter::{self, Shared},
-    model::counters::Counters,
+    model::{counters::Counters, health::Health},
     store::{Store, StoreError},
     tracking::follower::{self, FollowerError},
 };
@@ -54,6 +54,7 @@ pub type Beside = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub async fn run(
     config: ConfigHandle,
     local_offset: time::UtcOffset,
+    health: Arc<Health>,
     beside: Vec<Beside>,
     shutdown: impl Future,
     ready: impl FnOnce(),
@@ -103,6 +104,7 @@ pub async fn run(
         archive,
         recorder,
         counters,
+        health,
     });
     let result = milter::serve(listener, shared, shutdown).await;
     for job in [sweeper, stats_refresher] {

@@ -5,6 +5,7 @@ use super::{
     Shared,
     session::{MessageInFlight, Session},
 };
+use crate::model::health::Part;
 use crate::{
     config::{OnError, Receipts},
     model::counters::Counters,
@@ -245,12 +246,14 @@ async fn store_copy(
             // Writing and fsyncing the copy is blocking I/O: keep it off the async workers.
             match tokio::task::spawn_blocking(move || spool.store()).await {
                 Ok(Ok(name)) => {
+                    shared.health.succeeded(Part::Archive);
                     Counters::add(&shared.counters.messages_archived, 1);
                     Counters::add(&shared.counters.archive_bytes, size);
                     envelope.archive_name = Some(name);
                 }
                 Ok(Err(e)) => {
                     error!("{qid}: archive copy not written: {e}");
+                    shared.health.failed(Part::Archive, &e.to_string());
                     envelope.archive_state = ArchiveState::Failed;
                     failed = true;
                 }
@@ -279,19 +282,29 @@ async fn store_copy(
 /// Commits the envelope row (the recorder's group commit); false when that failed.
 async fn record(shared: &Shared, qid: &str, envelope: crate::model::envelope::Envelope) -> bool {
     let (from, rcpts) = (envelope.mail_from.clone(), envelope.recipients.len());
+    let copy = envelope.archive_name.clone();
     match shared.recorder.record(envelope).await {
         Ok(id) => debug!("{qid}: recorded as message {id}: from=<{from}> nrcpt={rcpts}"),
         Err(e @ crate::milter::recorder::RecordError::ArchiveSync(_)) => {
             error!("{qid}: {e}");
+            shared.health.failed(Part::Archive, &e.to_string());
             Counters::add(&shared.counters.archive_errors, 1);
             return false;
         }
         Err(e) => {
             error!("{qid}: {e}");
+            shared.health.failed(Part::Store, &e.to_string());
             Counters::add(&shared.counters.store_errors, 1);
+            // No row refers to the copy: it goes, rather than wait for the next start.
+            if let (Some(name), Some(archive)) = (copy, &shared.archive)
+                && let Err(e) = archive.discard(&name)
+            {
+                warn!("{qid}: copy without a record not removed: {e}");
+            }
             return false;
         }
     }
+    shared.health.succeeded(Part::Store);
     true
 }
 

@@ -35,6 +35,8 @@ pub struct Shared {
     pub archive: Option<Arc<Archive>>,
     pub recorder: Recorder,
     pub counters: Arc<Counters>,
+    /// What is failing now, for the pages.
+    pub health: Arc<crate::model::health::Health>,
 }
 
 /// A bound milter socket.

@@ -6,6 +6,7 @@ pub mod address;
 pub mod correlation;
 pub mod counters;
 pub mod envelope;
+pub mod health;
 pub mod listen;
 pub mod notice;
 pub mod status;

@@ -139,7 +139,7 @@ async fn list_html(
     let (rows, total) = fetch(&state, filter).await?;
     let offset = state.inner.offset;
     if let Period::Live = period {
-        return Ok(views::live(&user, &rows, offset).into_response());
+        return Ok(views::live(&user, &rows, &state.problems(), offset).into_response());
     }
     let title = match period {
         Period::Week => "Last 7 days",

@@ -141,7 +141,14 @@ fn prom_escape(value: &str) -> String {
 }
 
 /// Liveness: answers without a login, and checks that the store answers.
-pub(super) async fn healthz(State(state): State<WebState>) -> Result<&'static str, WebError> {
+/// 503 with the reasons while archive copies or envelope records are failing, so a monitor
+/// notices a full disk before the users do.
+pub(super) async fn healthz(State(state): State<WebState>) -> Result<Response, WebError> {
     state.read(|s| s.counters().map(|_| ())).await?;
-    Ok("ok\n")
+    let problems = state.problems();
+    if problems.is_empty() {
+        return Ok("ok\n".into_response());
+    }
+    let text: String = problems.iter().map(|p| format!("{p}\n")).collect();
+    Ok((axum::http::StatusCode::SERVICE_UNAVAILABLE, text).into_response())
 }

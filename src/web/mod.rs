@@ -20,6 +20,7 @@ pub use auth::CurrentUser;
 use crate::{
     archive::{Archive, ArchiveError},
     config::ConfigHandle,
+    model::health::Health,
     store::{Store, StoreError},
 };
 use axum::{
@@ -85,6 +86,8 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 #[derive(Clone)]
 pub struct WebState {
     inner: Arc<Inner>,
+    /// What the milter in this process finds failing (nothing, for pages on their own).
+    health: Arc<Health>,
 }
 
 struct Inner {
@@ -125,7 +128,31 @@ impl WebState {
                 offset,
                 stats_cache: Mutex::new(HashMap::new()),
             }),
+            health: Arc::default(),
         })
+    }
+
+    /// Pages that say what the milter beside them finds failing.
+    pub fn with_health(self, health: Arc<Health>) -> Self {
+        WebState { health, ..self }
+    }
+
+    /// What is failing now, in words for a page: "archive copies failing since 2026-12-06
+    /// 14:02:11: No space left on device (os error 28)".
+    fn problems(&self) -> Vec<String> {
+        self.health
+            .problems()
+            .into_iter()
+            .map(|p| {
+                let since = OffsetDateTime::from(p.since).unix_timestamp();
+                format!(
+                    "{} failing since {}: {}",
+                    p.part.as_str(),
+                    crate::render::local_time(since, self.inner.offset),
+                    p.error
+                )
+            })
+            .collect()
     }
 
     fn now(&self) -> OffsetDateTime {
@@ -262,13 +289,14 @@ async fn security_headers(mut response: Response) -> Response {
 pub fn pages(
     config: ConfigHandle,
     offset: UtcOffset,
+    health: Arc<Health>,
 ) -> Result<Option<impl std::future::Future<Output = ()> + Send + 'static>, WebError> {
     let start = config.current();
     if !start.web.enabled {
         return Ok(None);
     }
     let clock: Clock = Arc::new(OffsetDateTime::now_utc);
-    let state = WebState::new(config.clone(), offset, clock)?;
+    let state = WebState::new(config.clone(), offset, clock)?.with_health(health);
     if start.web.users.is_empty() {
         tracing::warn!("web: no [[web.user]] configured, nobody can log in");
     }

@@ -46,6 +46,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     app: Router,
     ids: Ids,
+    /// What the pages say is failing.
+    health: Arc<crate::model::health::Health>,
 }
 
 fn envelope(qid: &str, from: &str, to: &str, subject: &str, at: i64) -> Envelope {
@@ -278,10 +280,14 @@ fn fixture_with(secure_cookie: bool) -> Fixture {
 
     let clock: Clock = Arc::new(|| OffsetDateTime::from_unix_timestamp(NOW).unwrap());
     let handle = ConfigHandle::new(Source::Defaults, config);
-    let state = WebState::new(handle, UtcOffset::UTC, clock).unwrap();
+    let health = Arc::new(crate::model::health::Health::default());
+    let state = WebState::new(handle, UtcOffset::UTC, clock)
+        .unwrap()
+        .with_health(health.clone());
     Fixture {
         _dir: dir,
         app: router(state),
+        health,
         ids: Ids {
             a: ids[0],
             b: ids[1],
@@ -1240,4 +1246,37 @@ async fn a_list_above_the_count_cap_says_so_and_keeps_paging() {
     let few = json(&f.get("/today.json?subject=Hello", Some(&cookie)).await.body);
     assert_eq!(few["total"], 1);
     assert_eq!(few["total_capped"], false);
+}
+
+#[tokio::test]
+async fn the_live_page_and_healthz_say_what_is_failing() {
+    use crate::model::health::Part;
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    assert_eq!(f.get("/healthz", None).await.body, "ok\n");
+    f.health.failed(
+        Part::Archive,
+        "No space left on device <b>(os error 28)</b>",
+    );
+    let page = f.get("/", Some(&cookie)).await.body;
+    assert!(page.contains("archive copies failing since"), "{page}");
+    assert!(
+        page.contains("No space left on device &lt;b&gt;(os error 28)&lt;/b&gt;"),
+        "escaped: {page}"
+    );
+    let health = f.get("/healthz", None).await;
+    assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        health.body.starts_with("archive copies failing since"),
+        "{}",
+        health.body
+    );
+    f.health.succeeded(Part::Archive);
+    assert_eq!(f.get("/healthz", None).await.status, StatusCode::OK);
+    assert!(
+        !f.get("/", Some(&cookie))
+            .await
+            .body
+            .contains("failing since")
+    );
 }

@@ -117,13 +117,19 @@ fn message_table(rows: &[MessageSummary], offset: UtcOffset, live_after: Option<
     }
 }
 
-pub fn live(user: &CurrentUser, rows: &[MessageSummary], offset: UtcOffset) -> Markup {
+pub fn live(
+    user: &CurrentUser,
+    rows: &[MessageSummary],
+    problems: &[String],
+    offset: UtcOffset,
+) -> Markup {
     let after = rows.iter().map(|m| m.id).max().unwrap_or(0);
     layout(
         "Live: last 100 messages today",
         "/",
         Some(user),
         html! {
+            @for problem in problems { p.problem role="alert" { (problem) } }
             p { "New messages appear as they arrive (needs JavaScript). "
                 a href="/live.json" { "JSON" } " · " a href="/live.csv" { "CSV" } }
             (message_table(rows, offset, Some(after)))
