@@ -1,9 +1,10 @@
 //! Writing what the MTA log says: one transaction per batch of lines, together with the read
 //! position, so a crash neither loses nor repeats an event.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, messages::receipts_str};
 use crate::{
     bounce::Category,
+    config::Receipts,
     model::{
         correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS},
         status::{DeliveryStatus, RecipientStatus},
@@ -23,6 +24,9 @@ pub struct LogMessageFields<'a> {
     pub sasl_user: Option<&'a str>,
     /// The sender's mode, for messages the milter never saw.
     pub mode: Option<&'a str>,
+    /// The sender's receipts, for messages the milter never saw (the next hop of a content
+    /// filter, mail that passed while mailtrail was down).
+    pub receipts: Option<Receipts>,
     /// The queue id the message went on under on this host (a local hop): this row is then
     /// neither listed nor counted, the next hop's is.
     pub handed_to: Option<&'a str>,
@@ -165,7 +169,8 @@ impl LogBatch<'_> {
                     client_addr = COALESCE(client_addr, ?7),
                     sasl_user = COALESCE(sasl_user, ?8),
                     mode = CASE WHEN source = 'log' AND ?9 IS NOT NULL THEN ?9 ELSE mode END,
-                    handed_to = COALESCE(handed_to, ?10)
+                    handed_to = COALESCE(handed_to, ?10),
+                    receipts = CASE WHEN source = 'log' AND ?11 IS NOT NULL THEN ?11 ELSE receipts END
                  WHERE id = ?1",
             )?
             .execute(params![
@@ -179,6 +184,7 @@ impl LogBatch<'_> {
                 f.sasl_user,
                 f.mode,
                 f.handed_to,
+                f.receipts.map(receipts_str),
             ])?;
         Ok(())
     }
@@ -403,7 +409,7 @@ impl LogBatch<'_> {
 const INSERT_LOG_MESSAGE: &str = "INSERT INTO message (queue_id, arrived_at, mta_host, mail_from,
         size, archive_state, mode, receipts, source, nrcpt, message_id, client_name, client_addr,
         sasl_user, removed_at, handed_to)
-    VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, 'off', 'log', ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    VALUES (?1, ?2, ?3, ?4, ?5, 'not-seen', ?6, ?14, 'log', ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 const INSERT_RECIPIENT: &str = "INSERT INTO recipient (message, position, address, orig_to,
         status, dsn, reply, category, attempts, last_attempt_at, final_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
@@ -498,6 +504,7 @@ impl RowWriter<'_> {
             f.sasl_user,
             m.removed_at,
             f.handed_to,
+            receipts_str(f.receipts.unwrap_or(Receipts::Off)),
         ])?;
         Ok(self.tx.last_insert_rowid())
     }

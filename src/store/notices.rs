@@ -66,10 +66,12 @@ pub struct DueNotice {
 
 /// Open messages, and delivered ones still owed a receipt. The states are
 /// [`RecipientStatus::OPEN`]'s, as literals so SQLite uses the partial index `recipient_status`.
+/// A row handed over to a next hop on this host is not one: its recipients stay pending there
+/// (the hand-over is no delivery), and the next hop's row carries the promise.
 static POLICY_MESSAGES: LazyLock<String> = LazyLock::new(|| {
     let [open1, open2] = RecipientStatus::OPEN;
     format!(
-        "SELECT m.id FROM message m WHERE m.arrived_at >= ?1 AND (
+        "SELECT m.id FROM message m WHERE m.arrived_at >= ?1 AND m.handed_to IS NULL AND (
             EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
                       AND r.status IN ('{open1}', '{open2}'))
             OR (m.receipts = '{on}'

@@ -7,7 +7,7 @@ pub mod import;
 
 use crate::{
     bounce::{Category, Classifier, Failure},
-    config::Config,
+    config::{Config, Receipts},
     maillog::{Delivery, DeliveryStatus, Event, Header, ParseOutcome, Parser, Reject, SmtpStage},
     model::status::RecipientStatus,
     store::{
@@ -296,6 +296,7 @@ struct MessageFields {
     client_ip: Option<String>,
     sasl_user: Option<String>,
     mode: Option<String>,
+    receipts: Option<Receipts>,
     handed_to: Option<String>,
 }
 
@@ -316,6 +317,7 @@ impl MessageFields {
         if let Some(v) = f.mode {
             self.mode = Some(v.to_owned());
         }
+        self.receipts = f.receipts.or(self.receipts);
         first(&mut self.message_id, f.message_id);
         first(&mut self.client_host, f.client_host);
         first(&mut self.client_ip, f.client_ip);
@@ -333,6 +335,7 @@ impl MessageFields {
             client_ip: self.client_ip.as_deref(),
             sasl_user: self.sasl_user.as_deref(),
             mode: self.mode.as_deref(),
+            receipts: self.receipts,
             handed_to: self.handed_to.as_deref(),
         }
     }
@@ -990,8 +993,8 @@ impl Tracker {
                 client_ip,
                 ..
             } => {
-                // A message the milter never saw still gets its sender's mode.
-                let mode = config.sender_policy(&from, None).mode;
+                // A message the milter never saw still gets its sender's mode and receipts.
+                let policy = config.sender_policy(&from, None);
                 let fields = LogMessageFields {
                     sender: Some(&from),
                     size,
@@ -1000,7 +1003,8 @@ impl Tracker {
                     client_host: client_host.as_deref(),
                     client_ip: client_ip.as_deref(),
                     sasl_user: None,
-                    mode: Some(&mode),
+                    mode: Some(&policy.mode),
+                    receipts: Some(policy.receipts),
                     handed_to: None,
                 };
                 self.set_fields_of(batch, &queue_id, header, &fields)?;

@@ -367,3 +367,52 @@ fn message_rejected_as_a_whole_is_finished_and_its_queue_id_freed() {
         assert_eq!(rejects.len(), 1, "{stage}: {whole:#?}");
     }
 }
+
+/// A message only the log knows (the next hop of a content filter, mail that passed while
+/// mailtrail was down) gets its sender's receipts as it gets its mode, live and in an import:
+/// the policy then owes it the receipt the sender asked for.
+#[test]
+fn a_log_only_message_gets_its_senders_receipts() {
+    let log = "\
+May 20 00:20:00 mail postfix/qmgr[1006]: C60B1214B94: from=<ceo@example.org>, size=1200, nrcpt=1 (queue active)
+May 20 00:20:01 mail postfix/smtp[1300]: C60B1214B94: to=<a@dest.example>, relay=mx.dest.example[192.0.2.2]:25, delay=1, delays=0.5/0/0.5/0, dsn=2.0.0, status=sent (250 ok)
+May 20 00:20:02 mail postfix/qmgr[1006]: D70B1214B95: from=<other@example.org>, size=1200, nrcpt=1 (queue active)
+";
+    let config = crate::config::parse(
+        std::path::Path::new("t.toml"),
+        "[[sender]]\nmatch = \"ceo@example.org\"\nreceipts = true\nmode = \"bulk\"\n",
+    )
+    .unwrap();
+    for sole_writer in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let mut store = Store::open(&path).unwrap();
+        let parser = Parser::new(ParserOptions {
+            now: datetime!(2026-11-23 12:00 UTC),
+            syslog_names: vec!["postfix".into()],
+            default_offset: offset!(+0),
+        });
+        let mut tracker = Tracker::new(parser, Classifier::builtin());
+        if sole_writer {
+            tracker.sole_writer();
+        }
+        tracker
+            .apply(&mut store, &config, log.lines(), None, 0, |l| {
+                panic!("unknown line {l}")
+            })
+            .unwrap();
+        tracker.begin(&mut store).unwrap().commit_all(None).unwrap();
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(
+            rows_as_text(
+                &conn,
+                "SELECT queue_id, mode, receipts FROM message ORDER BY queue_id"
+            ),
+            [
+                "Text(\"C60B1214B94\")|Text(\"bulk\")|Text(\"on\")",
+                "Text(\"D70B1214B95\")|Text(\"normal\")|Text(\"off\")"
+            ],
+            "sole writer: {sole_writer}"
+        );
+    }
+}

@@ -483,3 +483,26 @@ async fn a_notice_that_cannot_be_built_is_given_up_once() {
     assert_eq!(failed, [(30, 1)]);
     assert!(w.sent().is_empty());
 }
+
+/// A message handed over to this host's MTA under a new queue id (sendmail's submission
+/// program, a content filter re-injecting into postfix) has no delivery of its own: its
+/// recipients stay pending on that row. The next hop carries the promise; the hand-over row
+/// gets no retry, no warning, no expiry and is never removed from a queue it is not in.
+#[tokio::test]
+async fn a_row_handed_over_to_a_next_hop_is_left_to_it() {
+    let mut w = World::new("[[sender]]\nmatch = \"alice@example.com\"\nreceipts = true\n");
+    let hop = w.message("Q7", "alice@example.com", &["bob@dest.example"]);
+    let batch = w.store.log_batch().unwrap();
+    let fields = LogMessageFields {
+        handed_to: Some("Q8"),
+        ..Default::default()
+    };
+    batch.set_message_fields(hop, &fields).unwrap();
+    batch.commit().unwrap();
+    for minutes in [11, 31, 241, 24 * 60 + 1] {
+        let r = w.tick(T0 + Duration::minutes(minutes)).await;
+        assert_eq!(r, TickReport::default(), "at minute {minutes}");
+    }
+    assert!(w.sent().is_empty());
+    assert!(w.queue.calls.lock().unwrap().is_empty());
+}
