@@ -3,7 +3,9 @@
 //! one after the other on the same machine:
 //!   (1) postfix alone;
 //!   (2) postfix with `always_bcc` to a local virtual Maildir: the zero-code way to keep copies;
-//!   (3) postfix with `mailtrail run` as its milter (archive, store) and following its log.
+//!   (3) postfix with `mailtrail run` as its milter (archive, store) and following its log;
+//!       then without the follower, then without the archive too, to split mailtrail's CPU by
+//!       part (follower, archive, milter with store).
 //!
 //! Printed: messages/s from the first connection to the last delivery, each setup's ratio to
 //! postfix alone, and mailtrail's CPU per message (user and system, from /proc), so the cost
@@ -79,7 +81,12 @@ fn cpu_of(pid: u32) -> (f64, f64) {
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) / hz, ticks(12) / hz)
@@ -100,7 +107,12 @@ fn run_load(pf: &Postfix, sink: &Sink, n: usize) -> Duration {
     let t0 = Instant::now();
     let out = Command::new("/usr/sbin/smtp-source")
         .args(["-s", SESSIONS, "-l", MESSAGE_BYTES, "-m", &n.to_string()])
-        .args(["-f", "sender@client.test.example", "-t", "rcpt@remote.test.example"])
+        .args([
+            "-f",
+            "sender@client.test.example",
+            "-t",
+            "rcpt@remote.test.example",
+        ])
         .arg(format!("127.0.0.1:{}", pf.smtpd_port()))
         .output()
         .expect("smtp-source (postfix's package)");
@@ -164,19 +176,42 @@ fn postfix_always_bcc(n: usize) -> Outcome {
         || std::fs::read_dir(&copies).map_or(0, |d| d.count()) >= n,
         String::new,
     );
-    Outcome {
-        elapsed,
-        cpu: None,
-    }
+    Outcome { elapsed, cpu: None }
 }
 
-fn postfix_with_mailtrail(n: usize) -> Outcome {
+/// Which parts of mailtrail run (the milter and its store always do).
+#[derive(Clone, Copy)]
+struct Parts {
+    archive: bool,
+    follower: bool,
+}
+
+fn postfix_with_mailtrail(n: usize, parts: Parts) -> Outcome {
     let sink = Sink::start();
-    let mut mt = Mailtrail::start_new();
+    let mut mt = Mailtrail::configure();
+    let mut config = std::fs::read_to_string(mt.config_path()).unwrap();
+    if !parts.follower {
+        let from = config.find("source = \"file:").unwrap();
+        let to = from + config[from..].find('\n').unwrap();
+        config.replace_range(from..to, "source = \"off\"");
+    }
+    if !parts.archive {
+        config.push_str("\n[archive]\nmaildir = false\n");
+    }
+    std::fs::write(mt.config_path(), config).unwrap();
+    mt.start();
     let pf = Postfix::start(PostfixConfig::for_mailtrail(sink.port, &mt));
     let pid = mt.pid().expect("mailtrail runs");
     let (u0, s0) = cpu_of(pid);
     let elapsed = run_load(&pf, &sink, n);
+    if !parts.follower {
+        let (u1, s1) = cpu_of(pid);
+        assert!(mt.stop());
+        return Outcome {
+            elapsed,
+            cpu: Some((u1 - u0, s1 - s0)),
+        };
+    }
     // Until the follower has read every delivery: its work belongs to the run.
     let lines = std::fs::read_to_string(pf.maillog_path())
         .unwrap_or_default()
@@ -214,15 +249,42 @@ fn main() {
     );
     let alone = best(rounds, || postfix_alone(n));
     let bcc = best(rounds, || postfix_always_bcc(n));
-    let with = best(rounds, || postfix_with_mailtrail(n));
+    let all = Parts {
+        archive: true,
+        follower: true,
+    };
+    let with = best(rounds, || postfix_with_mailtrail(n, all));
+    let no_follower = Parts {
+        follower: false,
+        ..all
+    };
+    let without_follower = best(rounds, || postfix_with_mailtrail(n, no_follower));
+    let milter_only = Parts {
+        archive: false,
+        follower: false,
+    };
+    let only_milter = best(rounds, || postfix_with_mailtrail(n, milter_only));
     let rate = |o: &Outcome| n as f64 / o.elapsed.as_secs_f64();
     println!();
-    println!("| setup | messages/s | vs postfix alone | mailtrail CPU per message (user + system) |");
+    println!(
+        "| setup | messages/s | vs postfix alone | mailtrail CPU per message (user + system) |"
+    );
     println!("| --- | --- | --- | --- |");
     for (name, o) in [
         ("postfix alone", &alone),
         ("postfix + always_bcc to a local virtual Maildir", &bcc),
-        ("postfix + mailtrail (milter, archive, store, log follower)", &with),
+        (
+            "postfix + mailtrail (milter, archive, store, log follower)",
+            &with,
+        ),
+        (
+            "postfix + mailtrail without the log follower",
+            &without_follower,
+        ),
+        (
+            "postfix + mailtrail, milter and store only (`archive.maildir = false`, no follower)",
+            &only_milter,
+        ),
     ] {
         let cpu = o.cpu.map_or("-".to_string(), |(u, s)| {
             format!(
