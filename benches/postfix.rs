@@ -15,7 +15,7 @@
 //! `MAILTRAIL_BENCH_ROUNDS=N`, default 1, best of N per setup).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 use std::{

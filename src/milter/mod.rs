@@ -48,14 +48,77 @@ pub type MilterListener = EitherListener<NoDelayListener, UnixListener>;
 pub struct NoDelayListener(TcpListener);
 
 impl Listener for NoDelayListener {
-    type Io = TcpStream;
+    type Io = QuickAckStream;
 
-    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<QuickAckStream>> {
         self.0.poll_accept(cx).map_ok(|(stream, _)| {
             // Failing to set it only costs latency, never correctness.
             let _ = stream.set_nodelay(true);
-            stream
+            QuickAckStream(stream)
         })
+    }
+}
+
+/// An MTA connection that acknowledges what it reads at once. The MTA sends some packets that
+/// get no reply (macros before a command, body chunks in a row); its next write then waits, under
+/// its own Nagle algorithm, for our ACK, which Linux delays (up to 40 ms) hoping to send it with a
+/// reply. Quick-ack mode does not stick, so it is asked for again after every read.
+pub struct QuickAckStream(TcpStream);
+
+impl QuickAckStream {
+    fn quick_ack(&self) {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a c_int option of the right size; a failure
+        // only costs latency.
+        unsafe {
+            libc::setsockopt(
+                self.0.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for QuickAckStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.quick_ack();
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for QuickAckStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
