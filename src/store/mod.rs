@@ -152,10 +152,7 @@ where
     T: std::str::FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    let text: String = row.get(column)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
-    })
+    parse_named(column, &row.get::<_, String>(column)?)
 }
 
 /// [`named`] for a column that may be NULL.
@@ -164,17 +161,19 @@ where
     T: std::str::FromStr,
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    let text: Option<String> = row.get(column)?;
-    text.map(|t| {
-        t.parse().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                column,
-                rusqlite::types::Type::Text,
-                Box::new(e),
-            )
-        })
+    row.get::<_, Option<String>>(column)?
+        .map(|text| parse_named(column, &text))
+        .transpose()
+}
+
+fn parse_named<T>(column: usize, text: &str) -> rusqlite::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     })
-    .transpose()
 }
 
 /// A stored unix time; the epoch for one out of range (never written by mailtrail).

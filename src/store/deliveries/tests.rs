@@ -123,3 +123,22 @@ fn deliveries_and_attempt_counts() {
         .collect();
     assert_eq!(counts, want);
 }
+
+/// A status the store holds only if something else wrote it is an error on reading, naming the
+/// text, never read as some default state.
+#[test]
+fn an_unknown_stored_status_is_an_error_not_a_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("m.db")).unwrap();
+    let batch = store.log_batch().unwrap();
+    let m = batch.message_for("ABC124", 1_000, Some("mx")).unwrap();
+    batch.recipient_for(m, "bob@dest.example", None).unwrap();
+    batch.commit().unwrap();
+    assert_eq!(store.deliveries(m).unwrap()[0].status.as_str(), "pending");
+    store
+        .conn_for_tests()
+        .execute("UPDATE recipient SET status = 'queued'", [])
+        .unwrap();
+    let err = store.deliveries(m).unwrap_err().to_string();
+    assert!(err.contains("unknown state \"queued\""), "{err}");
+}
