@@ -1,5 +1,6 @@
-//! The daemon: opens the store and archive, starts the store writer and the retention sweep,
-//! and serves the milter until shutdown.
+//! The daemon: opens the store and archive, mends what a crash left, starts the store writer,
+//! the log follower, the periodic jobs (policy tick, retention sweep, statistics refresh, weekly
+//! summary) and the tasks it is given (the pages), and serves the milter until shutdown.
 
 pub mod periodic;
 mod refresh;
