@@ -23,6 +23,30 @@ pub enum ArchiveState {
     NotSeen,
 }
 
+impl Envelope {
+    /// Fills what this envelope lacks from `hop`'s, the envelope of the same message on the
+    /// hop that handed it over to this one on this host (the milter saw it there): subject,
+    /// Message-ID, client, SASL user and the archived copy.
+    pub fn fill_from_hop(&mut self, hop: &Envelope) {
+        for (mine, theirs) in [
+            (&mut self.subject, &hop.subject),
+            (&mut self.message_id, &hop.message_id),
+            (&mut self.client_name, &hop.client_name),
+            (&mut self.client_addr, &hop.client_addr),
+            (&mut self.helo, &hop.helo),
+            (&mut self.sasl_user, &hop.sasl_user),
+        ] {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+        if self.archive_name.is_none() && hop.archive_state == ArchiveState::Stored {
+            self.archive_name.clone_from(&hop.archive_name);
+            self.archive_state = ArchiveState::Stored;
+        }
+    }
+}
+
 impl ArchiveState {
     pub const fn as_str(self) -> &'static str {
         match self {

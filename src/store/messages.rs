@@ -182,6 +182,34 @@ impl Store {
             .collect()
     }
 
+    /// The row that handed the message over to `queue_id` on this host (sendmail's submission
+    /// program, the hop before a content filter), arrived up to the correlation window before
+    /// `arrived_at`: it holds the milter's envelope and copy of the same message.
+    pub fn handed_over_to(
+        &self,
+        queue_id: &str,
+        arrived_at: i64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        use crate::model::correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS};
+        let id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM message WHERE handed_to = ?1 AND arrived_at BETWEEN ?2 AND ?3
+                 ORDER BY arrived_at DESC, id DESC LIMIT 1",
+                params![
+                    queue_id,
+                    arrived_at - QUEUE_ID_WINDOW_SECS,
+                    arrived_at + CLOCK_SKEW_SECS
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(match id {
+            Some(id) => self.message(id)?,
+            None => None,
+        })
+    }
+
     /// When the newest message with an archive copy arrived (unix seconds).
     pub fn newest_archived_at(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.conn.query_row(

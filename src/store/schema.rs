@@ -209,6 +209,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 8: a message handed over to this host's MTA under another queue id (sendmail's
     // submission program, a content filter re-injecting): the next hop's row is the message.
     "ALTER TABLE message ADD COLUMN handed_to TEXT;",
+    // A next hop's page finds the hop that handed the message over (its copy and envelope).
+    "CREATE INDEX message_handed_to ON message (handed_to) WHERE handed_to IS NOT NULL;",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

@@ -25,6 +25,24 @@ async fn visible_message(
     }
 }
 
+/// The message as the page shows it: a next hop on this host (after sendmail's submission
+/// program or a content filter) with what the hop before it knew — the milter's envelope and
+/// copy — and that hop, for a link.
+async fn with_hop(
+    state: &WebState,
+    mut message: StoredMessage,
+) -> Result<(StoredMessage, Option<StoredMessage>), WebError> {
+    let Some(qid) = message.envelope.queue_id.clone() else {
+        return Ok((message, None));
+    };
+    let at = message.envelope.arrived_at.unix_timestamp();
+    let hop = state.read(move |s| s.handed_over_to(&qid, at)).await?;
+    if let Some(hop) = &hop {
+        message.envelope.fill_from_hop(&hop.envelope);
+    }
+    Ok((message, hop))
+}
+
 #[derive(Serialize)]
 struct MessageJson {
     message: StoredMessage,
@@ -43,6 +61,7 @@ pub(super) async fn page(
     };
     let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     let message = visible_message(&state, &user, id).await?;
+    let (message, hop) = with_hop(&state, message).await?;
     let (recipients, notices) = state
         .read(move |s| Ok((s.deliveries(id)?, s.message_notices(id)?)))
         .await?;
@@ -67,6 +86,7 @@ pub(super) async fn page(
         &recipients,
         &notices,
         archived.as_ref(),
+        hop.as_ref(),
         state.inner.offset,
     )
     .into_response())
@@ -132,6 +152,7 @@ pub(super) async fn eml(
     Path(id): Path<i64>,
 ) -> Result<Response, WebError> {
     let message = visible_message(&state, &user, id).await?;
+    let (message, _) = with_hop(&state, message).await?;
     let Some(name) = message.envelope.archive_name else {
         return Err(WebError::NotFound);
     };

@@ -1280,3 +1280,57 @@ async fn the_live_page_and_healthz_say_what_is_failing() {
             .contains("failing since")
     );
 }
+
+/// A message that passed through a content filter (or sendmail's submission program) is listed
+/// under its next hop, known from the log; its page shows what the hop before knew: the subject
+/// and the archived copy, with a link to that hop.
+#[tokio::test]
+async fn a_next_hops_page_shows_the_envelope_and_copy_of_the_hop_before() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let archive = Arc::new(Archive::open(&f._dir.path().join("archive")).unwrap());
+    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let mut hop = envelope(
+        "QF1",
+        "sender@a.example",
+        "rcpt@dest.example",
+        "Filtered hello",
+        NOW - 100,
+    );
+    archived(
+        &archive,
+        &mut hop,
+        "From: sender@a.example\r\nSubject: Filtered hello\r\n\r\nbody through the filter\r\n",
+    );
+    let hop_id = store.insert_envelopes(&[&hop]).unwrap()[0];
+    let batch = store.log_batch().unwrap();
+    let handed = crate::store::LogMessageFields {
+        handed_to: Some("QF2"),
+        ..Default::default()
+    };
+    batch.set_message_fields(hop_id, &handed).unwrap();
+    let next = batch.message_for("QF2", NOW - 99, Some("mx.test")).unwrap();
+    let sender = crate::store::LogMessageFields {
+        sender: Some("sender@a.example"),
+        ..Default::default()
+    };
+    batch.set_message_fields(next, &sender).unwrap();
+    batch.commit().unwrap();
+
+    let page = f.get(&format!("/message/{next}"), Some(&cookie)).await.body;
+    assert!(page.contains("Filtered hello"), "{page}");
+    assert!(page.contains("body through the filter"), "{page}");
+    assert!(
+        page.contains(&format!("href=\"/message/{hop_id}\"")),
+        "{page}"
+    );
+    let eml = f.get(&format!("/message/{next}/eml"), Some(&cookie)).await;
+    assert_eq!(eml.status, StatusCode::OK);
+    assert!(eml.body.contains("body through the filter"));
+    // A message with no hop before it is shown as it is.
+    let plain = f
+        .get(&format!("/message/{}", f.ids.a), Some(&cookie))
+        .await
+        .body;
+    assert!(!plain.contains("Handed over by"));
+}

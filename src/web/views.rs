@@ -257,6 +257,7 @@ pub fn message(
     recipients: &[RecipientDelivery],
     notices: &[MessageNotice],
     archived: Option<&ArchivedView>,
+    hop: Option<&StoredMessage>,
     offset: UtcOffset,
 ) -> Markup {
     let e = &m.envelope;
@@ -281,6 +282,12 @@ pub fn message(
                 dt { "Size" } dd { (e.size) " bytes" }
                 dt { "Mode" } dd { (e.mode) }
                 dt { "Archive" } dd { (e.archive_state.as_str()) }
+                @if let Some(hop) = hop {
+                    dt { "Handed over by" } dd {
+                        a href={ "/message/" (hop.id) } { (opt(&hop.envelope.queue_id)) }
+                        " on this host (the envelope and the copy are from there)"
+                    }
+                }
             }
             h2 { "Recipients" }
             @for r in recipients {
