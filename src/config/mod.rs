@@ -13,7 +13,7 @@ mod reload;
 pub use error::ConfigError;
 pub use model::*;
 pub use params::{Interval, ListenSocket, ParseParamError, ServerAddr, TimeOfDay, Weekday};
-pub use parse::{load, parse, parse_listen};
+pub use parse::{load, parse};
 pub use password::{DUMMY_HASH, PasswordError, hash_password, verify_password};
 pub use reload::{ConfigHandle, Source};
 

@@ -449,10 +449,3 @@ pub enum Language {
     En,
     It,
 }
-
-impl Language {
-    /// `en`/`it` (any case, region ignored: `it-IT`); `None` for languages without templates.
-    pub fn parse(text: &str) -> Option<Self> {
-        text.parse().ok()
-    }
-}

@@ -586,8 +586,3 @@ fn parse_sender(
         receipts,
     })
 }
-
-/// `inet:HOST:PORT` (IPv6 in brackets) or `unix:/PATH`; see [`ListenAddr`]'s `FromStr`.
-pub fn parse_listen(text: &str) -> Option<ListenAddr> {
-    text.parse().ok()
-}

@@ -214,6 +214,7 @@ fn bad_values_name_their_line_and_key() {
 
 #[test]
 fn listen_forms() {
+    let parse_listen = |text: &str| text.parse::<ListenAddr>().ok();
     assert_eq!(
         parse_listen("inet:127.0.0.1:8899"),
         Some(ListenAddr::Inet(([127, 0, 0, 1], 8899).into()))
