@@ -244,27 +244,25 @@ async fn store_copy(
         ArchiveState::Stored => {
             let size = envelope.size;
             // Writing and fsyncing the copy is blocking I/O: keep it off the async workers.
-            match tokio::task::spawn_blocking(move || spool.store()).await {
-                Ok(Ok(name)) => {
+            let stored = match tokio::task::spawn_blocking(move || spool.store()).await {
+                Ok(Ok(name)) => Ok(name),
+                Ok(Err(e)) => Err(("archive copy not written", e.to_string())),
+                Err(e) => Err(("archive writer failed", e.to_string())),
+            };
+            match stored {
+                Ok(name) => {
                     shared.health.succeeded(Part::Archive);
                     Counters::add(&shared.counters.messages_archived, 1);
                     Counters::add(&shared.counters.archive_bytes, size);
                     envelope.archive_name = Some(name);
                 }
-                Ok(Err(e)) => {
-                    error!("{qid}: archive copy not written: {e}");
-                    shared.health.failed(Part::Archive, &e.to_string());
+                Err((what, e)) => {
+                    error!("{qid}: {what}: {e}");
+                    shared.health.failed(Part::Archive, &e);
+                    Counters::add(&shared.counters.archive_errors, 1);
                     envelope.archive_state = ArchiveState::Failed;
                     failed = true;
                 }
-                Err(e) => {
-                    error!("{qid}: archive writer failed: {e}");
-                    envelope.archive_state = ArchiveState::Failed;
-                    failed = true;
-                }
-            }
-            if failed {
-                Counters::add(&shared.counters.archive_errors, 1);
             }
         }
         ArchiveState::TooLarge => {
