@@ -43,7 +43,7 @@ struct Ids {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     app: Router,
     ids: Ids,
     /// What the pages say is failing.
@@ -285,7 +285,7 @@ fn fixture_with(secure_cookie: bool) -> Fixture {
         .unwrap()
         .with_health(health.clone());
     Fixture {
-        _dir: dir,
+        dir,
         app: router(state),
         health,
         ids: Ids {
@@ -1123,7 +1123,7 @@ async fn stats_pages_show_a_new_refresh_at_once() {
     let cookie = f.login("admin", "admin-pw").await;
     let messages = |body: &str| json(body)["summary"]["messages"].as_u64().unwrap();
     assert_eq!(messages(&f.get("/stats.json", Some(&cookie)).await.body), 5);
-    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let mut store = Store::open(&f.dir.path().join("mailtrail.db")).unwrap();
     let new = envelope("QN1", "n@a.example", "r@dest.example", "New", NOW - 60);
     store.insert_envelopes(&[&new]).unwrap();
     // Not refreshed yet: the rollups, and so the page, still say 5.
@@ -1218,7 +1218,7 @@ fn user_scope_matches_the_last_domain_exactly() {
 async fn a_list_above_the_count_cap_says_so_and_keeps_paging() {
     let f = fixture();
     let cookie = f.login("admin", "admin-pw").await;
-    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let mut store = Store::open(&f.dir.path().join("mailtrail.db")).unwrap();
     let many: Vec<Envelope> = (0..lists::COUNT_CAP)
         .map(|n| {
             let at = NOW - 3600 + (n % 3000) as i64;
@@ -1288,8 +1288,8 @@ async fn the_live_page_and_healthz_say_what_is_failing() {
 async fn a_next_hops_page_shows_the_envelope_and_copy_of_the_hop_before() {
     let f = fixture();
     let cookie = f.login("admin", "admin-pw").await;
-    let archive = Arc::new(Archive::open(&f._dir.path().join("archive")).unwrap());
-    let mut store = Store::open(&f._dir.path().join("mailtrail.db")).unwrap();
+    let archive = Arc::new(Archive::open(&f.dir.path().join("archive")).unwrap());
+    let mut store = Store::open(&f.dir.path().join("mailtrail.db")).unwrap();
     let mut hop = envelope(
         "QF1",
         "sender@a.example",
