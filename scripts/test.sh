@@ -11,6 +11,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # tests/browser.rs drives headless Chromium over WebDriver (chromedriver).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# tests/fleet.rs starts private PostgreSQL servers (initdb, pg_ctl, psql) for the fleet database.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   # Install postfix without configuring the machine's own mail system.

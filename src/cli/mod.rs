@@ -253,7 +253,14 @@ pub fn counters_command(
             .map(|n| (n.to_string(), 0))
             .collect();
     if config.store.path.exists() {
-        counters.extend(crate::store::Store::open(&config.store.path)?.counters()?);
+        let store = crate::store::Store::open(&config.store.path)?;
+        counters.extend(store.counters()?);
+        if config.fleet.is_some() {
+            let lag = store.outbox_lag()?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            counters.insert("fleet_lag_records".into(), lag.records);
+            counters.insert("fleet_lag_seconds".into(), lag.seconds(now));
+        }
     }
     if json {
         serde_json::to_writer_pretty(&mut *out, &counters).map_err(std::io::Error::from)?;

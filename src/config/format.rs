@@ -15,6 +15,7 @@ pub(super) struct RawConfig {
     pub(super) maillog: Option<RawMaillog>,
     pub(super) notify: Option<RawNotify>,
     pub(super) web: Option<RawWeb>,
+    pub(super) fleet: Option<Spanned<RawFleet>>,
     pub(super) report: Option<RawReport>,
     pub(super) bounce: Option<RawBounce>,
     #[serde(default)]
@@ -143,4 +144,13 @@ pub(super) struct RawSender {
     pub(super) sasl_user: Option<Spanned<String>>,
     pub(super) mode: Option<Spanned<String>>,
     pub(super) receipts: Option<Spanned<toml::Value>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFleet {
+    pub(super) database: Option<Spanned<String>>,
+    pub(super) host: Option<Spanned<String>>,
+    pub(super) token: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
 }

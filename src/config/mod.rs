@@ -85,6 +85,7 @@ impl Config {
                 tls: None,
                 users: Vec::new(),
             },
+            fleet: None,
             bounce_rules: None,
             policies: BTreeMap::from([
                 ("normal".to_string(), Policy::normal()),

@@ -376,6 +376,8 @@ pub struct Config {
     pub maillog: MaillogConfig,
     pub notify: NotifyConfig,
     pub web: WebConfig,
+    /// `[fleet]`: ship this host's records to the fleet database; `None` keeps them local.
+    pub fleet: Option<FleetConfig>,
     pub report: ReportConfig,
     /// Extra bounce classification rules, tried before the built-in ones.
     pub bounce_rules: Option<PathBuf>,
@@ -448,4 +450,86 @@ pub enum Language {
     #[default]
     En,
     It,
+}
+
+/// `[fleet]`: this host as one of several whose records meet in one PostgreSQL database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FleetConfig {
+    pub database: FleetDatabase,
+    /// The name this host's records carry: `[fleet] host`, or the system's short host name.
+    pub host: HostLabel,
+    /// The fleet's shared secret: the dashboard's key to each host's archived copies.
+    pub token: Option<FleetToken>,
+    /// Where the dashboard asks for this host's archived copies.
+    pub url: String,
+}
+
+/// A PostgreSQL connection string, checked when the configuration is read. Shown (in logs,
+/// `Debug`) without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FleetDatabase(pub(super) String);
+
+impl FleetDatabase {
+    pub fn connection(&self) -> tokio_postgres::Config {
+        // Checked by its FromStr when the configuration was read.
+        self.0.parse().expect("a checked connection string")
+    }
+}
+
+impl std::fmt::Display for FleetDatabase {
+    /// `HOST:PORT/DATABASE as USER`, never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let config = self.connection();
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(name)) => name.clone(),
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "?".into(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        write!(
+            f,
+            "{host}:{port}/{} as {}",
+            config.get_dbname().unwrap_or("(user's database)"),
+            config.get_user().unwrap_or("(login user)")
+        )
+    }
+}
+
+impl std::fmt::Debug for FleetDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FleetDatabase({self})")
+    }
+}
+
+/// One DNS label, lower case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostLabel(pub String);
+
+impl HostLabel {
+    /// The system's host name up to its first dot, when that is a label; else `mta`.
+    pub fn from_system() -> HostLabel {
+        hostname::get()
+            .ok()
+            .and_then(|name| {
+                let name = name.to_string_lossy().into_owned();
+                name.split('.').next().and_then(|short| short.parse().ok())
+            })
+            .unwrap_or_else(|| HostLabel("mta".into()))
+    }
+}
+
+/// The fleet's shared secret; never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FleetToken(pub(super) String);
+
+impl FleetToken {
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for FleetToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetToken(…)")
+    }
 }

@@ -2,7 +2,9 @@
 //! says what the value must look like (the parser adds file, line and key). Model types get
 //! their `FromStr` here; values of foreign types get a small wrapper.
 
-use super::model::{Language, ListenAddr, LogSource, MtaKind, OnError};
+use super::model::{
+    FleetDatabase, FleetToken, HostLabel, Language, ListenAddr, LogSource, MtaKind, OnError,
+};
 use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 /// Why a value is not what its key takes.
@@ -28,6 +30,14 @@ pub enum ParseParamError {
     Duration { text: String, reason: String },
     #[error("must be longer than zero")]
     ZeroDuration,
+    #[error("not a PostgreSQL connection URL (postgresql://USER@HOST/DATABASE): {0}")]
+    DatabaseUrl(String),
+    #[error("`{0}` is not a host name of letters, digits and hyphens (one DNS label, at most 63)")]
+    HostLabel(String),
+    #[error("must be at least 16 characters without spaces (the fleet's shared secret)")]
+    FleetToken,
+    #[error("`{0}` is not an http:// or https:// address")]
+    HttpUrl(String),
 }
 
 /// `inet:HOST:PORT` (IPv6 in brackets, `inet6:` too; `localhost` is 127.0.0.1) or
@@ -200,3 +210,63 @@ impl FromStr for TimeOfDay {
 
 #[cfg(test)]
 mod tests;
+
+/// A PostgreSQL connection URL (or key=value string) tokio-postgres accepts. The reason is
+/// tokio-postgres's own, which never repeats a password.
+impl FromStr for FleetDatabase {
+    type Err = ParseParamError;
+    fn from_str(text: &str) -> Result<Self, ParseParamError> {
+        let parsed: tokio_postgres::Config = text
+            .parse()
+            .map_err(|e: tokio_postgres::Error| ParseParamError::DatabaseUrl(e.to_string()))?;
+        if parsed.get_hosts().is_empty() {
+            return Err(ParseParamError::DatabaseUrl("it names no host".into()));
+        }
+        Ok(FleetDatabase(text.to_string()))
+    }
+}
+
+/// One DNS label: the name a host's records carry in the fleet database and on the dashboard.
+impl FromStr for HostLabel {
+    type Err = ParseParamError;
+    fn from_str(text: &str) -> Result<Self, ParseParamError> {
+        let label_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        let valid = (1..=63).contains(&text.len())
+            && text.chars().all(label_char)
+            && !text.starts_with('-')
+            && !text.ends_with('-');
+        match valid {
+            true => Ok(HostLabel(text.to_ascii_lowercase())),
+            false => Err(ParseParamError::HostLabel(text.to_string())),
+        }
+    }
+}
+
+impl FromStr for FleetToken {
+    type Err = ParseParamError;
+    fn from_str(text: &str) -> Result<Self, ParseParamError> {
+        match text.len() >= 16 && text.chars().all(|c| c.is_ascii_graphic()) {
+            true => Ok(FleetToken(text.to_string())),
+            false => Err(ParseParamError::FleetToken),
+        }
+    }
+}
+
+/// An `http://` or `https://` base address (a host's pages, as the dashboard reaches them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl(pub String);
+
+impl FromStr for HttpUrl {
+    type Err = ParseParamError;
+    fn from_str(text: &str) -> Result<Self, ParseParamError> {
+        let rest = text
+            .strip_prefix("https://")
+            .or_else(|| text.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => {
+                Ok(HttpUrl(text.trim_end_matches('/').to_string()))
+            }
+            _ => Err(ParseParamError::HttpUrl(text.to_string())),
+        }
+    }
+}

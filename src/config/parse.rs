@@ -5,7 +5,7 @@ use super::{
     error::{ConfigError, Locator, clip},
     format::*,
     model::*,
-    params::{ListenSocket, ServerAddr, TimeOfDay, Weekday},
+    params::{HttpUrl, ListenSocket, ServerAddr, TimeOfDay, Weekday},
 };
 use std::{
     collections::BTreeMap,
@@ -83,6 +83,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 
     if let Some(w) = raw.web {
         parse_web(&loc, w, &mut config.web)?;
+    }
+
+    if let Some(f) = raw.fleet {
+        config.fleet = Some(parse_fleet(&loc, f, &config.web)?);
     }
 
     if let Some(r) = raw.report {
@@ -354,6 +358,45 @@ fn parse_web(loc: &Locator, w: RawWeb, web: &mut WebConfig) -> Result<(), Config
         web.users.push(parsed);
     }
     Ok(())
+}
+
+/// `[fleet]`: `database` is required; the rest has defaults.
+fn parse_fleet(
+    loc: &Locator,
+    fleet: Spanned<RawFleet>,
+    web: &WebConfig,
+) -> Result<FleetConfig, ConfigError> {
+    let span = fleet.span();
+    let fleet = fleet.into_inner();
+    let Some(database) = fleet.database else {
+        return loc.error(
+            span,
+            "fleet.database",
+            "missing: the fleet database's URL, like postgresql://mailtrail@db.example/mailtrail",
+        );
+    };
+    let database = loc.value::<FleetDatabase>(&database, "fleet.database")?;
+    let host = match fleet.host {
+        Some(host) => loc.value::<HostLabel>(&host, "fleet.host")?,
+        None => HostLabel::from_system(),
+    };
+    let token = match fleet.token {
+        Some(token) => Some(loc.value::<FleetToken>(&token, "fleet.token")?),
+        None => None,
+    };
+    let url = match fleet.url {
+        Some(url) => loc.value::<HttpUrl>(&url, "fleet.url")?.0,
+        None => {
+            let scheme = if web.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", web.listen)
+        }
+    };
+    Ok(FleetConfig {
+        database,
+        host,
+        token,
+        url,
+    })
 }
 
 /// One `[[web.user]]`, the `index`th; `users` are those before it.

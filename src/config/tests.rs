@@ -548,3 +548,72 @@ fn errors_quote_at_most_a_short_piece_of_the_file() {
         assert!(!e.contains('\n'), "{e}");
     }
 }
+
+#[test]
+fn a_fleet_section_is_read_with_its_defaults() {
+    let c = parse_str(
+        "[web]\nlisten = \"127.0.0.1:9025\"\n\n[fleet]\ndatabase = \"postgresql://mailtrail:s3cret@db.example:6432/fleet\"\nhost = \"Relay1\"\ntoken = \"0123456789abcdef0123\"\n",
+    )
+    .unwrap();
+    let fleet = c.fleet.expect("[fleet] read");
+    assert_eq!(fleet.host.0, "relay1", "host names are lower case");
+    assert_eq!(
+        fleet.url, "http://127.0.0.1:9025",
+        "default: this host's pages"
+    );
+    assert_eq!(
+        fleet.database.to_string(),
+        "db.example:6432/fleet as mailtrail"
+    );
+    let shown = format!("{fleet:?}");
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("0123456789abcdef0123"),
+        "{shown}"
+    );
+    assert_eq!(parse_str("").unwrap().fleet, None);
+    let explicit = parse_str(
+        "[fleet]\ndatabase = \"host=db.example dbname=fleet user=mt\"\nurl = \"https://relay1.example:8025/\"\n",
+    )
+    .unwrap()
+    .fleet
+    .unwrap();
+    assert_eq!(explicit.url, "https://relay1.example:8025");
+    assert!(
+        !explicit.host.0.is_empty(),
+        "the system's host name by default"
+    );
+}
+
+#[test]
+fn bad_fleet_values_name_their_line_and_key() {
+    let e = error_at(
+        "[fleet]\ndatabase = \"postgresql://db.example:notaport/x\"\n",
+        2,
+        "fleet.database",
+    );
+    assert!(e.contains("not a PostgreSQL connection URL"), "{e}");
+    let e = error_at(
+        "[fleet]\ndatabase = \"postgresql://db.example/x\"\n\nhost = \"relay_1.example\"\n",
+        4,
+        "fleet.host",
+    );
+    assert!(e.contains("one DNS label"), "{e}");
+    error_at(
+        "[fleet]\ndatabase = \"postgresql://db/x\"\nhost = \"-relay\"\n",
+        3,
+        "fleet.host",
+    );
+    let e = error_at(
+        "[fleet]\ndatabase = \"postgresql://db/x\"\ntoken = \"short\"\n",
+        3,
+        "fleet.token",
+    );
+    assert!(!e.contains("short"), "a token is never repeated: {e}");
+    error_at(
+        "[fleet]\ndatabase = \"postgresql://db/x\"\nurl = \"ftp://relay1\"\n",
+        3,
+        "fleet.url",
+    );
+    let e = error_at("[fleet]\nhost = \"relay1\"\n", 1, "fleet.database");
+    assert!(e.contains("missing"), "{e}");
+}

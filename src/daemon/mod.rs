@@ -6,6 +6,7 @@ pub mod periodic;
 mod refresh;
 mod report;
 mod retention;
+mod ship;
 pub mod tick;
 
 use crate::{
@@ -88,6 +89,7 @@ pub async fn run(
     let follower = follower::start(config.clone(), local_offset)?;
     let ticker = crate::daemon::tick::Ticker::start(config.clone())?;
     let report_scheduler = report::Scheduler::start(config.clone(), local_offset)?;
+    let shipper = start_shipping(&config, counters.clone())?;
     let beside: Vec<_> = beside.into_iter().map(tokio::spawn).collect();
 
     info!(
@@ -118,6 +120,9 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || ticker.stop()).await;
     }
     let _ = tokio::task::spawn_blocking(move || report_scheduler.stop()).await;
+    if let Some(shipper) = shipper {
+        let _ = tokio::task::spawn_blocking(move || shipper.stop()).await;
+    }
     if let Some(follower) = follower {
         let _ = tokio::task::spawn_blocking(move || follower.stop()).await;
     }
@@ -126,6 +131,33 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     info!("stopped");
     result.map_err(DaemonError::Milter)
+}
+
+/// With `[fleet]`: records changes in the outbox and starts shipping them; without, stops
+/// recording (a host that leaves the fleet keeps no outbox).
+fn start_shipping(
+    config: &ConfigHandle,
+    counters: Arc<Counters>,
+) -> Result<Option<periodic::Periodic>, DaemonError> {
+    let current = config.current();
+    let mut store = Store::open(&current.store.path)?;
+    let changed = store.set_fleet_outbox(current.fleet.is_some())?;
+    let Some(fleet) = current.fleet.clone() else {
+        if changed {
+            info!("fleet: no [fleet] configured; the outbox was dropped");
+        }
+        return Ok(None);
+    };
+    if changed {
+        let lag = store.outbox_lag()?;
+        info!(
+            "fleet: joining; {} stored records queued for the fleet database",
+            lag.records
+        );
+    }
+    Ok(Some(
+        ship::start(config.clone(), fleet, store, counters).map_err(DaemonError::Spawn)?,
+    ))
 }
 
 /// Mends what a crash left in the archive before the milter serves (see

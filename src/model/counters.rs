@@ -57,6 +57,10 @@ counters! {
     milter_connections_refused,
     /// Failed accepts of MTA connections (out of file descriptors, say), retried.
     milter_accept_errors,
+    /// Rows the fleet database confirmed.
+    fleet_records_shipped,
+    /// Failed attempts to reach or write the fleet database (each retried).
+    fleet_errors,
 }
 
 /// Counters the log follower writes with each batch of lines (see `IngestStats::counters`).

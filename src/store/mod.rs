@@ -7,6 +7,7 @@
 mod checkpoint;
 mod counters;
 mod deliveries;
+pub mod fleet;
 mod import;
 mod log_batch;
 mod messages;
@@ -59,6 +60,8 @@ pub enum StoreError {
     /// it had already written: a bug, reported rather than a wrong row written.
     #[error("log tracking needed the store while working without it")]
     NoTransaction,
+    #[error("no random bytes: {0}")]
+    Random(String),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }

@@ -211,6 +211,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE message ADD COLUMN handed_to TEXT;",
     // A next hop's page finds the hop that handed the message over (its copy and envelope).
     "CREATE INDEX message_handed_to ON message (handed_to) WHERE handed_to IS NOT NULL;",
+    // 10: the fleet (see store/fleet): changes not yet in the fleet database, written by
+    // triggers that exist only while [fleet] is configured, and this store's identity there.
+    "CREATE TABLE fleet_outbox (
+        seq INTEGER PRIMARY KEY,
+        kind INTEGER NOT NULL,
+        row INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE TABLE fleet_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

@@ -16,19 +16,24 @@ pub(super) async fn metrics(
     if !user.user.domains.is_empty() {
         return Err(WebError::Forbidden);
     }
-    let (totals, counters, refreshed_at, notices, newest_line) = state
-        .read(|s| {
+    let in_fleet = state.inner.config.current().fleet.is_some();
+    let (totals, counters, refreshed_at, notices, newest_line, fleet_lag) = state
+        .read(move |s| {
             Ok((
                 s.totals()?,
                 s.counters()?,
                 s.stats_refreshed_at()?,
                 s.notices_sent_between(0, i64::MAX)?,
                 s.newest_log_line_at()?,
+                in_fleet.then(|| s.outbox_lag()).transpose()?,
             ))
         })
         .await?;
     let now = state.now().unix_timestamp();
-    let out = prometheus_text(&totals, counters, refreshed_at, notices, newest_line, now);
+    let mut out = prometheus_text(&totals, counters, refreshed_at, notices, newest_line, now);
+    if let Some(lag) = fleet_lag {
+        out += &fleet_lag_text(lag, now);
+    }
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -37,6 +42,21 @@ pub(super) async fn metrics(
         out,
     )
         .into_response())
+}
+
+/// How far the fleet database is behind this host.
+fn fleet_lag_text(lag: crate::store::fleet::OutboxLag, now: i64) -> String {
+    format!(
+        "# HELP mailtrail_fleet_lag_records Changes not yet confirmed by the fleet database.
+# TYPE mailtrail_fleet_lag_records gauge
+mailtrail_fleet_lag_records {}
+# HELP mailtrail_fleet_lag_seconds Age of the oldest change not yet in the fleet database.
+# TYPE mailtrail_fleet_lag_seconds gauge
+mailtrail_fleet_lag_seconds {}
+",
+        lag.records,
+        lag.seconds(now)
+    )
 }
 
 /// The metrics in Prometheus's text format.

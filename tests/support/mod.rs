@@ -11,6 +11,7 @@ pub mod mailtrail;
 pub mod message;
 pub mod milter_client;
 pub mod postfix;
+pub mod postgres;
 pub mod sendmail;
 pub mod smtp_server;
 pub mod submit;

@@ -1,0 +1,241 @@
+//! The SQLite side of shipping: the outbox triggers, batches read from it, and its lag.
+
+use super::tables::{ColumnType, SHIPPED, ShippedTable};
+use crate::store::{Store, StoreError};
+use rusqlite::{OptionalExtension, params};
+
+/// The values of one column for every row of a batch, in row order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnValues {
+    Int(Vec<Option<i64>>),
+    Real(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+/// The current state of the rows of one table named in a batch, column by column (the shape
+/// PostgreSQL's `unnest` takes).
+#[derive(Debug)]
+pub struct TableRows {
+    pub table: &'static ShippedTable,
+    pub ids: Vec<i64>,
+    /// One entry per `table.columns`, in order.
+    pub columns: Vec<ColumnValues>,
+}
+
+/// What the fleet database has not confirmed yet, up to a limit.
+#[derive(Debug, Default)]
+pub struct OutboxBatch {
+    /// The last outbox entry the batch covers; `None` when the outbox is empty.
+    pub last_seq: Option<i64>,
+    /// Outbox entries covered (a row changed twice counts twice, ships once).
+    pub entries: usize,
+    pub tables: Vec<TableRows>,
+}
+
+impl OutboxBatch {
+    pub fn rows(&self) -> usize {
+        self.tables.iter().map(|t| t.ids.len()).sum()
+    }
+}
+
+/// How far the fleet database is behind this host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxLag {
+    /// Changes written locally and not yet confirmed by the fleet database.
+    pub records: u64,
+    /// When the oldest of them was written (unix time).
+    pub oldest_at: Option<i64>,
+}
+
+impl OutboxLag {
+    pub fn seconds(&self, now: i64) -> u64 {
+        self.oldest_at.map_or(0, |at| (now - at).max(0) as u64)
+    }
+}
+
+const TRIGGER_PROBE: &str = "fleet_message_insert";
+
+fn trigger_sql(table: &ShippedTable) -> String {
+    let mut sql = format!(
+        "CREATE TRIGGER fleet_{name}_insert AFTER INSERT ON {name} BEGIN
+            INSERT INTO fleet_outbox (kind, row, at) VALUES ({kind}, NEW.id, unixepoch());
+        END;",
+        name = table.name,
+        kind = table.kind
+    );
+    if table.updated {
+        sql += &format!(
+            "CREATE TRIGGER fleet_{name}_update AFTER UPDATE ON {name} BEGIN
+                INSERT INTO fleet_outbox (kind, row, at) VALUES ({kind}, NEW.id, unixepoch());
+            END;",
+            name = table.name,
+            kind = table.kind
+        );
+    }
+    sql
+}
+
+fn select_sql(table: &ShippedTable) -> String {
+    let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+    format!(
+        "SELECT id, {} FROM {} WHERE id IN
+            (SELECT row FROM fleet_outbox WHERE seq <= ?1 AND kind = ?2) ORDER BY id",
+        columns.join(", "),
+        table.name
+    )
+}
+
+impl Store {
+    /// Starts (`true`) or stops recording changes for the fleet. Starting puts every row
+    /// already stored in the outbox, so a host that joins a fleet ships its history; stopping
+    /// drops the triggers and the outbox (a later start ships everything again, stored once).
+    pub fn set_fleet_outbox(&mut self, enabled: bool) -> Result<bool, StoreError> {
+        let tx = self.write_transaction()?;
+        let present: bool = tx
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                [TRIGGER_PROBE],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if present == enabled {
+            return Ok(false);
+        }
+        if enabled {
+            for table in SHIPPED {
+                tx.execute_batch(&trigger_sql(table))?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO fleet_outbox (kind, row, at)
+                            SELECT ?1, id, unixepoch() FROM {} ORDER BY id",
+                        table.name
+                    ),
+                    [table.kind],
+                )?;
+            }
+        } else {
+            for table in SHIPPED {
+                tx.execute_batch(&format!(
+                    "DROP TRIGGER IF EXISTS fleet_{name}_insert;
+                    DROP TRIGGER IF EXISTS fleet_{name}_update;",
+                    name = table.name
+                ))?;
+            }
+            tx.execute("DELETE FROM fleet_outbox", [])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// The oldest `limit` outbox entries and the current state of the rows they name, read
+    /// from one snapshot (a change made meanwhile has a later entry, for the next batch). A
+    /// row deleted since its entry (raw lines past retention) is not in the batch.
+    pub fn outbox_batch(&mut self, limit: usize) -> Result<OutboxBatch, StoreError> {
+        let tx = self.conn.transaction()?;
+        let (last_seq, entries): (Option<i64>, i64) = tx.query_row(
+            "SELECT max(seq), count(*) FROM
+                (SELECT seq FROM fleet_outbox ORDER BY seq LIMIT ?1)",
+            [limit as i64],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let Some(last_seq) = last_seq else {
+            return Ok(OutboxBatch::default());
+        };
+        let mut tables = Vec::new();
+        for table in SHIPPED {
+            let rows = read_rows(&tx, table, last_seq)?;
+            if !rows.ids.is_empty() {
+                tables.push(rows);
+            }
+        }
+        tx.commit()?;
+        Ok(OutboxBatch {
+            last_seq: Some(last_seq),
+            entries: entries as usize,
+            tables,
+        })
+    }
+
+    /// The fleet database confirmed every entry up to `last_seq`.
+    pub fn outbox_shipped(&mut self, last_seq: i64) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        tx.execute("DELETE FROM fleet_outbox WHERE seq <= ?1", [last_seq])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox_lag(&self) -> Result<OutboxLag, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*), min(at) FROM fleet_outbox", [], |row| {
+                Ok(OutboxLag {
+                    records: row.get::<_, i64>(0)? as u64,
+                    oldest_at: row.get(1)?,
+                })
+            })?)
+    }
+
+    /// This store's identity in the fleet: made once, at random, and kept. Two hosts that
+    /// claim one name have different identities, which is how the fleet database tells them
+    /// apart instead of merging their records.
+    pub fn fleet_instance(&mut self) -> Result<String, StoreError> {
+        let tx = self.write_transaction()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT value FROM fleet_state WHERE name = 'instance'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let instance = match existing {
+            Some(instance) => instance,
+            None => {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes).map_err(|e| StoreError::Random(e.to_string()))?;
+                let instance: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                tx.execute(
+                    "INSERT INTO fleet_state (name, value) VALUES ('instance', ?1)",
+                    [&instance],
+                )?;
+                instance
+            }
+        };
+        tx.commit()?;
+        Ok(instance)
+    }
+}
+
+fn read_rows(
+    tx: &rusqlite::Transaction,
+    table: &'static ShippedTable,
+    last_seq: i64,
+) -> Result<TableRows, StoreError> {
+    let mut columns: Vec<ColumnValues> = table
+        .columns
+        .iter()
+        .map(|(_, ty)| match ty {
+            ColumnType::Int => ColumnValues::Int(Vec::new()),
+            ColumnType::Real => ColumnValues::Real(Vec::new()),
+            ColumnType::Text => ColumnValues::Text(Vec::new()),
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut select = tx.prepare_cached(&select_sql(table))?;
+    let mut rows = select.query(params![last_seq, table.kind])?;
+    while let Some(row) = rows.next()? {
+        ids.push(row.get(0)?);
+        for (index, values) in columns.iter_mut().enumerate() {
+            match values {
+                ColumnValues::Int(v) => v.push(row.get(index + 1)?),
+                ColumnValues::Real(v) => v.push(row.get(index + 1)?),
+                ColumnValues::Text(v) => v.push(row.get(index + 1)?),
+            }
+        }
+    }
+    Ok(TableRows {
+        table,
+        ids,
+        columns,
+    })
+}

@@ -1,0 +1,436 @@
+//! The fleet database (PostgreSQL): its schema, versioned like the SQLite store's, and every
+//! statement shipping writes. Rows carry their host's name and local id, which together are
+//! their key: a batch shipped twice is stored once.
+
+use super::{
+    outbox::{ColumnValues, OutboxBatch, TableRows},
+    tables::ShippedTable,
+};
+use std::collections::BTreeSet;
+use tokio_postgres::{Client, GenericClient, types::ToSql};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetDbError {
+    #[error("fleet database: {0}")]
+    Sql(#[from] tokio_postgres::Error),
+    #[error("fleet database schema version {found} is newer than this mailtrail ({supported})")]
+    TooNew { found: i32, supported: i32 },
+    #[error(
+        "fleet host name `{host}` is claimed by another mailtrail (a different store); records are not merged: give this host a [fleet] host of its own"
+    )]
+    HostClaimed { host: String },
+}
+
+/// Each entry brings the schema from version `index` to `index + 1`. The shipped tables'
+/// columns match `tables::SHIPPED` (a test compares them).
+const MIGRATIONS: &[&str] = &[
+    // 1: the hosts, and every shipped table keyed by (host, id). Raw lines, the largest table
+    // and the only one that expires, are partitioned by UTC day: retention drops a day whole.
+    "CREATE TABLE fleet_host (
+        name text PRIMARY KEY,
+        instance text NOT NULL,
+        url text NOT NULL,
+        first_seen timestamptz NOT NULL DEFAULT now(),
+        last_seen timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE fleet_conflict (
+        name text NOT NULL,
+        instance text NOT NULL,
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (name, instance)
+    );
+    CREATE TABLE message (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        queue_id text,
+        arrived_at bigint NOT NULL,
+        mta_host text,
+        client_name text,
+        client_addr text,
+        helo text,
+        sasl_user text,
+        mail_from text NOT NULL,
+        mail_args text NOT NULL,
+        recipients_dropped bigint NOT NULL,
+        size bigint NOT NULL,
+        message_id text,
+        subject text,
+        archive_name text,
+        archive_state text NOT NULL,
+        mode text NOT NULL,
+        receipts text NOT NULL,
+        source text NOT NULL,
+        nrcpt bigint,
+        removed_at bigint,
+        is_notice bigint NOT NULL,
+        retry_requested_at bigint,
+        handed_to text,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX message_arrived_at ON message (arrived_at);
+    CREATE INDEX message_queue_id ON message (queue_id);
+    CREATE TABLE recipient (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        message bigint NOT NULL,
+        position bigint NOT NULL,
+        address text NOT NULL,
+        args text NOT NULL,
+        orig_to text,
+        status text NOT NULL,
+        category text,
+        dsn text,
+        reply text,
+        attempts bigint NOT NULL,
+        last_attempt_at bigint,
+        final_at bigint,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX recipient_message ON recipient (host, message);
+    CREATE INDEX recipient_address ON recipient (address);
+    CREATE TABLE attempt (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        recipient bigint NOT NULL,
+        at bigint NOT NULL,
+        status text NOT NULL,
+        relay_host text,
+        relay_ip text,
+        relay_port bigint,
+        dsn text,
+        smtp_code bigint,
+        reply text,
+        stage text,
+        delay double precision,
+        delays text,
+        category text,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX attempt_recipient ON attempt (host, recipient);
+    CREATE INDEX attempt_at ON attempt (at);
+    CREATE TABLE reject (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        at bigint NOT NULL,
+        mta_host text,
+        source text NOT NULL,
+        code bigint,
+        dsn text,
+        client_host text,
+        client_ip text,
+        sender text,
+        recipient text,
+        helo text,
+        stage text,
+        reason text NOT NULL,
+        category text,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX reject_at ON reject (at);
+    CREATE TABLE mta_notice (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        message bigint NOT NULL,
+        at bigint NOT NULL,
+        kind text NOT NULL,
+        notice_queue_id text,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX mta_notice_message ON mta_notice (host, message);
+    CREATE TABLE notice (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        message bigint NOT NULL,
+        kind text NOT NULL,
+        recipients text NOT NULL,
+        due_at bigint NOT NULL,
+        sent_at bigint,
+        attempts bigint NOT NULL,
+        last_error text,
+        notice_message_id text,
+        PRIMARY KEY (host, id)
+    );
+    CREATE INDEX notice_message ON notice (host, message);
+    CREATE TABLE raw_line (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        at bigint NOT NULL,
+        queue_id text,
+        line text NOT NULL,
+        PRIMARY KEY (host, id, at)
+    ) PARTITION BY RANGE (at);
+    CREATE INDEX raw_line_at ON raw_line (at);
+    CREATE INDEX raw_line_queue_id ON raw_line (queue_id);",
+];
+
+/// Serialises migrations and partition changes between hosts starting side by side.
+const SCHEMA_LOCK: i64 = 0x6d61_696c_7472_6c31; // "mailtrl1"
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// Brings the fleet database's schema up to date (under a lock: every host does this when it
+/// connects). A schema newer than this mailtrail is an error: nothing is written to it.
+pub async fn migrate(client: &mut Client) -> Result<(), FleetDbError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS mailtrail_schema (version integer NOT NULL)")
+        .await?;
+    let version: i32 = match tx
+        .query_opt("SELECT version FROM mailtrail_schema", &[])
+        .await?
+    {
+        Some(row) => row.get(0),
+        None => {
+            tx.execute("INSERT INTO mailtrail_schema (version) VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    let supported = MIGRATIONS.len() as i32;
+    if version > supported {
+        return Err(FleetDbError::TooNew {
+            found: version,
+            supported,
+        });
+    }
+    for sql in &MIGRATIONS[version as usize..] {
+        tx.batch_execute(sql).await?;
+    }
+    tx.execute("UPDATE mailtrail_schema SET version = $1", &[&supported])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// This host as the fleet knows it.
+pub struct HostClaim<'a> {
+    pub host: &'a str,
+    pub instance: &'a str,
+    pub url: &'a str,
+}
+
+/// What one connection remembers between batches.
+#[derive(Default)]
+pub struct Shipper {
+    /// Raw-line partitions (UTC day numbers) known to exist.
+    partitions: BTreeSet<i64>,
+}
+
+impl Shipper {
+    /// Writes `batch` in one transaction, after checking that the host name is this store's.
+    pub async fn ship(
+        &mut self,
+        client: &mut Client,
+        claim: &HostClaim<'_>,
+        batch: &OutboxBatch,
+    ) -> Result<(), FleetDbError> {
+        let tx = client.transaction().await?;
+        let claimed = tx
+            .query_opt(
+                "INSERT INTO fleet_host (name, instance, url) VALUES ($1, $2, $3)
+                ON CONFLICT (name) DO UPDATE SET last_seen = now(), url = EXCLUDED.url
+                    WHERE fleet_host.instance = EXCLUDED.instance
+                RETURNING name",
+                &[&claim.host, &claim.instance, &claim.url],
+            )
+            .await?;
+        if claimed.is_none() {
+            drop(tx);
+            client
+                .execute(
+                    "INSERT INTO fleet_conflict (name, instance) VALUES ($1, $2)
+                    ON CONFLICT (name, instance) DO UPDATE SET last_seen = now()",
+                    &[&claim.host, &claim.instance],
+                )
+                .await?;
+            return Err(FleetDbError::HostClaimed {
+                host: claim.host.to_string(),
+            });
+        }
+        for rows in &batch.tables {
+            if let Some(column) = rows.table.partitioned_by {
+                self.ensure_partitions(&tx, rows, column).await?;
+            }
+            upsert(&tx, claim.host, rows).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ensure_partitions(
+        &mut self,
+        tx: &impl GenericClient,
+        rows: &TableRows,
+        column: &str,
+    ) -> Result<(), FleetDbError> {
+        let index = rows
+            .table
+            .columns
+            .iter()
+            .position(|(name, _)| *name == column)
+            .expect("the partition column is one of the table's");
+        let ColumnValues::Int(times) = &rows.columns[index] else {
+            unreachable!("partitions are by a time in seconds");
+        };
+        let days: BTreeSet<i64> = times
+            .iter()
+            .flatten()
+            .map(|at| at.div_euclid(SECONDS_PER_DAY))
+            .filter(|day| !self.partitions.contains(day))
+            .collect();
+        if days.is_empty() {
+            return Ok(());
+        }
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        for day in days {
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table}
+                    FOR VALUES FROM ({from}) TO ({to})",
+                name = partition_name(rows.table, day),
+                table = rows.table.name,
+                from = day * SECONDS_PER_DAY,
+                to = (day + 1) * SECONDS_PER_DAY,
+            ))
+            .await?;
+            self.partitions.insert(day);
+        }
+        Ok(())
+    }
+}
+
+/// `raw_line_d20261206`: the table's partition for one UTC day.
+fn partition_name(table: &ShippedTable, day: i64) -> String {
+    let date = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(day);
+    format!(
+        "{}_d{:04}{:02}{:02}",
+        table.name,
+        date.year(),
+        date.month() as u8,
+        date.day()
+    )
+}
+
+fn partition_day(table: &ShippedTable, name: &str) -> Option<i64> {
+    let digits = name.strip_prefix(table.name)?.strip_prefix("_d")?;
+    let format = time::macros::format_description!("[year][month][day]");
+    let date = time::Date::parse(digits, &format).ok()?;
+    Some((date - time::Date::from_calendar_date(1970, time::Month::January, 1).ok()?).whole_days())
+}
+
+/// Drops the partitions of `table` whose whole day lies before `before` (unix time); returns
+/// how many.
+pub async fn drop_partitions_before(
+    client: &mut Client,
+    table: &ShippedTable,
+    before: i64,
+) -> Result<usize, FleetDbError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .await?;
+    let rows = tx
+        .query(
+            "SELECT c.relname FROM pg_inherits i
+                JOIN pg_class c ON c.oid = i.inhrelid
+                JOIN pg_class p ON p.oid = i.inhparent
+            WHERE p.relname = $1",
+            &[&table.name],
+        )
+        .await?;
+    let mut dropped = 0;
+    for row in rows {
+        let name: String = row.get(0);
+        match partition_day(table, &name) {
+            Some(day) if (day + 1) * SECONDS_PER_DAY <= before => {
+                tx.batch_execute(&format!("DROP TABLE {name}")).await?;
+                dropped += 1;
+            }
+            _ => {}
+        }
+    }
+    tx.commit().await?;
+    Ok(dropped)
+}
+
+/// `INSERT ... SELECT FROM unnest(...)`: one statement per table per batch, each column sent
+/// as one array. Rows updated locally replace their earlier state; others are written once.
+fn upsert_sql(table: &ShippedTable) -> String {
+    let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+    let arrays: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{}[]", i + 3, ty.postgres()))
+        .collect();
+    let key = match table.partitioned_by {
+        Some(column) => format!("host, id, {column}"),
+        None => "host, id".into(),
+    };
+    let on_conflict = match table.updated {
+        true => format!(
+            "DO UPDATE SET {}",
+            names
+                .iter()
+                .map(|name| format!("{name} = EXCLUDED.{name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        false => "DO NOTHING".into(),
+    };
+    format!(
+        "INSERT INTO {table} (host, id, {names}) SELECT $1, * FROM unnest($2::bigint[], {arrays})
+        ON CONFLICT ({key}) {on_conflict}",
+        table = table.name,
+        names = names.join(", "),
+        arrays = arrays.join(", "),
+    )
+}
+
+async fn upsert(tx: &impl GenericClient, host: &str, rows: &TableRows) -> Result<(), FleetDbError> {
+    let sql = upsert_sql(rows.table);
+    let statement = tx.prepare(&sql).await?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&host, &rows.ids];
+    for values in &rows.columns {
+        params.push(match values {
+            ColumnValues::Int(v) => v,
+            ColumnValues::Real(v) => v,
+            ColumnValues::Text(v) => v,
+        });
+    }
+    tx.execute(&statement, &params).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fleet::tables::{SHIPPED, by_kind};
+
+    #[test]
+    fn a_partition_name_reads_back_as_its_day() {
+        let raw = by_kind(7).unwrap();
+        let day = 1_796_515_200 / SECONDS_PER_DAY; // 2026-12-06
+        assert_eq!(partition_name(raw, day), "raw_line_d20261206");
+        assert_eq!(partition_day(raw, "raw_line_d20261206"), Some(day));
+        assert_eq!(partition_day(raw, "raw_line_default"), None);
+        assert_eq!(
+            partition_day(by_kind(1).unwrap(), "raw_line_d20261206"),
+            None
+        );
+    }
+
+    #[test]
+    fn upserts_update_what_changes_and_write_the_rest_once() {
+        let message = upsert_sql(&SHIPPED[0]);
+        assert!(
+            message.contains("ON CONFLICT (host, id) DO UPDATE SET queue_id = EXCLUDED.queue_id")
+        );
+        assert!(message.contains("unnest($2::bigint[], $3::text[], $4::bigint[]"));
+        let raw = upsert_sql(by_kind(7).unwrap());
+        assert!(
+            raw.ends_with("ON CONFLICT (host, id, at) DO NOTHING"),
+            "{raw}"
+        );
+    }
+}

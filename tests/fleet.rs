@@ -1,0 +1,391 @@
+//! The fleet: hosts ship every record to a private PostgreSQL (Debian's package) — history
+//! when they join, live records as they come — exactly once across a `kill -9` of the host
+//! and an outage of the database; a host name claimed twice is reported, never merged.
+
+mod support;
+
+use mailtrail::store::fleet::tables::{ColumnType, SHIPPED, ShippedTable};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+use support::mailtrail::Mailtrail;
+use support::postgres::Postgres;
+use support::util::{wait_for, wait_until};
+
+const GENERATOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/tools/gen_postfix_log.py"
+);
+const TOKEN: &str = "fleet-secret-0123456789abcdef";
+const T: Duration = Duration::from_secs(120);
+
+/// A generated postfix log of `lines` lines ending about a day ago (its raw lines within
+/// retention), split in two at a line boundary `fraction` of the way.
+fn generated_log(lines: usize, seed: u64) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("maillog");
+    let start = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let out = Command::new("python3")
+        .arg(GENERATOR)
+        .args(["--lines", &lines.to_string(), "--seed", &seed.to_string()])
+        .args(["--msgs-per-day", "30000", "--start"])
+        .arg(format!(
+            "{:04}-{:02}-{:02}T{:02}:00:00",
+            start.year(),
+            start.month() as u8,
+            start.day(),
+            start.hour()
+        ))
+        .arg("-o")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {GENERATOR}: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&file).unwrap()
+}
+
+fn split_at_fraction(text: &str, fraction: f64) -> (&str, &str) {
+    let at = (text.len() as f64 * fraction) as usize;
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    text.split_at(end)
+}
+
+fn fleet_daemon(pg: &Postgres, host: &str) -> Mailtrail {
+    Mailtrail::configure_with_web(&format!(
+        "[web]\nenabled = false\n\n[fleet]\ndatabase = \"{}\"\nhost = \"{host}\"\ntoken = \"{TOKEN}\"\n",
+        pg.url()
+    ))
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+fn import(mt: &Mailtrail, text: &str) {
+    let file = mt.state_dir().with_file_name("history.log");
+    std::fs::write(&file, text).unwrap();
+    mt.command(&["import", file.to_str().unwrap()]);
+}
+
+/// One table's rows as text, one line per row in id order (reals to a thousandth), written
+/// the same way from SQLite and PostgreSQL.
+fn row_text(
+    table: &ShippedTable,
+    dialect_cast: impl Fn(&str, ColumnType) -> String,
+) -> Vec<String> {
+    std::iter::once(dialect_cast("id", ColumnType::Int))
+        .chain(
+            table
+                .columns
+                .iter()
+                .map(|(name, ty)| dialect_cast(name, *ty)),
+        )
+        .collect()
+}
+
+fn local_rows(store: &Path, table: &ShippedTable) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let columns = row_text(table, |name, ty| match ty {
+        ColumnType::Real => {
+            format!("coalesce(CAST(CAST(round({name} * 1000) AS INTEGER) AS TEXT), '~')")
+        }
+        _ => format!("coalesce(CAST({name} AS TEXT), '~')"),
+    })
+    .join(" || '|' || ");
+    let sql = format!("SELECT {columns} FROM {} ORDER BY id", table.name);
+    let mut statement = conn.prepare(&sql).unwrap();
+    statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn fleet_rows(pg: &Postgres, host: &str, table: &ShippedTable) -> Vec<String> {
+    let columns = row_text(table, |name, ty| match ty {
+        ColumnType::Real => format!("coalesce(round({name} * 1000)::bigint::text, '~')"),
+        _ => format!("coalesce({name}::text, '~')"),
+    })
+    .join(", ");
+    // One text value per row, rows separated by a character no log line holds.
+    let sql = format!(
+        "SELECT string_agg(concat_ws('|', {columns}), chr(30) ORDER BY id) FROM {} WHERE host = '{host}'",
+        table.name
+    );
+    let out = pg.query(&sql);
+    let out = out.strip_suffix('\n').unwrap_or(&out);
+    match out.is_empty() {
+        true => Vec::new(),
+        false => out.split('\u{1e}').map(String::from).collect(),
+    }
+}
+
+/// Every shipped table holds, for `host`, exactly the rows of the host's store: none missing,
+/// none twice (the fleet's key is (host, id), and the counts must match too).
+fn assert_same_records(mt: &Mailtrail, pg: &Postgres, host: &str) -> usize {
+    let mut total = 0;
+    for table in SHIPPED {
+        let local = local_rows(&mt.store_path(), table);
+        let fleet = fleet_rows(pg, host, table);
+        let count: usize = pg
+            .query(&format!(
+                "SELECT count(*) FROM {} WHERE host = '{host}'",
+                table.name
+            ))
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            count,
+            local.len(),
+            "{}: rows in the fleet database",
+            table.name
+        );
+        if local != fleet {
+            let first = local.iter().zip(&fleet).position(|(a, b)| a != b);
+            panic!(
+                "{}: {} local rows, {} in the fleet database; first difference at {first:?}:\n  local {:?}\n  fleet {:?}",
+                table.name,
+                local.len(),
+                fleet.len(),
+                first.and_then(|i| local.get(i)),
+                first.and_then(|i| fleet.get(i)),
+            );
+        }
+        total += local.len();
+    }
+    total
+}
+
+fn wait_shipped(mt: &Mailtrail) {
+    wait_for(
+        T,
+        "the fleet lag to reach 0",
+        || {
+            let c = mt.counters();
+            (c.get("fleet_lag_records") == Some(&0)).then_some(())
+        },
+        || format!("{:?}\n{}", mt.counters(), mt.log()),
+    );
+}
+
+fn wait_log_lines(mt: &Mailtrail, lines: u64) {
+    mt.wait_counter("log_lines", lines, T);
+}
+
+#[test]
+fn history_and_live_records_arrive_once_across_a_kill_9_mid_batch() {
+    let pg = Postgres::start();
+    let text = generated_log(60_000, 11);
+    let (history, live) = split_at_fraction(&text, 0.8);
+    let mut mt = fleet_daemon(&pg, "relay1");
+    import(&mt, history);
+    let local: usize = SHIPPED
+        .iter()
+        .map(|t| local_rows(&mt.store_path(), t).len())
+        .sum();
+
+    mt.start();
+    // Killed as soon as the first batch is in: the history is many batches long.
+    wait_until(
+        T,
+        "the first batch in the fleet database",
+        || {
+            pg.try_query("SELECT count(*) FROM message")
+                .is_some_and(|n| n.trim() != "0")
+        },
+        || mt.log(),
+    );
+    mt.kill();
+    let before_restart: usize = SHIPPED
+        .iter()
+        .map(|t| {
+            pg.query(&format!("SELECT count(*) FROM {}", t.name))
+                .trim()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert!(
+        before_restart < local,
+        "the kill came after everything was shipped ({before_restart} of {local}): it proves nothing"
+    );
+
+    mt.start();
+    append(&mt.mta_log_path(), live);
+    wait_log_lines(&mt, live.lines().count() as u64);
+    wait_shipped(&mt);
+    let shipped = assert_same_records(&mt, &pg, "relay1");
+    assert!(
+        shipped > local,
+        "live records shipped too ({shipped} vs {local} imported)"
+    );
+    let counters = mt.counters();
+    assert_eq!(counters["fleet_lag_seconds"], 0, "{counters:?}");
+    assert!(!mt.log().contains(TOKEN), "the token is never logged");
+    let hosts = pg.query("SELECT name, url FROM fleet_host");
+    assert!(hosts.starts_with("relay1|http://127.0.0.1:8025"), "{hosts}");
+}
+
+#[test]
+fn records_written_while_the_database_is_down_arrive_once_when_it_returns() {
+    let pg = Postgres::start();
+    let text = generated_log(6_000, 12);
+    let (before, during) = split_at_fraction(&text, 0.5);
+    let (during, after) = split_at_fraction(during, 0.5);
+    let mut mt = fleet_daemon(&pg, "relay2");
+    mt.start();
+    append(&mt.mta_log_path(), before);
+    wait_log_lines(&mt, before.lines().count() as u64);
+    wait_shipped(&mt);
+    assert_same_records(&mt, &pg, "relay2");
+
+    pg.down("immediate");
+    append(&mt.mta_log_path(), during);
+    // The mail path goes on: the follower records every line meanwhile.
+    wait_log_lines(
+        &mt,
+        (before.lines().count() + during.lines().count()) as u64,
+    );
+    let counters = mt.wait_counter("fleet_errors", 1, T);
+    assert!(counters["fleet_lag_records"] > 0, "{counters:?}");
+    wait_until(
+        T,
+        "the outage in mailtrail's log",
+        || {
+            mt.log()
+                .contains("records stay in the outbox and are retried")
+        },
+        || mt.log(),
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    let counters = mt.counters();
+    assert!(counters["fleet_lag_seconds"] >= 25, "{counters:?}");
+
+    pg.up();
+    append(&mt.mta_log_path(), after);
+    wait_log_lines(&mt, text.lines().count() as u64);
+    wait_shipped(&mt);
+    assert_same_records(&mt, &pg, "relay2");
+    wait_until(
+        T,
+        "the recovery in mailtrail's log",
+        || mt.log().contains("answers again"),
+        || mt.log(),
+    );
+}
+
+#[test]
+fn a_host_name_claimed_by_a_second_store_is_reported_not_merged() {
+    let pg = Postgres::start();
+    let text = generated_log(3_000, 13);
+    let (first_log, second_log) = split_at_fraction(&text, 0.5);
+    let mut first = fleet_daemon(&pg, "relay1");
+    first.start();
+    append(&first.mta_log_path(), first_log);
+    wait_log_lines(&first, first_log.lines().count() as u64);
+    wait_shipped(&first);
+
+    let mut second = fleet_daemon(&pg, "relay1");
+    second.start();
+    append(&second.mta_log_path(), second_log);
+    wait_log_lines(&second, second_log.lines().count() as u64);
+    wait_until(
+        T,
+        "the second host to report the name taken",
+        || {
+            second
+                .log()
+                .contains("fleet host name `relay1` is claimed by another mailtrail")
+        },
+        || second.log(),
+    );
+    let counters = second.counters();
+    assert!(
+        counters["fleet_lag_records"] > 0,
+        "nothing of the second host shipped: {counters:?}"
+    );
+    assert_same_records(&first, &pg, "relay1");
+    // The schema's columns are the shipped ones, in order (one list makes both).
+    for table in SHIPPED {
+        let columns = pg.query(&format!(
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position)
+            FROM information_schema.columns WHERE table_name = '{}'",
+            table.name
+        ));
+        let expected: Vec<&str> = ["host", "id"]
+            .into_iter()
+            .chain(table.columns.iter().map(|(name, _)| *name))
+            .collect();
+        assert_eq!(columns.trim(), expected.join(","), "{}", table.name);
+    }
+    let conflicts = pg.query("SELECT count(*) FROM fleet_conflict WHERE name = 'relay1'");
+    assert_eq!(conflicts.trim(), "1");
+    second.stop();
+    first.stop();
+}
+
+#[test]
+fn a_database_it_cannot_use_is_logged_and_retried_and_mail_goes_on() {
+    let pg = Postgres::start();
+    // A newer mailtrail's schema: nothing is written into it.
+    pg.query(
+        "CREATE TABLE mailtrail_schema (version integer NOT NULL);
+        INSERT INTO mailtrail_schema VALUES (999)",
+    );
+    let text = generated_log(2_000, 14);
+    let mut mt = fleet_daemon(&pg, "relay3");
+    mt.start();
+    append(&mt.mta_log_path(), &text);
+    wait_log_lines(&mt, text.lines().count() as u64);
+    wait_until(
+        T,
+        "the schema refusal in the log",
+        || {
+            mt.log()
+                .contains("fleet database schema version 999 is newer than this mailtrail")
+        },
+        || mt.log(),
+    );
+    assert!(mt.counters()["fleet_lag_records"] > 0);
+    assert_eq!(
+        pg.query("SELECT count(*) FROM pg_tables WHERE tablename = 'message'")
+            .trim(),
+        "0"
+    );
+    mt.stop();
+
+    // Wrong credentials: the role does not exist.
+    let mut wrong = Mailtrail::configure_with_web(&format!(
+        "[web]\nenabled = false\n\n[fleet]\ndatabase = \"postgresql://nobody:{TOKEN}@127.0.0.1:{}/fleet\"\nhost = \"relay4\"\n",
+        pg.port()
+    ));
+    wrong.start();
+    append(&wrong.mta_log_path(), &text);
+    wait_log_lines(&wrong, text.lines().count() as u64);
+    wait_until(
+        T,
+        "the refused login in the log",
+        || wrong.log().contains("role \"nobody\" does not exist"),
+        || wrong.log(),
+    );
+    assert!(!wrong.log().contains(TOKEN), "the password is never logged");
+    assert!(
+        wrong
+            .log()
+            .contains(&format!("127.0.0.1:{}/fleet as nobody", pg.port()))
+    );
+}
