@@ -389,3 +389,71 @@ fn a_database_it_cannot_use_is_logged_and_retried_and_mail_goes_on() {
             .contains(&format!("127.0.0.1:{}/fleet as nobody", pg.port()))
     );
 }
+
+/// The shipper's own steps, driven by hand: a batch committed in the fleet database but not
+/// marked in the outbox (a crash in between) is sent again; so is a batch overlapping it, and
+/// the whole history when a host joins again. Each row is stored once.
+#[test]
+fn batches_sent_again_are_stored_once() {
+    use mailtrail::store::{
+        Store,
+        fleet::postgres::{HostClaim, Shipper, migrate},
+    };
+    let pg = Postgres::start();
+    let text = generated_log(4_000, 15);
+    let (first, second) = split_at_fraction(&text, 0.5);
+    let mt = fleet_daemon(&pg, "relay5");
+    let mut store = Store::open(&mt.store_path()).unwrap();
+    store.set_fleet_outbox(true).unwrap();
+    import(&mt, first);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let claim = HostClaim {
+        host: "relay5",
+        instance: "test-instance",
+        url: "http://relay5.example:8025",
+    };
+    runtime.block_on(async {
+        let (mut client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        migrate(&mut client).await.unwrap();
+        let mut shipper = Shipper::default();
+
+        // Half of the outbox, committed, never marked: sent again with the rest.
+        let half = store.outbox_lag().unwrap().records as usize / 2;
+        let batch = store.outbox_batch(half).unwrap();
+        assert!(
+            !batch.from_backfill,
+            "imported with the outbox on: live entries"
+        );
+        shipper.ship(&mut client, &claim, &batch).await.unwrap();
+        shipper.ship(&mut client, &claim, &batch).await.unwrap();
+        let overlapping = store.outbox_batch(usize::MAX).unwrap();
+        shipper
+            .ship(&mut client, &claim, &overlapping)
+            .await
+            .unwrap();
+        store.outbox_shipped(overlapping.last_seq.unwrap()).unwrap();
+        assert_same_records(&mt, &pg, "relay5");
+
+        // New rows after a full ship go by COPY; then the host leaves and joins again.
+        import(&mt, second);
+        let batch = store.outbox_batch(usize::MAX).unwrap();
+        shipper.ship(&mut client, &claim, &batch).await.unwrap();
+        store.outbox_shipped(batch.last_seq.unwrap()).unwrap();
+        assert_same_records(&mt, &pg, "relay5");
+        store.set_fleet_outbox(false).unwrap();
+        store.set_fleet_outbox(true).unwrap();
+        let again = store.outbox_batch(usize::MAX).unwrap();
+        assert!(again.from_backfill);
+        assert!(again.first_seq > batch.last_seq, "positions never go back");
+        shipper.ship(&mut client, &claim, &again).await.unwrap();
+        store.outbox_shipped(again.last_seq.unwrap()).unwrap();
+    });
+    assert_same_records(&mt, &pg, "relay5");
+    assert_eq!(store.outbox_lag().unwrap().records, 0);
+}

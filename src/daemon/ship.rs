@@ -10,6 +10,7 @@ use crate::{
     store::{
         Store,
         fleet::{
+            BATCH,
             postgres::{self, FleetDbError, HostClaim, Shipper},
             tables,
         },
@@ -22,9 +23,6 @@ use std::{
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
-/// Outbox entries per batch: large enough that a transaction's round trips cost little per
-/// row, small enough that a batch sent twice after a crash is quick.
-pub const BATCH: usize = 5_000;
 /// How often an empty outbox is looked at again.
 const POLL: Duration = Duration::from_secs(1);
 /// Longest wait between attempts while the database fails.

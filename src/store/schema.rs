@@ -213,8 +213,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE INDEX message_handed_to ON message (handed_to) WHERE handed_to IS NOT NULL;",
     // 10: the fleet (see store/fleet): changes not yet in the fleet database, written by
     // triggers that exist only while [fleet] is configured, and this store's identity there.
+    // AUTOINCREMENT: positions never go back, even when the outbox empties, so the fleet
+    // database's record of the last one it took tells a new batch from one sent before.
     "CREATE TABLE fleet_outbox (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         kind INTEGER NOT NULL,
         row INTEGER NOT NULL,
         at INTEGER NOT NULL

@@ -136,9 +136,8 @@ impl Postgres {
         self.port
     }
 
-    /// Runs `sql` in `database`; the result rows, one per line, columns separated by `|`.
-    pub fn psql(&self, database: &str, sql: &str) -> String {
-        let out = Command::new("psql")
+    fn run_psql(&self, database: &str, sql: &str) -> std::process::Output {
+        Command::new("psql")
             .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
             .args([
                 "-p",
@@ -151,7 +150,12 @@ impl Postgres {
                 sql,
             ])
             .output()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs `sql` in `database`; the result rows, one per line, columns separated by `|`.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        let out = self.run_psql(database, sql);
         assert!(
             out.status.success(),
             "psql {sql}: {}",
@@ -162,20 +166,7 @@ impl Postgres {
 
     /// `sql` in the fleet database, `None` when it fails (a table not created yet).
     pub fn try_query(&self, sql: &str) -> Option<String> {
-        let out = Command::new("psql")
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "mailtrail",
-                "-d",
-                "fleet",
-                "-c",
-                sql,
-            ])
-            .output()
-            .ok()?;
+        let out = self.run_psql("fleet", sql);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

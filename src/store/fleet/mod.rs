@@ -12,3 +12,7 @@ pub mod postgres;
 pub mod tables;
 
 pub use outbox::{ColumnValues, OutboxBatch, OutboxLag, TableRows};
+
+/// Outbox entries per batch: large enough that a transaction's round trips and commit cost
+/// little per row, small enough that a batch sent again after a crash is quick.
+pub const BATCH: usize = 20_000;

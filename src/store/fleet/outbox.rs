@@ -25,8 +25,12 @@ pub struct TableRows {
 /// What the fleet database has not confirmed yet, up to a limit.
 #[derive(Debug, Default)]
 pub struct OutboxBatch {
-    /// The last outbox entry the batch covers; `None` when the outbox is empty.
+    /// The first and last outbox entries the batch covers; `None` when the outbox is empty.
+    pub first_seq: Option<i64>,
     pub last_seq: Option<i64>,
+    /// Some entries were queued when this store joined the fleet (or joined again): their rows
+    /// may be in the fleet database already.
+    pub from_backfill: bool,
     /// Outbox entries covered (a row changed twice counts twice, ships once).
     pub entries: usize,
     pub tables: Vec<TableRows>,
@@ -114,6 +118,11 @@ impl Store {
                     [table.kind],
                 )?;
             }
+            tx.execute(
+                "INSERT OR REPLACE INTO fleet_state (name, value)
+                    SELECT 'backfill_until', coalesce(max(seq), 0) FROM fleet_outbox",
+                [],
+            )?;
         } else {
             for table in SHIPPED {
                 tx.execute_batch(&format!(
@@ -133,15 +142,23 @@ impl Store {
     /// row deleted since its entry (raw lines past retention) is not in the batch.
     pub fn outbox_batch(&mut self, limit: usize) -> Result<OutboxBatch, StoreError> {
         let tx = self.conn.transaction()?;
-        let (last_seq, entries): (Option<i64>, i64) = tx.query_row(
-            "SELECT max(seq), count(*) FROM
+        let (first_seq, last_seq, entries): (Option<i64>, Option<i64>, i64) = tx.query_row(
+            "SELECT min(seq), max(seq), count(*) FROM
                 (SELECT seq FROM fleet_outbox ORDER BY seq LIMIT ?1)",
-            [limit as i64],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            [limit.min(i64::MAX as usize) as i64],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
-        let Some(last_seq) = last_seq else {
+        let (Some(first_seq), Some(last_seq)) = (first_seq, last_seq) else {
             return Ok(OutboxBatch::default());
         };
+        let backfill_until: i64 = tx
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM fleet_state WHERE name = 'backfill_until'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
         let mut tables = Vec::new();
         for table in SHIPPED {
             let rows = read_rows(&tx, table, last_seq)?;
@@ -151,7 +168,9 @@ impl Store {
         }
         tx.commit()?;
         Ok(OutboxBatch {
+            first_seq: Some(first_seq),
             last_seq: Some(last_seq),
+            from_backfill: first_seq <= backfill_until,
             entries: entries as usize,
             tables,
         })

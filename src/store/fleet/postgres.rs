@@ -7,7 +7,12 @@ use super::{
     tables::ShippedTable,
 };
 use std::collections::BTreeSet;
-use tokio_postgres::{Client, GenericClient, types::ToSql};
+use tokio_postgres::{
+    Client, GenericClient,
+    binary_copy::BinaryCopyInWriter,
+    error::SqlState,
+    types::{ToSql, Type},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetDbError {
@@ -31,7 +36,9 @@ const MIGRATIONS: &[&str] = &[
         instance text NOT NULL,
         url text NOT NULL,
         first_seen timestamptz NOT NULL DEFAULT now(),
-        last_seen timestamptz NOT NULL DEFAULT now()
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        -- The last outbox position committed here: a batch past it holds only new rows.
+        shipped_seq bigint NOT NULL DEFAULT 0
     );
     CREATE TABLE fleet_conflict (
         name text NOT NULL,
@@ -219,23 +226,48 @@ pub struct Shipper {
 
 impl Shipper {
     /// Writes `batch` in one transaction, after checking that the host name is this store's.
+    ///
+    /// A batch wholly past the position the fleet database last confirmed for this host holds
+    /// only rows it has never seen, except for rows updated since: rows that are never updated
+    /// then go by `COPY`, the fastest way in; the rest, and every row of a batch that may have
+    /// been sent before (a crash between the commit here and the outbox's mark, a backfill),
+    /// by upsert. A batch the database already took is only confirmed.
     pub async fn ship(
         &mut self,
         client: &mut Client,
         claim: &HostClaim<'_>,
         batch: &OutboxBatch,
     ) -> Result<(), FleetDbError> {
+        match self.ship_once(client, claim, batch, true).await {
+            // A key already there (a local id used again): the upserts store it once.
+            Err(FleetDbError::Sql(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                self.ship_once(client, claim, batch, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn ship_once(
+        &mut self,
+        client: &mut Client,
+        claim: &HostClaim<'_>,
+        batch: &OutboxBatch,
+        copy_allowed: bool,
+    ) -> Result<(), FleetDbError> {
+        let (Some(first_seq), Some(last_seq)) = (batch.first_seq, batch.last_seq) else {
+            return Ok(());
+        };
         let tx = client.transaction().await?;
         let claimed = tx
             .query_opt(
                 "INSERT INTO fleet_host (name, instance, url) VALUES ($1, $2, $3)
                 ON CONFLICT (name) DO UPDATE SET last_seen = now(), url = EXCLUDED.url
                     WHERE fleet_host.instance = EXCLUDED.instance
-                RETURNING name",
+                RETURNING shipped_seq",
                 &[&claim.host, &claim.instance, &claim.url],
             )
             .await?;
-        if claimed.is_none() {
+        let Some(claimed) = claimed else {
             drop(tx);
             client
                 .execute(
@@ -247,13 +279,26 @@ impl Shipper {
             return Err(FleetDbError::HostClaimed {
                 host: claim.host.to_string(),
             });
+        };
+        let shipped_seq: i64 = claimed.get(0);
+        if last_seq <= shipped_seq {
+            return Ok(());
         }
+        let all_new = copy_allowed && !batch.from_backfill && first_seq > shipped_seq;
         for rows in &batch.tables {
             if let Some(column) = rows.table.partitioned_by {
                 self.ensure_partitions(&tx, rows, column).await?;
             }
-            upsert(&tx, claim.host, rows).await?;
+            match all_new && !rows.table.updated {
+                true => copy_in(&tx, claim.host, rows).await?,
+                false => upsert(&tx, claim.host, rows).await?,
+            }
         }
+        tx.execute(
+            "UPDATE fleet_host SET shipped_seq = $2 WHERE name = $1",
+            &[&claim.host, &last_seq],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -385,6 +430,48 @@ fn upsert_sql(table: &ShippedTable) -> String {
         names = names.join(", "),
         arrays = arrays.join(", "),
     )
+}
+
+/// Rows known to be new, with `COPY ... FROM STDIN (FORMAT binary)`.
+pub async fn copy_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    host: &str,
+    rows: &TableRows,
+) -> Result<(), FleetDbError> {
+    let names: Vec<&str> = rows.table.columns.iter().map(|(name, _)| *name).collect();
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {} (host, id, {}) FROM STDIN (FORMAT binary)",
+            rows.table.name,
+            names.join(", ")
+        ))
+        .await?;
+    let types: Vec<Type> = [Type::TEXT, Type::INT8]
+        .into_iter()
+        .chain(rows.columns.iter().map(|values| match values {
+            ColumnValues::Int(_) => Type::INT8,
+            ColumnValues::Real(_) => Type::FLOAT8,
+            ColumnValues::Text(_) => Type::TEXT,
+        }))
+        .collect();
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
+    for (index, id) in rows.ids.iter().enumerate() {
+        row.clear();
+        row.push(&host);
+        row.push(id);
+        for values in &rows.columns {
+            row.push(match values {
+                ColumnValues::Int(v) => &v[index],
+                ColumnValues::Real(v) => &v[index],
+                ColumnValues::Text(v) => &v[index],
+            });
+        }
+        writer.as_mut().write(&row).await?;
+    }
+    writer.finish().await?;
+    Ok(())
 }
 
 async fn upsert(tx: &impl GenericClient, host: &str, rows: &TableRows) -> Result<(), FleetDbError> {
