@@ -41,6 +41,18 @@ pub enum RunError {
     Web(#[from] web::WebError),
 }
 
+/// Serves the dashboard (the pages over the fleet database) until `shutdown` completes.
+pub async fn dashboard(
+    config: ConfigHandle,
+    local_offset: time::UtcOffset,
+    shutdown: impl Future,
+) -> Result<(), RunError> {
+    tokio::select! {
+        served = web::dashboard(config, local_offset) => Ok(served?),
+        _ = shutdown => Ok(()),
+    }
+}
+
 /// Runs mailtrail until `shutdown` completes: the daemon, with the status pages beside it when
 /// `[web] enabled`. `ready` is called once the milter socket listens; `local_offset` is the
 /// server's UTC offset, read by the caller at start (it cannot be read safely once threads run).

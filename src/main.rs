@@ -42,8 +42,10 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Command::Run = args.command {
-        return run(source, config);
+    match args.command {
+        Command::Run => return run(source, config, Serve::Daemon),
+        Command::Dashboard => return run(source, config, Serve::Dashboard),
+        _ => {}
     }
     // The server's UTC offset (UTC when it cannot be read), for local days and hours; read
     // while the process has one thread, as later it is refused as unsound.
@@ -69,7 +71,15 @@ fn exit_code(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
-fn run(source: Source, config: Config) -> ExitCode {
+/// What `run` serves until a signal.
+enum Serve {
+    /// `mailtrail run`: the milter, the follower, the jobs and this host's pages.
+    Daemon,
+    /// `mailtrail dashboard`: the pages over the fleet database.
+    Dashboard,
+}
+
+fn run(source: Source, config: Config, serve: Serve) -> ExitCode {
     // Read while the process has one thread: later it is refused as unsound.
     let local_offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let runtime = match tokio::runtime::Runtime::new() {
@@ -114,9 +124,14 @@ fn run(source: Source, config: Config) -> ExitCode {
         let ready = || {
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         };
-        mailtrail::run(handle, local_offset, shutdown, ready)
-            .await
-            .map_err(|e| error!("{e}"))
+        let served = match serve {
+            Serve::Daemon => mailtrail::run(handle, local_offset, shutdown, ready).await,
+            Serve::Dashboard => {
+                ready();
+                mailtrail::dashboard(handle, local_offset, shutdown).await
+            }
+        };
+        served.map_err(|e| error!("{e}"))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

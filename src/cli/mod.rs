@@ -15,7 +15,7 @@ pub use config::{check_config, hash_password};
 pub use import::{classify, import};
 pub use policy::policy_show;
 pub use report::report_command;
-pub use stats::{StatusList, stats_command, status_command};
+pub use stats::{StatusList, StatusSource, stats_command, status_command};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +40,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: the milter and the archive sweep
     Run,
+    /// Serve the pages over the whole fleet, read from the [fleet] database (no milter, no
+    /// store of its own)
+    Dashboard,
     /// Check the configuration file and print the settings in force
     CheckConfig,
     /// Inspect, export and expire archived messages
@@ -78,6 +81,12 @@ pub enum Command {
         /// Every message of today and the 6 days before
         #[arg(long, group = "list")]
         week: bool,
+        /// Read the fleet database ([fleet] database): every host's messages
+        #[arg(long)]
+        fleet: bool,
+        /// Only this MTA host's messages (with --fleet)
+        #[arg(long, requires = "fleet", value_name = "NAME")]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -209,6 +218,8 @@ pub struct LsArgs {
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("--fleet reads the fleet database: configure [fleet] database")]
+    NoFleet,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -285,7 +296,7 @@ pub fn execute(
 ) -> Result<(), CliError> {
     let now = time::OffsetDateTime::now_utc();
     match command {
-        Command::Run | Command::HashPassword => {
+        Command::Run | Command::Dashboard | Command::HashPassword => {
             Err(CliError::Usage("not a command that reads the store".into()))
         }
         Command::CheckConfig => check_config(source, config, out),
@@ -298,14 +309,23 @@ pub fn execute(
         Command::Report(command) => report_command(config, command, offset, out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
-            today, week, json, ..
+            today,
+            week,
+            fleet,
+            host,
+            json,
+            ..
         } => {
             let list = match (today, week) {
                 (true, _) => StatusList::Today,
                 (_, true) => StatusList::Week,
                 _ => StatusList::Live,
             };
-            status_command(config, list, json, offset, now, out)
+            let source = match fleet {
+                true => StatusSource::Fleet { host },
+                false => StatusSource::Local,
+            };
+            status_command(config, list, source, json, offset, now, out)
         }
         Command::Stats { period, json } => stats_command(config, &period, json, offset, now, out),
         Command::Policy(PolicyCommand::Show { sender, auth, json }) => {

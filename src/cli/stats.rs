@@ -74,15 +74,45 @@ fn write_table(
 }
 
 /// `mailtrail status`: the same reads as the status pages' lists (every domain).
+/// The messages of `filter` and how many there are, from the fleet database.
+fn fleet_summaries(
+    config: &Config,
+    filter: &SummaryFilter,
+) -> Result<(Vec<MessageSummary>, u64), CliError> {
+    let Some(fleet) = &config.fleet else {
+        return Err(CliError::NoFleet);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Output)?;
+    runtime.block_on(async {
+        let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+        let messages = reader.message_summaries(filter).await?;
+        let total = reader.count_summaries_upto(filter, u64::MAX - 1).await?;
+        Ok((messages, total.count))
+    })
+}
+
+/// Where `mailtrail status` reads: this host's store, or the fleet database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusSource {
+    Local,
+    /// Every host's messages, or one host's.
+    Fleet {
+        host: Option<String>,
+    },
+}
+
 pub fn status_command(
     config: &Config,
     list: StatusList,
+    source: StatusSource,
     json: bool,
     offset: UtcOffset,
     now: OffsetDateTime,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let store = open_store(config)?;
     let midnight = now
         .to_offset(offset)
         .replace_time(time::Time::MIDNIGHT)
@@ -97,8 +127,20 @@ pub fn status_command(
         // Every message of the period, as the pages' CSV download.
         StatusList::Today | StatusList::Week => u32::MAX,
     };
-    let messages: Vec<MessageSummary> = store.message_summaries(&filter)?;
-    let total = store.count_summaries(&filter)?;
+    let (messages, total) = match source {
+        StatusSource::Local => {
+            let store = open_store(config)?;
+            (
+                store.message_summaries(&filter)?,
+                store.count_summaries(&filter)?,
+            )
+        }
+        StatusSource::Fleet { host } => {
+            filter.host = host;
+            fleet_summaries(config, &filter)?
+        }
+    };
+    let in_fleet = messages.iter().any(|m| m.host.is_some());
     if json {
         let body = serde_json::json!({ "total": total, "messages": messages });
         serde_json::to_writer_pretty(&mut *out, &body).map_err(std::io::Error::from)?;
@@ -112,26 +154,30 @@ pub fn status_command(
             if m.recipients > 1 {
                 to.push_str(&format!(" (+{})", m.recipients - 1));
             }
-            vec![
-                crate::render::local_time(m.arrived_at, offset),
-                printable(m.queue_id.as_deref().unwrap_or("")),
-                cut(&m.mail_from),
-                to,
-                cut(m.subject.as_deref().unwrap_or("")),
-                m.size.to_string(),
-                m.status.to_string(),
-                m.category.map_or("", Category::as_str).to_string(),
-            ]
+            let host = in_fleet.then(|| printable(m.host.as_deref().unwrap_or("")));
+            host.into_iter()
+                .chain([
+                    crate::render::local_time(m.arrived_at, offset),
+                    printable(m.queue_id.as_deref().unwrap_or("")),
+                    cut(&m.mail_from),
+                    to,
+                    cut(m.subject.as_deref().unwrap_or("")),
+                    m.size.to_string(),
+                    m.status.to_string(),
+                    m.category.map_or("", Category::as_str).to_string(),
+                ])
+                .collect()
         })
         .collect();
-    write_table(
-        out,
-        &[
+    let header: Vec<&str> = in_fleet
+        .then_some("host")
+        .into_iter()
+        .chain([
             "time", "queue id", "from", "to", "subject", "size", "status", "category",
-        ],
-        &rows,
-        |i| i == 5,
-    )?;
+        ])
+        .collect();
+    let size_column = if in_fleet { 6 } else { 5 };
+    write_table(out, &header, &rows, |i| i == size_column)?;
     writeln!(out, "{} of {total} messages", messages.len())?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::{
     store::{
         Store,
         fleet::{
-            BATCH,
+            BATCH, error_chain as chain,
             postgres::{self, FleetDbError, HostClaim, Shipper},
             tables,
         },
@@ -227,18 +227,4 @@ async fn connect(fleet: &FleetConfig) -> Result<Client, FleetDbError> {
     });
     postgres::migrate(&mut client).await?;
     Ok(client)
-}
-
-/// An error with its causes ("db error: FATAL: password authentication failed ...").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -1,7 +1,10 @@
 //! Deliveries as tracking recorded them: per recipient its final state and every attempt, and
 //! totals over all attempts (they are written by a [`super::LogBatch`]).
 
-use super::{Store, StoreError, named, named_opt, timestamp};
+use super::{
+    Store, StoreError,
+    rows::{self, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, Dialect},
+};
 use crate::{
     bounce::Category,
     model::status::{DeliveryStatus, RecipientStatus},
@@ -57,54 +60,25 @@ pub struct RecipientDelivery {
 impl Store {
     /// The recipients of message row `message` in RCPT order, each with its attempts.
     pub fn deliveries(&self, message: i64) -> Result<Vec<RecipientDelivery>, StoreError> {
-        let mut recipients: Vec<(i64, RecipientDelivery)> = self
-            .conn
-            .prepare_cached(
-                "SELECT id, address, orig_to, status, category, dsn, reply, attempts,
-                    last_attempt_at, final_at
-                 FROM recipient WHERE message = ?1 ORDER BY position, id",
-            )?
-            .query_map([message], |row| {
-                Ok((
-                    row.get(0)?,
-                    RecipientDelivery {
-                        address: row.get(1)?,
-                        orig_to: row.get(2)?,
-                        status: named(row, 3)?,
-                        category: named_opt(row, 4)?,
-                        dsn: row.get(5)?,
-                        reply: row.get(6)?,
-                        attempts: row.get::<_, i64>(7)?.try_into().unwrap_or(u32::MAX),
-                        last_attempt_at: row.get::<_, Option<i64>>(8)?.map(timestamp),
-                        final_at: row.get::<_, Option<i64>>(9)?.map(timestamp),
-                        attempt_list: Vec::new(),
-                    },
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut attempts = self.conn.prepare_cached(
-            "SELECT at, status, relay_host, relay_ip, relay_port, dsn, smtp_code, reply, stage,
-                delay, category
-             FROM attempt WHERE recipient = ?1 ORDER BY at, id",
-        )?;
-        for (id, r) in &mut recipients {
-            r.attempt_list = attempts
-                .query_map(params![*id], |row| {
-                    Ok(Attempt {
-                        at: timestamp(row.get(0)?),
-                        status: named(row, 1)?,
-                        relay_host: row.get(2)?,
-                        relay_ip: row.get(3)?,
-                        relay_port: row.get(4)?,
-                        dsn: row.get(5)?,
-                        smtp_code: row.get(6)?,
-                        reply: row.get(7)?,
-                        stage: row.get(8)?,
-                        delay: row.get(9)?,
-                        category: named_opt(row, 10)?,
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
+        let dialect = Dialect::Sqlite;
+        let mut select = self.conn.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM recipient WHERE {} ORDER BY position, id",
+            dialect.keyed("message")
+        ))?;
+        let mut recipients = Vec::new();
+        let mut found = select.query([message])?;
+        while let Some(row) = found.next()? {
+            recipients.push(rows::recipient_delivery(row)?);
+        }
+        let mut select = self.conn.prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE {} ORDER BY at, id",
+            dialect.keyed("recipient")
+        ))?;
+        for (id, recipient) in &mut recipients {
+            let mut found = select.query(params![*id])?;
+            while let Some(row) = found.next()? {
+                recipient.attempt_list.push(rows::attempt(row)?);
+            }
         }
         Ok(recipients.into_iter().map(|(_, r)| r).collect())
     }

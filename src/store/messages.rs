@@ -1,10 +1,14 @@
 //! Messages as the milter records them (the envelope, its recipients, the archived copy's
 //! name and state) and as the CLI lists them.
 
-use super::{Store, StoreError, counters::add_counters};
+use super::{
+    Store, StoreError,
+    counters::add_counters,
+    rows::{self, Arg, Dialect, ENVELOPE_RECIPIENT_COLUMNS, MESSAGE_COLUMNS},
+};
 use crate::{
     config::Receipts,
-    model::envelope::{ArchiveState, Envelope, Recipient},
+    model::envelope::{ArchiveState, Envelope},
 };
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use serde::Serialize;
@@ -17,6 +21,9 @@ const STORED: &str = ArchiveState::Stored.as_str();
 #[derive(Clone, Debug, Serialize)]
 pub struct StoredMessage {
     pub id: i64,
+    /// The host that recorded it, read from the fleet database; `None` on this host's store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     #[serde(flatten)]
     pub envelope: Envelope,
 }
@@ -82,12 +89,13 @@ impl Store {
         let mut sql = String::from(
             "SELECT id FROM message m WHERE (m.handed_to IS NULL OR m.archive_state = ?)",
         );
-        let mut args: Vec<rusqlite::types::Value> = vec![STORED.to_string().into()];
+        let mut args: Vec<Arg> = vec![STORED.to_string().into()];
         if let Some(since) = filter.since {
             sql.push_str(" AND arrived_at >= ?");
             args.push(since.unix_timestamp().into());
         }
         text_filters(
+            Dialect::Sqlite,
             filter.from.as_deref(),
             filter.to.as_deref(),
             filter.subject.as_deref(),
@@ -110,61 +118,27 @@ impl Store {
 
     /// One message by row id.
     pub fn message(&self, id: i64) -> Result<Option<StoredMessage>, StoreError> {
-        let found = self
-            .conn
-            .prepare_cached(
-                "SELECT id, queue_id, arrived_at, mta_host, client_name, client_addr, helo, sasl_user,
-                    mail_from, mail_args, recipients_dropped, size, message_id, subject,
-                    archive_name, archive_state, mode, receipts, is_notice
-                 FROM message WHERE id = ?1",
-            )?
-            .query_row([id], |row| {
-                let words = |s: String| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-                let state: String = row.get(15)?;
-                let receipts: String = row.get(17)?;
-                Ok(StoredMessage {
-                    id: row.get(0)?,
-                    envelope: Envelope {
-                        queue_id: row.get(1)?,
-                        arrived_at: OffsetDateTime::from_unix_timestamp(row.get(2)?)
-                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                        mta_host: row.get(3)?,
-                        client_name: row.get(4)?,
-                        client_addr: row.get(5)?,
-                        helo: row.get(6)?,
-                        sasl_user: row.get(7)?,
-                        mail_from: row.get(8)?,
-                        mail_args: words(row.get(9)?),
-                        recipients: Vec::new(),
-                        recipients_dropped: row.get(10)?,
-                        size: row.get::<_, i64>(11)? as u64,
-                        message_id: row.get(12)?,
-                        subject: row.get(13)?,
-                        archive_name: row.get(14)?,
-                        archive_state: ArchiveState::parse(&state).unwrap_or(ArchiveState::Failed),
-                        mode: row.get(16)?,
-                        receipts: parse_receipts(&receipts),
-                        is_notice: row.get(18)?,
-                    },
-                })
-            })
-            .optional()?;
-        let Some(mut message) = found else {
+        let dialect = Dialect::Sqlite;
+        let mut select = self.conn.prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM message WHERE {}",
+            dialect.keyed("id")
+        ))?;
+        let mut found = select.query([id])?;
+        let Some(row) = found.next()? else {
             return Ok(None);
         };
-        message.envelope.recipients = self
-            .conn
-            .prepare_cached(
-                "SELECT address, args FROM recipient WHERE message = ?1 ORDER BY position",
-            )?
-            .query_map([id], |row| {
-                let args: String = row.get(1)?;
-                Ok(Recipient {
-                    address: row.get(0)?,
-                    args: args.split_whitespace().map(str::to_owned).collect(),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut message = rows::stored_message(row)?;
+        let mut select = self.conn.prepare_cached(&format!(
+            "SELECT {ENVELOPE_RECIPIENT_COLUMNS} FROM recipient WHERE {} ORDER BY position",
+            dialect.keyed("message")
+        ))?;
+        let mut recipients = select.query([id])?;
+        while let Some(row) = recipients.next()? {
+            message
+                .envelope
+                .recipients
+                .push(rows::envelope_recipient(row)?);
+        }
         Ok(Some(message))
     }
 
@@ -190,19 +164,10 @@ impl Store {
         queue_id: &str,
         arrived_at: i64,
     ) -> Result<Option<StoredMessage>, StoreError> {
-        use crate::model::correlation::{CLOCK_SKEW_SECS, QUEUE_ID_WINDOW_SECS};
+        let (sql, (from, to)) = rows::handed_over_to_statement(Dialect::Sqlite, arrived_at);
         let id: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM message WHERE handed_to = ?1 AND arrived_at BETWEEN ?2 AND ?3
-                 ORDER BY arrived_at DESC, id DESC LIMIT 1",
-                params![
-                    queue_id,
-                    arrived_at - QUEUE_ID_WINDOW_SECS,
-                    arrived_at + CLOCK_SKEW_SECS
-                ],
-                |row| row.get(0),
-            )
+            .query_row(&sql, params![queue_id, from, to], |row| row.get(0))
             .optional()?;
         Ok(match id {
             Some(id) => self.message(id)?,
@@ -369,24 +334,27 @@ pub(super) fn parse_receipts(text: &str) -> Receipts {
 /// Appends `AND` conditions on `message m` for the substrings an operator filters a list on:
 /// sender, any recipient, subject (ASCII case-insensitive, wildcards taken literally).
 pub(super) fn text_filters(
+    dialect: Dialect,
     from: Option<&str>,
     to: Option<&str>,
     subject: Option<&str>,
     sql: &mut String,
-    args: &mut Vec<rusqlite::types::Value>,
+    args: &mut Vec<Arg>,
 ) {
+    let like = dialect.like();
     if let Some(from) = from {
-        sql.push_str(" AND m.mail_from LIKE ? ESCAPE '\\'");
+        sql.push_str(&format!(" AND m.mail_from {like} ? ESCAPE '\\'"));
         args.push(like_pattern(from).into());
     }
     if let Some(to) = to {
-        sql.push_str(
-            " AND EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.address LIKE ? ESCAPE '\\')",
-        );
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM recipient r WHERE {} AND r.address {like} ? ESCAPE '\\')",
+            dialect.of_message("r", "message")
+        ));
         args.push(like_pattern(to).into());
     }
     if let Some(subject) = subject {
-        sql.push_str(" AND m.subject LIKE ? ESCAPE '\\'");
+        sql.push_str(&format!(" AND m.subject {like} ? ESCAPE '\\'"));
         args.push(like_pattern(subject).into());
     }
 }

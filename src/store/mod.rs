@@ -15,8 +15,9 @@ mod notices;
 mod raw_lines;
 mod reports;
 mod rollups;
+pub mod rows;
 mod schema;
-mod summaries;
+pub(crate) mod summaries;
 
 pub use checkpoint::BackgroundCheckpoint;
 pub use deliveries::{Attempt, RecipientDelivery};
@@ -62,6 +63,13 @@ pub enum StoreError {
     NoTransaction,
     #[error("no random bytes: {0}")]
     Random(String),
+    /// A stored value that is none of its type's names (a status, a category).
+    #[error("column {column}: {message}")]
+    Value { column: usize, message: String },
+    #[error("fleet database: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("fleet database: {0}")]
+    Pool(String),
     #[error(transparent)]
     Sql(#[from] rusqlite::Error),
 }
@@ -156,17 +164,6 @@ where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
     parse_named(column, &row.get::<_, String>(column)?)
-}
-
-/// [`named`] for a column that may be NULL.
-fn named_opt<T>(row: &rusqlite::Row, column: usize) -> rusqlite::Result<Option<T>>
-where
-    T: std::str::FromStr,
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    row.get::<_, Option<String>>(column)?
-        .map(|text| parse_named(column, &text))
-        .transpose()
 }
 
 fn parse_named<T>(column: usize, text: &str) -> rusqlite::Result<T>

@@ -4,7 +4,8 @@
 use super::{
     Store, StoreError,
     messages::{parse_receipts, receipts_str},
-    named, timestamp,
+    named,
+    rows::{self, Dialect, NOTICE_COLUMNS},
 };
 use crate::{
     config::Receipts,
@@ -106,23 +107,15 @@ pub struct MessageNotice {
 impl Store {
     /// The notices of message row `message`, in the order they were decided.
     pub fn message_notices(&self, message: i64) -> Result<Vec<MessageNotice>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, recipients, due_at, sent_at, attempts, last_error FROM notice
-             WHERE message = ?1 ORDER BY id",
-        )?;
-        let notices = stmt
-            .query_map([message], |row| {
-                let recipients: String = row.get(1)?;
-                Ok(MessageNotice {
-                    kind: named(row, 0)?,
-                    recipients: recipients.lines().map(str::to_owned).collect(),
-                    due_at: timestamp(row.get(2)?),
-                    sent_at: row.get::<_, Option<i64>>(3)?.map(timestamp),
-                    attempts: row.get(4)?,
-                    last_error: row.get(5)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let mut select = self.conn.prepare_cached(&format!(
+            "SELECT {NOTICE_COLUMNS} FROM notice WHERE {} ORDER BY id",
+            Dialect::Sqlite.keyed("message")
+        ))?;
+        let mut notices = Vec::new();
+        let mut found = select.query([message])?;
+        while let Some(row) = found.next()? {
+            notices.push(rows::message_notice(row)?);
+        }
         Ok(notices)
     }
 

@@ -1,9 +1,13 @@
 //! The MTA's log lines as they were read, kept `maillog.raw_retention` (written by a
 //! [`super::LogBatch`]); a scoped reader sees only the lines of its domains' messages.
 
-use super::{DomainScope, Store, StoreError, messages::like_pattern};
+use super::{
+    DomainScope, Store, StoreError,
+    messages::like_pattern,
+    rows::{Arg, Dialect},
+};
 use crate::model::correlation::CLOCK_SKEW_SECS;
-use rusqlite::{params_from_iter, types::Value};
+use rusqlite::params_from_iter;
 use serde::Serialize;
 
 /// One stored MTA log line.
@@ -28,7 +32,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RawLine>, StoreError> {
         let mut sql = String::from("SELECT id, at, queue_id, line FROM raw_line WHERE at >= ?");
-        let mut args: Vec<Value> = vec![since.into()];
+        let mut args: Vec<Arg> = vec![since.into()];
         if let Some(text) = text {
             sql.push_str(" AND line LIKE ? ESCAPE '\\'");
             args.push(like_pattern(text).into());
@@ -43,6 +47,7 @@ impl Store {
             // id (connects, rejects) belong to no domain and stay hidden.
             sql.push_str(" AND queue_id IS NOT NULL");
             scope.restrict(
+                Dialect::Sqlite,
                 &format!(
                     "(SELECT m.mail_from FROM message m WHERE m.queue_id = raw_line.queue_id
                         AND m.arrived_at <= raw_line.at + {CLOCK_SKEW_SECS}

@@ -5,12 +5,11 @@
 use super::{
     Store, StoreError,
     messages::{like_pattern, text_filters},
-    named, named_opt,
+    rows::{self, Arg, Dialect},
 };
 use crate::{bounce::Category, model::status::RecipientStatus};
-use rusqlite::{params_from_iter, types::Value};
+use rusqlite::params_from_iter;
 use serde::Serialize;
-use std::sync::LazyLock;
 
 /// Which sender domains a reader may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,12 +21,18 @@ pub enum DomainScope {
 
 impl DomainScope {
     /// Appends `AND <sender column in scope>` to `sql`.
-    pub(super) fn restrict(&self, column: &str, sql: &mut String, args: &mut Vec<Value>) {
+    pub(super) fn restrict(
+        &self,
+        dialect: Dialect,
+        column: &str,
+        sql: &mut String,
+        args: &mut Vec<Arg>,
+    ) {
         let DomainScope::Only(domains) = self else {
             return;
         };
         if domains.is_empty() {
-            sql.push_str(" AND 0");
+            sql.push_str(" AND 1 = 0");
             return;
         }
         // `%@example.com` matches what follows the last `@` exactly (LIKE is ASCII
@@ -37,7 +42,7 @@ impl DomainScope {
             .map(|d| {
                 let pattern = like_pattern(d);
                 args.push(format!("%@{}", &pattern[1..pattern.len() - 1]).into());
-                format!("{column} LIKE ? ESCAPE '\\'")
+                format!("{column} {} ? ESCAPE '\\'", dialect.like())
             })
             .collect();
         sql.push_str(&format!(" AND ({})", terms.join(" OR ")));
@@ -59,6 +64,8 @@ pub struct SummaryFilter {
     /// Summary status: that of the message's worst recipient.
     pub status: Option<RecipientStatus>,
     pub category: Option<Category>,
+    /// Only the messages of this MTA host (the fleet database; none match on one host's store).
+    pub host: Option<String>,
     pub limit: u32,
     pub offset: u32,
 }
@@ -74,6 +81,7 @@ impl SummaryFilter {
             subject: None,
             status: None,
             category: None,
+            host: None,
             limit: 100,
             offset: 0,
         }
@@ -97,6 +105,9 @@ pub struct MessageSummary {
     pub status: RecipientStatus,
     /// The category of that worst recipient's last failure.
     pub category: Option<Category>,
+    /// The MTA host that recorded it, on the fleet's pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Totals for `/metrics`.
@@ -127,35 +138,20 @@ impl Store {
         &self,
         filter: &SummaryFilter,
     ) -> Result<Vec<MessageSummary>, StoreError> {
-        let (mut sql, mut args) = summary_query(filter);
-        sql.push_str(" ORDER BY m.arrived_at DESC, m.id DESC LIMIT ? OFFSET ?");
-        args.push(i64::from(filter.limit).into());
-        args.push(i64::from(filter.offset).into());
-        let rows = self
-            .conn
-            .prepare(&sql)?
-            .query_map(params_from_iter(args), |row| {
-                Ok(MessageSummary {
-                    id: row.get(0)?,
-                    queue_id: row.get(1)?,
-                    arrived_at: row.get(2)?,
-                    mail_from: row.get(3)?,
-                    subject: row.get(4)?,
-                    size: row.get::<_, i64>(5)? as u64,
-                    first_recipient: row.get(6)?,
-                    recipients: row.get(7)?,
-                    status: named(row, 8)?,
-                    category: named_opt(row, 9)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        let (sql, args) = summaries_statement(filter, Dialect::Sqlite);
+        let mut select = self.conn.prepare(&sql)?;
+        let mut found = select.query(params_from_iter(args))?;
+        let mut summaries = Vec::new();
+        while let Some(row) = found.next()? {
+            summaries.push(rows::message_summary(row)?);
+        }
+        Ok(summaries)
     }
 
     /// How many messages match `filter` (its limit and offset ignored), exactly: a scan of
     /// every match, for the CLI. Pages use [`Store::count_summaries_upto`].
     pub fn count_summaries(&self, filter: &SummaryFilter) -> Result<u64, StoreError> {
-        let (where_sql, args) = match_query(filter);
+        let (where_sql, args) = match_query(filter, Dialect::Sqlite);
         let sql = format!("SELECT COUNT(*) FROM message m WHERE {where_sql}");
         let n: i64 = self
             .conn
@@ -171,23 +167,12 @@ impl Store {
         filter: &SummaryFilter,
         cap: u64,
     ) -> Result<MessageCount, StoreError> {
-        let (where_sql, mut args) = match_query(filter);
-        let sql =
-            format!("SELECT COUNT(*) FROM (SELECT 1 FROM message m WHERE {where_sql} LIMIT ?)");
-        args.push(
-            i64::try_from(cap.saturating_add(1))
-                .unwrap_or(i64::MAX)
-                .into(),
-        );
+        let (sql, args) = count_upto_statement(filter, cap, Dialect::Sqlite);
         let n: i64 = self
             .conn
             .prepare(&sql)?
             .query_row(params_from_iter(args), |row| row.get(0))?;
-        let n = n as u64;
-        Ok(MessageCount {
-            count: n.min(cap),
-            capped: n > cap,
-        })
+        Ok(MessageCount::capped(n, cap))
     }
 
     /// Totals over the whole store, for `/metrics` and reports: as of the last statistics
@@ -263,41 +248,82 @@ pub(super) fn count_totals(conn: &rusqlite::Connection) -> Result<Vec<(String, i
     Ok(out)
 }
 
-/// The list query with its arguments: the summary columns of the messages that match.
-fn summary_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
-    let (where_sql, args) = match_query(filter);
+impl MessageCount {
+    /// `n` matches counted up to one past `cap`.
+    pub(crate) fn capped(n: i64, cap: u64) -> MessageCount {
+        let n = n.max(0) as u64;
+        MessageCount {
+            count: n.min(cap),
+            capped: n > cap,
+        }
+    }
+}
+
+/// A page of a message list, newest first ([`rows::message_summary`] reads its rows).
+pub(crate) fn summaries_statement(filter: &SummaryFilter, dialect: Dialect) -> (String, Vec<Arg>) {
+    let (where_sql, mut args) = match_query(filter, dialect);
+    let of_message = dialect.of_message("r", "message");
+    let host = match dialect {
+        Dialect::Sqlite => "NULL",
+        Dialect::Postgres => "m.host",
+    };
     let sql = format!(
         "SELECT m.id, m.queue_id, m.arrived_at, m.mail_from, m.subject, m.size,
-            (SELECT r.address FROM recipient r WHERE r.message = m.id ORDER BY r.position, r.id LIMIT 1)
+            (SELECT r.address FROM recipient r WHERE {of_message} ORDER BY r.position, r.id LIMIT 1)
                 AS first_recipient,
-            (SELECT COUNT(*) FROM recipient r WHERE r.message = m.id) AS recipients,
+            (SELECT COUNT(*) FROM recipient r WHERE {of_message}) AS recipients,
             {worst_status} AS status,
-            {worst_category} AS category
-         FROM message m WHERE {where_sql}",
-        worst_status = *WORST_STATUS,
-        worst_category = *WORST_CATEGORY,
+            {worst_category} AS category,
+            {host} AS host
+         FROM message m WHERE {where_sql}
+         ORDER BY m.arrived_at DESC, m.id DESC LIMIT ? OFFSET ?",
+        worst_status = worst_status(dialect),
+        worst_category = worst_category(dialect),
     );
-    (sql, args)
+    args.push(i64::from(filter.limit).into());
+    args.push(i64::from(filter.offset).into());
+    (dialect.numbered(sql), args)
+}
+
+/// How many messages match `filter`, counted up to one past `cap`.
+pub(crate) fn count_upto_statement(
+    filter: &SummaryFilter,
+    cap: u64,
+    dialect: Dialect,
+) -> (String, Vec<Arg>) {
+    let (where_sql, mut args) = match_query(filter, dialect);
+    let sql = format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM message m WHERE {where_sql} LIMIT ?) AS matches"
+    );
+    args.push(
+        i64::try_from(cap.saturating_add(1))
+            .unwrap_or(i64::MAX)
+            .into(),
+    );
+    (dialect.numbered(sql), args)
 }
 
 /// The summary status of message `m`: its worst recipient's state ([`RecipientStatus::worst`]),
 /// `pending` without any.
-static WORST_STATUS: LazyLock<String> = LazyLock::new(|| {
+fn worst_status(dialect: Dialect) -> String {
     format!(
-        "COALESCE((SELECT r.status FROM recipient r WHERE r.message = m.id
+        "COALESCE((SELECT r.status FROM recipient r WHERE {}
             ORDER BY {}, r.last_attempt_at DESC LIMIT 1), '{}')",
+        dialect.of_message("r", "message"),
         severity_order("r.status"),
         RecipientStatus::Pending
     )
-});
+}
+
 /// The category of message `m`'s worst recipient's last failure.
-static WORST_CATEGORY: LazyLock<String> = LazyLock::new(|| {
+fn worst_category(dialect: Dialect) -> String {
     format!(
-        "(SELECT r.category FROM recipient r WHERE r.message = m.id
+        "(SELECT r.category FROM recipient r WHERE {}
             ORDER BY {}, r.last_attempt_at DESC LIMIT 1)",
+        dialect.of_message("r", "message"),
         severity_order("r.status")
     )
-});
+}
 
 /// An `ORDER BY` term ranking `column` worst first, in [`RecipientStatus::WORST_FIRST`]'s order.
 fn severity_order(column: &str) -> String {
@@ -310,8 +336,11 @@ fn severity_order(column: &str) -> String {
 }
 
 /// Whether message `m` has a recipient in state `status`.
-fn has_recipient(status: RecipientStatus) -> String {
-    format!("EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id AND r.status = '{status}')")
+fn has_recipient(status: RecipientStatus, dialect: Dialect) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM recipient r WHERE {} AND r.status = '{status}')",
+        dialect.of_message("r", "message")
+    )
 }
 
 /// The condition "the summary status of `m` is `status`" without ranking every recipient: the
@@ -319,49 +348,71 @@ fn has_recipient(status: RecipientStatus) -> String {
 /// is and none is in a worse one; one without recipients is `Pending`. The rare states
 /// (bounced, expired, deferred) start from their recipients instead of testing every message
 /// of the period. States are literals, so SQLite can use the partial index.
-fn status_condition(status: RecipientStatus) -> String {
+fn status_condition(status: RecipientStatus, dialect: Dialect) -> String {
     let worse = &RecipientStatus::WORST_FIRST[..status.severity()];
+    let of_message = dialect.of_message("r", "message");
     let none_worse = || -> String {
         worse
             .iter()
-            .map(|w| format!(" AND NOT {}", has_recipient(*w)))
+            .map(|w| format!(" AND NOT {}", has_recipient(*w, dialect)))
             .collect()
     };
     match status {
         RecipientStatus::Pending => format!(
-            "({} OR NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id)){}",
-            has_recipient(status),
+            "({} OR NOT EXISTS (SELECT 1 FROM recipient r WHERE {of_message})){}",
+            has_recipient(status, dialect),
             none_worse()
         ),
         // The best state: every other one is worse, tested in one subquery.
         RecipientStatus::Sent => format!(
-            "{} AND NOT EXISTS (SELECT 1 FROM recipient r WHERE r.message = m.id
+            "{} AND NOT EXISTS (SELECT 1 FROM recipient r WHERE {of_message}
                 AND r.status IN ({}))",
-            has_recipient(status),
+            has_recipient(status, dialect),
             worse
                 .iter()
                 .map(|w| format!("'{w}'"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        _ => format!(
-            "m.id IN (SELECT r.message FROM recipient r WHERE r.status = '{status}'){}",
-            none_worse()
-        ),
+        _ => match dialect {
+            Dialect::Sqlite => format!(
+                "m.id IN (SELECT r.message FROM recipient r WHERE r.status = '{status}'){}",
+                none_worse()
+            ),
+            Dialect::Postgres => format!(
+                "(m.host, m.id) IN (SELECT r.host, r.message FROM recipient r
+                    WHERE r.status = '{status}'){}",
+                none_worse()
+            ),
+        },
     }
 }
 
-/// The WHERE condition (on `message m`) of the list filters, with its arguments.
-fn match_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
+/// The WHERE condition (on `message m`) of the list filters, with its arguments, written with
+/// `?` ([`Dialect::numbered`] numbers them).
+fn match_query(filter: &SummaryFilter, dialect: Dialect) -> (String, Vec<Arg>) {
     // A row handed over to a next hop on this host is not the message: the next hop's is.
     let mut sql = String::from("m.arrived_at >= ? AND m.handed_to IS NULL");
-    let mut args: Vec<Value> = vec![filter.since.into()];
-    filter.scope.restrict("m.mail_from", &mut sql, &mut args);
+    let mut args: Vec<Arg> = vec![filter.since.into()];
+    filter
+        .scope
+        .restrict(dialect, "m.mail_from", &mut sql, &mut args);
+    if let Some(host) = &filter.host {
+        match dialect {
+            // This host's store holds no other host's messages.
+            Dialect::Sqlite => sql.push_str(" AND 1 = 0"),
+            Dialect::Postgres => {
+                sql.push_str(" AND m.host = ?");
+                args.push(host.clone().into());
+            }
+        }
+    }
     if let Some(after) = filter.after_id {
         sql.push_str(" AND m.id > ?");
         args.push(after.into());
     }
     text_filters(
+        dialect,
         filter.from.as_deref(),
         filter.to.as_deref(),
         filter.subject.as_deref(),
@@ -370,10 +421,10 @@ fn match_query(filter: &SummaryFilter) -> (String, Vec<Value>) {
     );
     if let Some(status) = filter.status {
         sql.push_str(" AND ");
-        sql.push_str(&status_condition(status));
+        sql.push_str(&status_condition(status, dialect));
     }
     if let Some(category) = filter.category {
-        sql.push_str(&format!(" AND {} = ?", *WORST_CATEGORY));
+        sql.push_str(&format!(" AND {} = ?", worst_category(dialect)));
         args.push(category.as_str().to_string().into());
     }
     (sql, args)

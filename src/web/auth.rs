@@ -32,6 +32,8 @@ pub(super) struct Session {
 #[derive(Clone, Debug)]
 pub struct CurrentUser {
     pub user: WebUser,
+    /// On the fleet's dashboard (its navigation, a host on every row).
+    pub fleet: bool,
 }
 
 impl CurrentUser {
@@ -74,13 +76,14 @@ impl FromRequestParts<WebState> for CurrentUser {
         parts: &mut Parts,
         state: &WebState,
     ) -> Result<Self, Self::Rejection> {
+        let fleet = state.fleet_reader().is_some();
         if let Some(user) = cookie_token(&parts.headers).and_then(|t| state.session_user(&t)) {
-            return Ok(CurrentUser { user });
+            return Ok(CurrentUser { user, fleet });
         }
         if let Some((name, password)) = basic_credentials(&parts.headers) {
             let ip = client_ip(parts);
             return match state.check_password(&ip, &name, password).await {
-                Ok(Some(user)) => Ok(CurrentUser { user }),
+                Ok(Some(user)) => Ok(CurrentUser { user, fleet }),
                 Ok(None) => Err(AuthRejection::Api),
                 Err(()) => Err(AuthRejection::TooMany),
             };

@@ -6,7 +6,7 @@ use super::{
     views::{self, ListPage, ListQuery},
 };
 use crate::render::local_time;
-use crate::store::{MessageCount, MessageSummary, SummaryFilter};
+use crate::store::{MessageSummary, SummaryFilter};
 use axum::{
     Json,
     extract::{Query, State},
@@ -70,6 +70,9 @@ fn list_filter(
     filter.from = non_empty(&q.from)?;
     filter.to = non_empty(&q.to)?;
     filter.subject = non_empty(&q.subject)?;
+    if user.fleet {
+        filter.host = non_empty(&q.host)?;
+    }
     filter.category = non_empty(&q.category)?
         .map(|c| c.parse())
         .transpose()
@@ -107,28 +110,6 @@ struct ListJson {
     messages: Vec<MessageSummary>,
 }
 
-async fn fetch(
-    state: &WebState,
-    filter: SummaryFilter,
-) -> Result<(Vec<MessageSummary>, MessageCount), WebError> {
-    state
-        .read(move |s| {
-            Ok((
-                s.message_summaries(&filter)?,
-                s.count_summaries_upto(&filter, COUNT_CAP)?,
-            ))
-        })
-        .await
-}
-
-/// The rows alone, for downloads (no pager, so no count).
-async fn fetch_rows(
-    state: &WebState,
-    filter: SummaryFilter,
-) -> Result<Vec<MessageSummary>, WebError> {
-    state.read(move |s| s.message_summaries(&filter)).await
-}
-
 async fn list_html(
     state: WebState,
     user: CurrentUser,
@@ -136,7 +117,7 @@ async fn list_html(
     q: ListQuery,
 ) -> Result<Response, WebError> {
     let (filter, page) = list_filter(&state, &user, period, &q)?;
-    let (rows, total) = fetch(&state, filter).await?;
+    let (rows, total) = state.summaries(filter, COUNT_CAP).await?;
     let offset = state.inner.offset;
     if let Period::Live = period {
         return Ok(views::live(&user, &rows, &state.problems(), offset).into_response());
@@ -165,7 +146,7 @@ async fn list_json(
 ) -> Result<Response, WebError> {
     let (filter, page) = list_filter(&state, &user, period, &q)?;
     let per_page = filter.limit;
-    let (messages, total) = fetch(&state, filter).await?;
+    let (messages, total) = state.summaries(filter, COUNT_CAP).await?;
     Ok(Json(ListJson {
         page,
         per_page,
@@ -201,23 +182,33 @@ async fn list_csv(
         filter.limit = CSV_MAX_ROWS;
         filter.offset = 0;
     }
-    let rows = fetch_rows(&state, filter).await?;
+    let rows = state.summary_rows(filter).await?;
     let offset = state.inner.offset;
+    // The dashboard's rows lead with their host.
+    let header: Vec<&str> = user
+        .fleet
+        .then_some("host")
+        .into_iter()
+        .chain(LIST_CSV_HEADER)
+        .collect();
     let body = csv::document(
-        &LIST_CSV_HEADER,
+        &header,
         rows.into_iter().map(|m| {
-            vec![
-                m.id.to_string(),
-                local_time(m.arrived_at, offset),
-                m.queue_id.unwrap_or_default(),
-                m.mail_from,
-                m.first_recipient.unwrap_or_default(),
-                m.recipients.to_string(),
-                m.subject.unwrap_or_default(),
-                m.size.to_string(),
-                m.status.to_string(),
-                m.category.map(|c| c.to_string()).unwrap_or_default(),
-            ]
+            let host = user.fleet.then(|| m.host.clone().unwrap_or_default());
+            host.into_iter()
+                .chain([
+                    m.id.to_string(),
+                    local_time(m.arrived_at, offset),
+                    m.queue_id.unwrap_or_default(),
+                    m.mail_from,
+                    m.first_recipient.unwrap_or_default(),
+                    m.recipients.to_string(),
+                    m.subject.unwrap_or_default(),
+                    m.size.to_string(),
+                    m.status.to_string(),
+                    m.category.map(|c| c.to_string()).unwrap_or_default(),
+                ])
+                .collect()
         }),
     );
     let name = format!("{}.csv", period.path().trim_start_matches('/'));

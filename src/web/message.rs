@@ -1,34 +1,39 @@
 //! One message: its envelope, recipients with every attempt, notices and the archived copy
 //! (rendered safely, or downloaded as `.eml`).
 
-use super::{CurrentUser, WebError, WebState, views};
+use super::{CurrentUser, WebError, WebState, fleet::CopyBytes, records::MessageKey, views};
 use crate::store::StoredMessage;
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::header,
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+
+/// `?host=`: which host's message, on the dashboard.
+#[derive(serde::Deserialize)]
+pub(super) struct HostParam {
+    host: Option<String>,
+}
 
 /// The message if it exists and this user may see it; 404 otherwise (never "forbidden", which
 /// would tell that the id exists).
 async fn visible_message(
     state: &WebState,
     user: &CurrentUser,
-    id: i64,
+    key: &MessageKey,
 ) -> Result<StoredMessage, WebError> {
-    let found = state.read(move |s| s.message(id)).await?;
-    match found {
+    match state.stored_message(key).await? {
         Some(m) if user.user.may_see(&m.envelope.mail_from) => Ok(m),
         _ => Err(WebError::NotFound),
     }
 }
 
-/// The message as the page shows it: a next hop on this host (after sendmail's submission
+/// The message as the page shows it: a next hop on its host (after sendmail's submission
 /// program or a content filter) with what the hop before it knew — the milter's envelope and
 /// copy — and that hop, for a link.
-async fn with_hop(
+pub(super) async fn with_hop(
     state: &WebState,
     mut message: StoredMessage,
 ) -> Result<(StoredMessage, Option<StoredMessage>), WebError> {
@@ -36,7 +41,7 @@ async fn with_hop(
         return Ok((message, None));
     };
     let at = message.envelope.arrived_at.unix_timestamp();
-    let hop = state.read(move |s| s.handed_over_to(&qid, at)).await?;
+    let hop = state.handed_over_to(message.host.clone(), qid, at).await?;
     if let Some(hop) = &hop {
         message.envelope.fill_from_hop(&hop.envelope);
     }
@@ -54,17 +59,19 @@ pub(super) async fn page(
     State(state): State<WebState>,
     user: CurrentUser,
     Path(id): Path<String>,
+    Query(param): Query<HostParam>,
 ) -> Result<Response, WebError> {
     let (id, json) = match id.strip_suffix(".json") {
         Some(id) => (id, true),
         None => (id.as_str(), false),
     };
-    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
-    let message = visible_message(&state, &user, id).await?;
+    let key = MessageKey {
+        host: param.host,
+        id: id.parse().map_err(|_| WebError::NotFound)?,
+    };
+    let message = visible_message(&state, &user, &key).await?;
     let (message, hop) = with_hop(&state, message).await?;
-    let (recipients, notices) = state
-        .read(move |s| Ok((s.deliveries(id)?, s.message_notices(id)?)))
-        .await?;
+    let (recipients, notices) = state.delivery_story(&key).await?;
     if json {
         return Ok(Json(MessageJson {
             message,
@@ -73,19 +80,17 @@ pub(super) async fn page(
         })
         .into_response());
     }
-    let archived = match &message.envelope.archive_name {
-        Some(name) => state
-            .archived(name.clone())
-            .await?
-            .map(|bytes| archived_view(&bytes)),
-        None => None,
+    let archived = match state.archived_copy(&message).await? {
+        CopyBytes::Kept(bytes) => views::Copy::Shown(archived_view(&bytes)),
+        CopyBytes::None => views::Copy::Absent,
+        CopyBytes::Unreachable { host } => views::Copy::Unreachable { host },
     };
     Ok(views::message(
         &user,
         &message,
         &recipients,
         &notices,
-        archived.as_ref(),
+        &archived,
         hop.as_ref(),
         state.inner.offset,
     )
@@ -150,13 +155,23 @@ pub(super) async fn eml(
     State(state): State<WebState>,
     user: CurrentUser,
     Path(id): Path<i64>,
+    Query(param): Query<HostParam>,
 ) -> Result<Response, WebError> {
-    let message = visible_message(&state, &user, id).await?;
-    let (message, _) = with_hop(&state, message).await?;
-    let Some(name) = message.envelope.archive_name else {
-        return Err(WebError::NotFound);
+    let key = MessageKey {
+        host: param.host,
+        id,
     };
-    let bytes = state.archived(name).await?.ok_or(WebError::NotFound)?;
+    let message = visible_message(&state, &user, &key).await?;
+    let (message, _) = with_hop(&state, message).await?;
+    let bytes = match state.archived_copy(&message).await? {
+        CopyBytes::Kept(bytes) => bytes,
+        CopyBytes::None => return Err(WebError::NotFound),
+        CopyBytes::Unreachable { host } => {
+            return Err(WebError::Unavailable(format!(
+                "the copy is on {host}, which does not answer"
+            )));
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "message/rfc822".to_string()),

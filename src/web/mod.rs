@@ -5,11 +5,13 @@
 mod assets;
 mod auth;
 mod csv;
+mod fleet;
 mod lists;
 mod live;
 mod message;
 mod metrics;
 mod raw_log;
+mod records;
 mod serve;
 mod stats;
 mod tls;
@@ -51,6 +53,9 @@ pub enum WebError {
     Forbidden,
     #[error("{0}")]
     BadRequest(String),
+    /// Something this page needs does not answer (a host holding a copy).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("{path}: {reason}", path = path.display())]
@@ -69,6 +74,9 @@ impl IntoResponse for WebError {
             WebError::Forbidden => (StatusCode::FORBIDDEN, "forbidden\n").into_response(),
             WebError::BadRequest(why) => {
                 (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+            }
+            WebError::Unavailable(why) => {
+                (StatusCode::BAD_GATEWAY, format!("{why}\n")).into_response()
             }
             other => {
                 // Details go to the log, not to the browser.
@@ -92,7 +100,7 @@ pub struct WebState {
 
 struct Inner {
     config: ConfigHandle,
-    store: Mutex<Store>,
+    records: records::Records,
     archive: Option<Archive>,
     sessions: Mutex<HashMap<String, auth::Session>>,
     /// Failed logins per `ip:...` and `user:...` key, newest last.
@@ -105,6 +113,8 @@ struct Inner {
     /// Statistics already read, per period and scope, with the refresh they came from: the
     /// rollups change only when refreshed, so a page after the first is served from here.
     stats_cache: Mutex<HashMap<stats::CacheKey, stats::CachedStats>>,
+    /// The dashboard's client for archived copies kept on their hosts.
+    copies: fleet::CopyClient,
 }
 
 impl WebState {
@@ -116,10 +126,37 @@ impl WebState {
             .archive
             .maildir
             .then(|| Archive::open_existing(&current.archive.dir));
-        Ok(WebState {
+        Ok(Self::with_records(
+            config,
+            records::Records::Local(Mutex::new(store)),
+            archive,
+            offset,
+            clock,
+        ))
+    }
+
+    /// The dashboard's state: records from the fleet database, copies from their hosts.
+    pub fn fleet(
+        config: ConfigHandle,
+        reader: crate::store::fleet::FleetReader,
+        offset: UtcOffset,
+        clock: Clock,
+    ) -> Self {
+        Self::with_records(config, records::Records::Fleet(reader), None, offset, clock)
+    }
+
+    fn with_records(
+        config: ConfigHandle,
+        records: records::Records,
+        archive: Option<Archive>,
+        offset: UtcOffset,
+        clock: Clock,
+    ) -> Self {
+        let current = config.current();
+        WebState {
             inner: Arc::new(Inner {
                 config,
-                store: Mutex::new(store),
+                records,
                 archive,
                 sessions: Mutex::new(HashMap::new()),
                 failures: Mutex::new(HashMap::new()),
@@ -127,9 +164,10 @@ impl WebState {
                 tls: current.web.tls.is_some(),
                 offset,
                 stats_cache: Mutex::new(HashMap::new()),
+                copies: fleet::CopyClient::new(),
             }),
             health: Arc::default(),
-        })
+        }
     }
 
     /// Pages that say what the milter beside them finds failing.
@@ -165,18 +203,21 @@ impl WebState {
         now.replace_time(time::Time::MIDNIGHT).unix_timestamp() - days_back * 86400
     }
 
-    /// Runs a store read on the blocking pool: SQLite calls block.
+    /// Runs a read of this host's store on the blocking pool (SQLite calls block). The
+    /// dashboard has no store: its routes read through [`records`].
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, WebError> {
         let inner = self.inner.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let store = inner.store.lock().unwrap_or_else(|e| e.into_inner());
-            f(&store)
+        tokio::task::spawn_blocking(move || match &inner.records {
+            records::Records::Local(store) => {
+                let store = store.lock().unwrap_or_else(|e| e.into_inner());
+                f(&store).map_err(WebError::from)
+            }
+            records::Records::Fleet(_) => Err(WebError::NotFound),
         })
-        .await?;
-        Ok(result?)
+        .await?
     }
 
     /// The bytes of an archived copy, read on the blocking pool.
@@ -196,7 +237,7 @@ impl WebState {
 
 /// Every route of the status pages.
 pub fn router(state: WebState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(lists::live))
         .route("/live.json", get(lists::live_json))
         .route("/live.csv", get(lists::live_csv))
@@ -222,9 +263,8 @@ pub fn router(state: WebState) -> Router {
         .route("/logout", post(auth::logout))
         .route("/static/style.css", get(assets::stylesheet))
         .route("/static/live.js", get(assets::live_script))
-        .layer(axum::middleware::from_fn(same_origin_forms))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
+        .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard));
+    guarded(routes, state)
 }
 
 /// Refuses a state-changing request that a browser sent from another site: a cross-site
@@ -263,6 +303,14 @@ fn is_same_origin(headers: &axum::http::HeaderMap) -> bool {
         .map(|(_, host)| host);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// What every router shares: the cross-site check and the security headers.
+fn guarded(routes: Router<WebState>, state: WebState) -> Router {
+    routes
+        .layer(axum::middleware::from_fn(same_origin_forms))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
 }
 
 /// No inline scripts, no framing, no sniffing: a last line against escaped-text mistakes.
@@ -304,7 +352,38 @@ pub fn pages(
         start.web.listen,
         start.web.tls.clone(),
         state,
+        router,
     )))
+}
+
+/// `mailtrail dashboard`: the pages over the whole fleet, read from the fleet database, until
+/// the process ends.
+pub async fn dashboard(config: ConfigHandle, offset: UtcOffset) -> Result<(), WebError> {
+    let start = config.current();
+    let Some(fleet) = &start.fleet else {
+        return Err(WebError::BadRequest(
+            "the dashboard reads the fleet database: configure [fleet] database".into(),
+        ));
+    };
+    let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+    // Pages answer before any host has shipped; a database not up yet is retried per request.
+    if let Err(e) = reader.migrate().await {
+        error!("dashboard: fleet database {}: {e}", fleet.database);
+    }
+    if start.web.users.is_empty() {
+        tracing::warn!("dashboard: no [[web.user]] configured, nobody can log in");
+    }
+    let clock: Clock = Arc::new(OffsetDateTime::now_utc);
+    let state = WebState::fleet(config.clone(), reader, offset, clock);
+    tracing::info!("dashboard of the fleet database {}", fleet.database);
+    serve_forever(
+        start.web.listen,
+        start.web.tls.clone(),
+        state,
+        fleet::router,
+    )
+    .await;
+    Ok(())
 }
 
 /// Serves the pages; binding (and reading the TLS files) is retried, so the pages come up once
@@ -313,6 +392,7 @@ async fn serve_forever(
     addr: std::net::SocketAddr,
     tls: Option<crate::config::WebTls>,
     state: WebState,
+    routes: fn(WebState) -> Router,
 ) {
     loop {
         let tls_config = match tls.as_ref().map(tls::server_config).transpose() {
@@ -331,7 +411,7 @@ async fn serve_forever(
                     "http"
                 };
                 tracing::info!("web pages on {scheme}://{addr}");
-                match serve::serve(listener, router(state.clone()), tls_config).await {
+                match serve::serve(listener, routes(state.clone()), tls_config).await {
                     Ok(()) => return,
                     Err(e) => error!("web server stopped: {e}"),
                 }

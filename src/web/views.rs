@@ -24,13 +24,20 @@ pub(super) fn layout(
     user: Option<&CurrentUser>,
     body: Markup,
 ) -> Markup {
-    let nav = [
-        ("/", "Live"),
-        ("/today", "Today"),
-        ("/week", "Last 7 days"),
-        ("/raw", "Raw log"),
-        ("/stats", "Statistics"),
-    ];
+    let nav: &[(&str, &str)] = match user.is_some_and(|u| u.fleet) {
+        true => &[
+            ("/", "Hosts"),
+            ("/today", "Today"),
+            ("/week", "Last 7 days"),
+        ],
+        false => &[
+            ("/", "Live"),
+            ("/today", "Today"),
+            ("/week", "Last 7 days"),
+            ("/raw", "Raw log"),
+            ("/stats", "Statistics"),
+        ],
+    };
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -45,7 +52,7 @@ pub(super) fn layout(
                     strong { "mailtrail" }
                     @if let Some(user) = user {
                         @for (href, label) in nav {
-                            a href=(href) class=[(href == current).then_some("current")] { (label) }
+                            a href=(href) class=[(*href == current).then_some("current")] { (label) }
                         }
                         form method="post" action="/logout" {
                             (user.user.name) " "
@@ -87,10 +94,20 @@ fn category(c: Option<Category>) -> &'static str {
     c.map_or("", Category::as_str)
 }
 
+/// The address of a message's page (`suffix`: "", ".json", "/eml"): on the dashboard with
+/// its host.
+pub fn message_href(id: i64, host: Option<&str>, suffix: &str) -> String {
+    match host {
+        Some(host) => format!("/message/{id}{suffix}?host={}", url_encode(host)),
+        None => format!("/message/{id}{suffix}"),
+    }
+}
+
 /// One message row; also what the live page's event stream sends.
 pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
     html! {
         tr data-id=(m.id) {
+            @if let Some(host) = &m.host { td { (host) } }
             td { (local_time(m.arrived_at, offset)) }
             td { (m.queue_id.as_deref().unwrap_or("")) }
             td { (m.mail_from) }
@@ -98,7 +115,7 @@ pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
                 (m.first_recipient.as_deref().unwrap_or(""))
                 @if m.recipients > 1 { " (+" (m.recipients - 1) ")" }
             }
-            td { a href={ "/message/" (m.id) } { (m.subject.as_deref().unwrap_or("(no subject)")) } }
+            td { a href=(message_href(m.id, m.host.as_deref(), "")) { (m.subject.as_deref().unwrap_or("(no subject)")) } }
             td.num { (m.size) }
             td { (badge(m.status)) }
             td { (category(m.category)) }
@@ -106,10 +123,15 @@ pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
     }
 }
 
-fn message_table(rows: &[MessageSummary], offset: UtcOffset, live_after: Option<i64>) -> Markup {
+fn message_table(
+    rows: &[MessageSummary],
+    offset: UtcOffset,
+    live_after: Option<i64>,
+    fleet: bool,
+) -> Markup {
     html! {
         table {
-            thead { tr { th { "Time" } th { "Queue id" } th { "From" } th { "To" } th { "Subject" } th { "Size" } th { "Status" } th { "Category" } } }
+            thead { tr { @if fleet { th { "Host" } } th { "Time" } th { "Queue id" } th { "From" } th { "To" } th { "Subject" } th { "Size" } th { "Status" } th { "Category" } } }
             tbody id=[live_after.map(|_| "live-rows")] data-after=[live_after] {
                 @for m in rows { (message_row(m, offset)) }
             }
@@ -132,7 +154,7 @@ pub fn live(
             @for problem in problems { p.problem role="alert" { (problem) } }
             p { "New messages appear as they arrive (needs JavaScript). "
                 a href="/live.json" { "JSON" } " · " a href="/live.csv" { "CSV" } }
-            (message_table(rows, offset, Some(after)))
+            (message_table(rows, offset, Some(after), false))
             script src="/static/live.js" {}
         },
     )
@@ -146,6 +168,8 @@ pub struct ListQuery {
     pub status: Option<String>,
     pub category: Option<String>,
     pub subject: Option<String>,
+    /// The MTA host, on the dashboard.
+    pub host: Option<String>,
     pub page: Option<String>,
 }
 
@@ -159,6 +183,7 @@ impl ListQuery {
             ("status", &self.status),
             ("category", &self.category),
             ("subject", &self.subject),
+            ("host", &self.host),
         ];
         for (name, value) in fields {
             if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
@@ -220,6 +245,7 @@ pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
                 label { "Sender" input name="from" value=(value(&q.from)); }
                 label { "Recipient" input name="to" value=(value(&q.to)); }
                 label { "Subject" input name="subject" value=(value(&q.subject)); }
+                @if user.fleet { label { "Host" input name="host" value=(value(&q.host)); } }
                 label { "Status" select name="status" {
                     option value="" { "any" }
                     @for s in STATUSES.map(RecipientStatus::as_str) { option value=(s) selected[q.status.as_deref() == Some(s)] { (s) } }
@@ -233,7 +259,7 @@ pub fn list(user: &CurrentUser, p: ListPage, offset: UtcOffset) -> Markup {
             p { (count_text(p.total)) " messages · "
                 a href={ (p.path) ".json?" (export) } { "JSON" } " · "
                 a href={ (p.path) ".csv?" (export) } { "CSV" } }
-            (message_table(p.rows, offset, None))
+            (message_table(p.rows, offset, None, user.fleet))
             div.pager {
                 @if p.page > 1 { a href={ (p.path) "?" (q.query_string(Some(p.page - 1))) } { "← newer" } }
                 span { "page " (p.page) " of " (p.pages.max(1)) @if p.total.capped { "+" } }
@@ -251,27 +277,40 @@ pub struct ArchivedView {
     pub attachments: Vec<(String, String, usize)>,
 }
 
+/// The archived copy as the message page has it.
+pub enum Copy {
+    Shown(ArchivedView),
+    /// None kept (its state says why).
+    Absent,
+    /// Kept on its host, which did not answer the dashboard.
+    Unreachable {
+        host: String,
+    },
+}
+
 pub fn message(
     user: &CurrentUser,
     m: &StoredMessage,
     recipients: &[RecipientDelivery],
     notices: &[MessageNotice],
-    archived: Option<&ArchivedView>,
+    archived: &Copy,
     hop: Option<&StoredMessage>,
     offset: UtcOffset,
 ) -> Markup {
     let e = &m.envelope;
+    let host = m.host.as_deref();
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     html! {
         (layout("Message", "", Some(user), html! {
-            p { a href={ "/message/" (m.id) ".json" } { "JSON" } }
+            p { a href=(message_href(m.id, host, ".json")) { "JSON" } }
             dl.envelope {
+                @if let Some(host) = host { dt { "MTA host" } dd { (host) } }
                 dt { "Subject" } dd { (opt(&e.subject)) }
                 dt { "From" } dd { (e.mail_from) }
                 dt { "Arrived" } dd { (local_time(e.arrived_at.unix_timestamp(), offset)) }
                 dt { "Queue id" } dd {
                     (opt(&e.queue_id))
-                    @if let Some(qid) = &e.queue_id {
+                    @if let (Some(qid), None) = (&e.queue_id, host) {
                         " (" a href={ "/raw?days=7&queue_id=" (url_encode(qid)) } { "log lines" } ")"
                     }
                 }
@@ -284,7 +323,7 @@ pub fn message(
                 dt { "Archive" } dd { (e.archive_state.as_str()) }
                 @if let Some(hop) = hop {
                     dt { "Handed over by" } dd {
-                        a href={ "/message/" (hop.id) } { (opt(&hop.envelope.queue_id)) }
+                        a href=(message_href(hop.id, host, "")) { (opt(&hop.envelope.queue_id)) }
                         " on this host (the envelope and the copy are from there)"
                     }
                 }
@@ -339,9 +378,12 @@ pub fn message(
             }
             h2 { "Archived copy" }
             @match archived {
-                None => p { "No archived copy (" (e.archive_state.as_str()) ")." },
-                Some(view) => {
-                    p { a href={ "/message/" (m.id) "/eml" } { "Download .eml" } }
+                Copy::Absent => p { "No archived copy (" (e.archive_state.as_str()) ")." },
+                Copy::Unreachable { host } => p.problem role="alert" {
+                    "The copy is on " (host) ", which does not answer."
+                },
+                Copy::Shown(view) => {
+                    p { a href=(message_href(m.id, host, "/eml")) { "Download .eml" } }
                     h3 { "Headers" }
                     pre { @for (name, value) in &view.headers { (name) ": " (value) "\n" } }
                     h3 { "Text" }
@@ -391,6 +433,43 @@ pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
                 " · " a href={ "/raw.json?" (export) } { "JSON" }
                 " · " a href={ "/raw.csv?" (export) } { "CSV" } }
             pre { @for l in p.lines { (local_time(l.at, offset)) " " (l.line) "\n" } }
+        }))
+    }
+}
+
+/// The dashboard's first page: every host of the fleet with its mail of the last 7 days.
+pub fn hosts(
+    user: &CurrentUser,
+    hosts: &[crate::store::fleet::FleetHost],
+    offset: UtcOffset,
+) -> Markup {
+    html! {
+        (layout("MTA hosts: last 7 days", "/", Some(user), html! {
+            p { a href="/hosts.json" { "JSON" } " · " a href="/hosts.csv" { "CSV" } }
+            @if hosts.is_empty() {
+                p { "No host has shipped records to the fleet database yet." }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "Host" } th { "Last batch" } th { "Messages" } th { "Recipients" }
+                        th { "Sent" } th { "Deferred" } th { "Bounced" } th { "Expired" }
+                    } }
+                    tbody { @for h in hosts {
+                        tr {
+                            td {
+                                a href={ "/week?host=" (url_encode(&h.name)) } { (h.name) }
+                                @if h.conflicts > 0 {
+                                    " " span.problem { "name also claimed by " (h.conflicts) " other store(s): not merged" }
+                                }
+                            }
+                            td { (local_time(h.last_seen, offset)) }
+                            td.num { (h.messages) } td.num { (h.recipients) }
+                            td.num { (h.sent) } td.num { (h.deferred) }
+                            td.num { (h.bounced) } td.num { (h.expired) }
+                        }
+                    } }
+                }
+            }
         }))
     }
 }

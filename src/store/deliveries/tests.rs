@@ -1,6 +1,7 @@
 use super::*;
 use crate::bounce::Category;
 use crate::store::AttemptRow;
+use crate::store::timestamp;
 
 fn attempt<'a>(at: i64, status: &'a str, reply: &'a str) -> AttemptRow<'a> {
     AttemptRow {

@@ -9,10 +9,27 @@
 
 mod outbox;
 pub mod postgres;
+mod read;
 pub mod tables;
 
 pub use outbox::{ColumnValues, OutboxBatch, OutboxLag, TableRows};
+pub use read::{FleetHost, FleetReader};
 
 /// Outbox entries per batch: large enough that a transaction's round trips and commit cost
 /// little per row, small enough that a batch sent again after a crash is quick.
 pub const BATCH: usize = 20_000;
+
+/// An error with its causes, on one line ("db error: FATAL: password authentication failed
+/// ..."): tokio-postgres's and deadpool's errors say little without theirs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,277 @@
+//! The fleet database read for the dashboard: the same statements and row mappings as this
+//! host's store ([`crate::store::rows`], [`crate::store::summaries`]), in PostgreSQL's dialect,
+//! each row keyed by host and id.
+
+use super::{error_chain as chain, postgres};
+use crate::{
+    config::FleetDatabase,
+    store::{
+        MessageCount, MessageNotice, MessageSummary, RecipientDelivery, StoreError, StoredMessage,
+        SummaryFilter,
+        rows::{
+            self, ATTEMPT_COLUMNS, Arg, DELIVERY_COLUMNS, Dialect, ENVELOPE_RECIPIENT_COLUMNS,
+            MESSAGE_COLUMNS, NOTICE_COLUMNS,
+        },
+        summaries::{count_upto_statement, summaries_statement},
+    },
+};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use serde::Serialize;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+
+const PG: Dialect = Dialect::Postgres;
+
+/// One MTA host of the fleet, with its mail of a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FleetHost {
+    pub name: String,
+    /// Where its pages (and archived copies) answer.
+    pub url: String,
+    /// Unix seconds of its last shipped batch.
+    pub last_seen: i64,
+    pub messages: u64,
+    pub recipients: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub bounced: u64,
+    pub expired: u64,
+    /// Other stores that claimed this name and were refused.
+    pub conflicts: u64,
+}
+
+/// A pool of connections to the fleet database.
+#[derive(Clone)]
+pub struct FleetReader {
+    pool: Pool,
+}
+
+fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter().map(Arg::postgres).collect()
+}
+
+impl FleetReader {
+    pub fn new(database: &FleetDatabase) -> Result<FleetReader, StoreError> {
+        let mut config = database.connection();
+        config
+            .application_name("mailtrail dashboard")
+            .connect_timeout(Duration::from_secs(10));
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(FleetReader { pool })
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Pool(chain(&e)))
+    }
+
+    /// Creates or upgrades the schema, so that pages answer before any host has shipped.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        postgres::migrate(&mut client)
+            .await
+            .map_err(|e| StoreError::Pool(chain(&e)))
+    }
+
+    pub async fn message_summaries(
+        &self,
+        filter: &SummaryFilter,
+    ) -> Result<Vec<MessageSummary>, StoreError> {
+        let (sql, args) = summaries_statement(filter, PG);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await?;
+        client
+            .query(&statement, &params(&args))
+            .await?
+            .iter()
+            .map(rows::message_summary)
+            .collect()
+    }
+
+    pub async fn count_summaries_upto(
+        &self,
+        filter: &SummaryFilter,
+        cap: u64,
+    ) -> Result<MessageCount, StoreError> {
+        let (sql, args) = count_upto_statement(filter, cap, PG);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await?;
+        let n: i64 = client.query_one(&statement, &params(&args)).await?.get(0);
+        Ok(MessageCount::capped(n, cap))
+    }
+
+    /// One message of one host, with its recipients as the milter saw them.
+    pub async fn message(&self, host: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM message WHERE {}",
+                PG.keyed("id")
+            ))
+            .await?;
+        let Some(row) = client.query_opt(&select, &[&host, &id]).await? else {
+            return Ok(None);
+        };
+        let mut message = rows::stored_message(&row)?;
+        message.host = Some(host.to_string());
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {ENVELOPE_RECIPIENT_COLUMNS} FROM recipient WHERE {} ORDER BY position",
+                PG.keyed("message")
+            ))
+            .await?;
+        for row in client.query(&select, &[&host, &id]).await? {
+            message
+                .envelope
+                .recipients
+                .push(rows::envelope_recipient(&row)?);
+        }
+        Ok(Some(message))
+    }
+
+    /// The row of `host` that handed the message over to `queue_id` there (see
+    /// [`crate::store::Store::handed_over_to`]).
+    pub async fn handed_over_to(
+        &self,
+        host: &str,
+        queue_id: &str,
+        arrived_at: i64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        let (sql, window) = rows::handed_over_to_statement(PG, arrived_at);
+        let client = self.client().await?;
+        let select = client.prepare_cached(&sql).await?;
+        let found = client
+            .query_opt(&select, &[&host, &queue_id, &window.0, &window.1])
+            .await?;
+        drop(client);
+        match found {
+            Some(row) => self.message(host, row.get(0)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The recipients of one host's message, each with its attempts.
+    pub async fn deliveries(
+        &self,
+        host: &str,
+        message: i64,
+    ) -> Result<Vec<RecipientDelivery>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM recipient WHERE {} ORDER BY position, id",
+                PG.keyed("message")
+            ))
+            .await?;
+        let mut recipients = client
+            .query(&select, &[&host, &message])
+            .await?
+            .iter()
+            .map(rows::recipient_delivery)
+            .collect::<Result<Vec<_>, _>>()?;
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempt WHERE {} ORDER BY at, id",
+                PG.keyed("recipient")
+            ))
+            .await?;
+        for (id, recipient) in &mut recipients {
+            for row in client.query(&select, &[&host, &*id]).await? {
+                recipient.attempt_list.push(rows::attempt(&row)?);
+            }
+        }
+        Ok(recipients.into_iter().map(|(_, r)| r).collect())
+    }
+
+    pub async fn message_notices(
+        &self,
+        host: &str,
+        message: i64,
+    ) -> Result<Vec<MessageNotice>, StoreError> {
+        let client = self.client().await?;
+        let select = client
+            .prepare_cached(&format!(
+                "SELECT {NOTICE_COLUMNS} FROM notice WHERE {} ORDER BY id",
+                PG.keyed("message")
+            ))
+            .await?;
+        client
+            .query(&select, &[&host, &message])
+            .await?
+            .iter()
+            .map(rows::message_notice)
+            .collect()
+    }
+
+    /// Where `host`'s pages answer (`[fleet] url`), as it last said.
+    pub async fn host_url(&self, host: &str) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT url FROM fleet_host WHERE name = $1", &[&host])
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Every host, with its mail since `since` (unix seconds) by recipient state, in name
+    /// order; `hosts` limits them to some (a scoped user's domains limit the counts, not the
+    /// hosts).
+    pub async fn hosts(
+        &self,
+        scope: &crate::store::DomainScope,
+        since: i64,
+    ) -> Result<Vec<FleetHost>, StoreError> {
+        let mut scope_sql = String::new();
+        let mut args: Vec<Arg> = vec![since.into()];
+        scope.restrict(PG, "m.mail_from", &mut scope_sql, &mut args);
+        let sql = PG.numbered(format!(
+            "SELECT h.name, h.url, extract(epoch FROM h.last_seen)::bigint,
+                (SELECT count(*) FROM fleet_conflict c WHERE c.name = h.name),
+                coalesce(s.messages, 0), coalesce(s.recipients, 0), coalesce(s.sent, 0),
+                coalesce(s.deferred, 0), coalesce(s.bounced, 0), coalesce(s.expired, 0)
+             FROM fleet_host h LEFT JOIN (
+                SELECT m.host,
+                    count(DISTINCT m.id) AS messages,
+                    count(r.id) AS recipients,
+                    count(r.id) FILTER (WHERE r.status = 'sent') AS sent,
+                    count(r.id) FILTER (WHERE r.status = 'deferred') AS deferred,
+                    count(r.id) FILTER (WHERE r.status = 'bounced') AS bounced,
+                    count(r.id) FILTER (WHERE r.status = 'expired') AS expired
+                FROM message m LEFT JOIN recipient r ON {}
+                WHERE m.arrived_at >= ? AND m.handed_to IS NULL{scope_sql}
+                GROUP BY m.host
+             ) s ON s.host = h.name
+             ORDER BY h.name",
+            PG.of_message("r", "message")
+        ));
+        let client = self.client().await?;
+        let rows = client.query(&sql, &params(&args)).await?;
+        let count = |row: &tokio_postgres::Row, i| row.get::<_, i64>(i).max(0) as u64;
+        Ok(rows
+            .iter()
+            .map(|row| FleetHost {
+                name: row.get(0),
+                url: row.get(1),
+                last_seen: row.get(2),
+                conflicts: count(row, 3),
+                messages: count(row, 4),
+                recipients: count(row, 5),
+                sent: count(row, 6),
+                deferred: count(row, 7),
+                bounced: count(row, 8),
+                expired: count(row, 9),
+            })
+            .collect())
+    }
+}
