@@ -306,6 +306,10 @@ async fn two_relays_on_one_dashboard() {
     let (status, _) = http_get(web1, "admin", "admin-password", &copy);
     assert_eq!(status, 401);
 
+    // relay2's statistics, refreshed and shipped before it goes down.
+    relay2.command(&["stats", "--period", "this-month"]);
+    wait_settled(&relay2, 3);
+
     // One host down: its copies say so, everything else works.
     relay2.stop();
     let (status, html) = dashboard.get("admin", "admin-password", &page_of("c-via-relay2"));
@@ -324,6 +328,48 @@ async fn two_relays_on_one_dashboard() {
     assert_eq!(admin("/week.json")["total"], 5);
     let (status, _) = dashboard.get("admin", "admin-password", "/");
     assert_eq!(status, 200);
+
+    // Statistics: each host's own, summed on the dashboard, with a row per host.
+    let own_stats = |mt: &Mailtrail| -> serde_json::Value {
+        serde_json::from_str(&mt.command(&["stats", "--period", "this-month", "--json"])).unwrap()
+    };
+    let stats1 = own_stats(&relay1);
+    wait_settled(&relay1, 2);
+    let fleet_stats = admin("/stats.json?period=this-month");
+    let relay2_messages = 3;
+    let summary = &fleet_stats["summary"];
+    let own1 = &stats1["summary"];
+    assert_eq!(
+        summary["messages"].as_u64().unwrap(),
+        own1["messages"].as_u64().unwrap() + relay2_messages,
+        "{fleet_stats}"
+    );
+    let by_host = fleet_stats["by_mta_host"].as_array().unwrap();
+    assert_eq!(by_host.len(), 2, "{fleet_stats}");
+    assert_eq!(by_host[0]["key"], "relay1");
+    // The counters of a row are the summary's, without its rates.
+    let counters = |v: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        let mut pairs: Vec<_> = v
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| v.is_u64() && !k.starts_with("delay"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs
+    };
+    assert!(counters(&by_host[0]).len() >= 8, "{}", by_host[0]);
+    assert_eq!(counters(&by_host[0]), counters(own1));
+    assert_eq!(by_host[1]["messages"], relay2_messages);
+    let only1 = admin("/stats.json?period=this-month&host=relay1");
+    assert_eq!(counters(&only1["summary"]), counters(own1));
+    let (status, html) = dashboard.get("admin", "admin-password", "/stats?period=this-month");
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("By MTA host") && html.contains("relay2"),
+        "{html}"
+    );
 
     // The command line reads the fleet too.
     let fleet_status =

@@ -4,7 +4,7 @@
 
 mod support;
 
-use mailtrail::store::fleet::tables::{ColumnType, SHIPPED, ShippedTable};
+use mailtrail::store::fleet::tables::{ColumnType, ROLLUPS, SHIPPED, ShippedTable};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -170,6 +170,58 @@ fn assert_same_records(mt: &Mailtrail, pg: &Postgres, host: &str) -> usize {
     total
 }
 
+/// Each host's statistics rollups are in the fleet database as in its store: sorted rows as
+/// text (histograms in hex).
+fn assert_same_rollups(mt: &Mailtrail, pg: &Postgres, host: &str) -> usize {
+    let conn = rusqlite::Connection::open_with_flags(
+        mt.store_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut total = 0;
+    for table in ROLLUPS {
+        let local_columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|(name, ty)| match ty {
+                ColumnType::Blob => format!("hex({name})"),
+                _ => format!("CAST({name} AS TEXT)"),
+            })
+            .collect();
+        let mut local: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT {} FROM {}",
+                local_columns.join(" || '|' || "),
+                table.name
+            ))
+            .unwrap()
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        local.sort();
+        let fleet_columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|(name, ty)| match ty {
+                ColumnType::Blob => format!("upper(encode({name}, 'hex'))"),
+                _ => format!("{name}::text"),
+            })
+            .collect();
+        let out = pg.query(&format!(
+            "SELECT concat_ws('|', {}) FROM {} WHERE host = '{host}'",
+            fleet_columns.join(", "),
+            table.name
+        ));
+        let mut fleet: Vec<String> = out.lines().map(String::from).collect();
+        fleet.sort();
+        assert_eq!(local.len(), fleet.len(), "{}: rows", table.name);
+        assert!(local == fleet, "{}: the rows differ", table.name);
+        total += local.len();
+    }
+    total
+}
+
 fn wait_shipped(mt: &Mailtrail) {
     wait_for(
         T,
@@ -227,8 +279,15 @@ fn history_and_live_records_arrive_once_across_a_kill_9_mid_batch() {
     mt.start();
     append(&mt.mta_log_path(), live);
     wait_log_lines(&mt, live.lines().count() as u64);
+    // The statistics of the live lines too (the refresh runs at start, then every 5 minutes).
+    mt.command(&["stats", "--period", "year"]);
     wait_shipped(&mt);
     let shipped = assert_same_records(&mt, &pg, "relay1");
+    let rollups = assert_same_rollups(&mt, &pg, "relay1");
+    assert!(
+        rollups > 100,
+        "the history's statistics shipped: {rollups} rows"
+    );
     assert!(
         shipped > local,
         "live records shipped too ({shipped} vs {local} imported)"
@@ -275,11 +334,14 @@ fn records_written_while_the_database_is_down_arrive_once_when_it_returns() {
     let counters = mt.counters();
     assert!(counters["fleet_lag_seconds"] >= 25, "{counters:?}");
 
+    // Statistics refreshed during the outage wait for the database too.
+    mt.command(&["stats", "--period", "year"]);
     pg.up();
     append(&mt.mta_log_path(), after);
     wait_log_lines(&mt, text.lines().count() as u64);
     wait_shipped(&mt);
     assert_same_records(&mt, &pg, "relay2");
+    assert!(assert_same_rollups(&mt, &pg, "relay2") > 0);
     wait_until(
         T,
         "the recovery in mailtrail's log",

@@ -97,6 +97,13 @@ pub enum Command {
         /// this-month, last-month, year (this one), YYYY-MM, YYYY or YYYY-MM-DD..YYYY-MM-DD
         #[arg(long, default_value = "this-month")]
         period: String,
+        /// Every host's statistics, summed, from the fleet database ([fleet] database), with a
+        /// section by MTA host
+        #[arg(long)]
+        fleet: bool,
+        /// Only this MTA host's statistics (with --fleet)
+        #[arg(long, requires = "fleet", value_name = "NAME")]
+        host: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -327,7 +334,18 @@ pub fn execute(
             };
             status_command(config, list, source, json, offset, now, out)
         }
-        Command::Stats { period, json } => stats_command(config, &period, json, offset, now, out),
+        Command::Stats {
+            period,
+            fleet,
+            host,
+            json,
+        } => {
+            let source = match fleet {
+                true => StatusSource::Fleet { host },
+                false => StatusSource::Local,
+            };
+            stats_command(config, &period, source, json, offset, now, out)
+        }
         Command::Policy(PolicyCommand::Show { sender, auth, json }) => {
             policy_show(config, &sender, auth.as_deref(), json, out)
         }

@@ -188,6 +188,7 @@ pub fn status_command(
 pub fn stats_command(
     config: &Config,
     period: &str,
+    source: StatusSource,
     json: bool,
     offset: UtcOffset,
     now: OffsetDateTime,
@@ -195,16 +196,22 @@ pub fn stats_command(
 ) -> Result<(), CliError> {
     let period = StatsPeriod::parse(period, now.to_offset(offset).date())
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    let mut store = open_store(config)?;
-    let max_age = i64::try_from(config.web.stats_refresh.as_secs()).unwrap_or(i64::MAX);
-    let stale = match store.stats_refreshed_at()? {
-        None => true,
-        Some(at) => now.unix_timestamp().saturating_sub(at) >= max_age || store.stats_behind()?,
+    let stats = match source {
+        StatusSource::Local => local_stats(config, &period, offset, now)?,
+        StatusSource::Fleet { host } => {
+            let fleet = config.fleet.as_ref().ok_or(CliError::NoFleet)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(CliError::Output)?;
+            runtime.block_on(async {
+                let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+                reader
+                    .stats(&period, &DomainScope::All, host.as_deref())
+                    .await
+            })?
+        }
     };
-    if stale {
-        store.refresh_stats(offset, now)?;
-    }
-    let stats = store.stats(&period, &DomainScope::All)?;
     if json {
         serde_json::to_writer_pretty(&mut *out, &stats).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -234,5 +241,58 @@ pub fn stats_command(
             .collect();
         write_table(out, &t.header, &rows, |i| i > 0)?;
     }
+    if !stats.by_mta_host.is_empty() {
+        writeln!(out, "\nBy MTA host")?;
+        let rows: Vec<Vec<String>> = stats
+            .by_mta_host
+            .iter()
+            .map(|r| {
+                let c = &r.counts;
+                [
+                    c.messages,
+                    c.recipients,
+                    c.delivered,
+                    c.deferred,
+                    c.bounced,
+                    c.expired,
+                ]
+                .iter()
+                .fold(vec![printable(&r.key)], |mut row, n| {
+                    row.push(n.to_string());
+                    row
+                })
+            })
+            .collect();
+        let header = [
+            "host",
+            "messages",
+            "recipients",
+            "delivered",
+            "deferred",
+            "bounced",
+            "expired",
+        ];
+        write_table(out, &header, &rows, |i| i > 0)?;
+    }
     Ok(())
+}
+
+/// This host's statistics, refreshed first when the last refresh is older than
+/// `[web] stats_refresh` or behind the records.
+fn local_stats(
+    config: &Config,
+    period: &StatsPeriod,
+    offset: UtcOffset,
+    now: OffsetDateTime,
+) -> Result<crate::stats::Stats, CliError> {
+    let mut store = open_store(config)?;
+    let max_age = i64::try_from(config.web.stats_refresh.as_secs()).unwrap_or(i64::MAX);
+    let stale = match store.stats_refreshed_at()? {
+        None => true,
+        Some(at) => now.unix_timestamp().saturating_sub(at) >= max_age || store.stats_behind()?,
+    };
+    if stale {
+        store.refresh_stats(offset, now)?;
+    }
+    Ok(store.stats(period, &DomainScope::All)?)
 }

@@ -23,6 +23,8 @@ use std::{
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
+/// Statistics periods (days, months) per batch: a day of rollups is a few thousand rows.
+const ROLLUP_PERIODS: usize = 31;
 /// How often an empty outbox is looked at again.
 const POLL: Duration = Duration::from_secs(1);
 /// Longest wait between attempts while the database fails.
@@ -148,10 +150,38 @@ impl ShipLoop {
             }
             Counters::add(&self.counters.fleet_records_shipped, batch.rows() as u64);
         }
+        if batch.entries >= BATCH {
+            self.client = Some(client);
+            return Round::More;
+        }
+        // Rows first: statistics periods go when the rows have caught up.
+        let rollups = match self.store.rollup_batch(ROLLUP_PERIODS) {
+            Ok(rollups) => rollups,
+            Err(e) => {
+                error!("fleet: cannot read the statistics to ship: {e}");
+                self.client = Some(client);
+                return Round::Failed;
+            }
+        };
+        if !rollups.periods.is_empty() {
+            let shipped = tokio::time::timeout(
+                BATCH_TIMEOUT,
+                self.shipper.ship_rollups(&mut client, &claim, &rollups),
+            )
+            .await;
+            match shipped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return self.failed(e),
+                Err(_) => return self.failed_text("a batch took over two minutes".into()),
+            }
+            if let Err(e) = self.store.rollups_shipped(&rollups) {
+                error!("fleet: cannot mark shipped statistics: {e}");
+            }
+        }
         self.recovered();
         self.expire(&mut client).await;
         self.client = Some(client);
-        match batch.entries >= BATCH {
+        match rollups.periods.len() >= ROLLUP_PERIODS {
             true => Round::More,
             false => Round::Idle,
         }

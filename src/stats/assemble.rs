@@ -137,6 +137,7 @@ impl StatsAssembler {
             by_sender: top_rows(keyed(Dimension::Sender)?, |c| c.messages),
             smtp_errors: smtp_errors(keyed(Dimension::SmtpError)?),
             categories: categories(keyed(Dimension::Category)?),
+            by_mta_host: Vec::new(),
         })
     }
 }

@@ -351,6 +351,9 @@ pub struct Stats {
     pub smtp_errors: Vec<SmtpErrorRow>,
     /// Categories of bounced and expired attempts, most frequent first.
     pub categories: Vec<CategoryRow>,
+    /// On the fleet's dashboard: each MTA host's figures, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_mta_host: Vec<StatsRow>,
 }
 
 /// What a refresh did.
@@ -381,6 +384,14 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    pub const ALL: [Dimension; 5] = [
+        Dimension::Category,
+        Dimension::RcptDomain,
+        Dimension::Relay,
+        Dimension::Sender,
+        Dimension::SmtpError,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Dimension::Category => "category",

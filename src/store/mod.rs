@@ -14,7 +14,7 @@ mod messages;
 mod notices;
 mod raw_lines;
 mod reports;
-mod rollups;
+pub(crate) mod rollups;
 pub mod rows;
 mod schema;
 pub(crate) mod summaries;

@@ -25,6 +25,14 @@ impl Dialect {
         }
     }
 
+    /// `SUM(column)` as a 64-bit integer (PostgreSQL sums `bigint` into `numeric`).
+    pub(crate) fn sum(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("SUM({column})"),
+            Dialect::Postgres => format!("SUM({column})::bigint"),
+        }
+    }
+
     /// Rows of `alias` that belong to message `m` through `column` (recipients, notices): in
     /// the fleet database a local id is unique only within its host.
     pub(crate) fn of_message(self, alias: &str, column: &str) -> String {
@@ -109,6 +117,7 @@ pub trait Columns {
     fn text(&self, column: usize) -> Result<String, StoreError>;
     fn opt_text(&self, column: usize) -> Result<Option<String>, StoreError>;
     fn opt_real(&self, column: usize) -> Result<Option<f64>, StoreError>;
+    fn blob(&self, column: usize) -> Result<Vec<u8>, StoreError>;
 
     /// One of a typed value's stored names (a status, a category, a kind); any other text is
     /// an error, never a default.
@@ -158,6 +167,9 @@ impl Columns for rusqlite::Row<'_> {
     fn opt_real(&self, column: usize) -> Result<Option<f64>, StoreError> {
         Ok(self.get(column)?)
     }
+    fn blob(&self, column: usize) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get(column)?)
+    }
 }
 
 impl Columns for tokio_postgres::Row {
@@ -174,6 +186,9 @@ impl Columns for tokio_postgres::Row {
         Ok(self.try_get(column)?)
     }
     fn opt_real(&self, column: usize) -> Result<Option<f64>, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn blob(&self, column: usize) -> Result<Vec<u8>, StoreError> {
         Ok(self.try_get(column)?)
     }
 }

@@ -225,6 +225,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 11: statistics periods (days, months) the refresh rewrote since the fleet database last
+    // took them; `changes` tells a period rewritten again meanwhile.
+    "CREATE TABLE fleet_stats_dirty (
+        monthly INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        changes INTEGER NOT NULL,
+        PRIMARY KEY (monthly, period)
+    ) WITHOUT ROWID;",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

@@ -3,7 +3,8 @@
 //! the dashboard at `/fleet/copy/{id}`, authenticated with the fleet's shared token.
 
 use super::{
-    CurrentUser, WebError, WebState, assets, auth, csv, lists, message, records::MessageKey, views,
+    CurrentUser, WebError, WebState, assets, auth, csv, lists, message, records::MessageKey, stats,
+    views,
 };
 use crate::{model::envelope::ArchiveState, store::StoredMessage};
 use axum::{
@@ -28,7 +29,8 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_COPY_BYTES: usize = 200 * 1024 * 1024;
 
 /// The dashboard's routes: the lists, the message page and the hosts page over the fleet
-/// database. (The raw log, statistics and metrics are each host's own pages for now.)
+/// database, with the statistics summed over the hosts' rollups. (The raw log and metrics are
+/// each host's own pages for now.)
 pub(super) fn router(state: WebState) -> Router {
     let routes = Router::new()
         .route("/", get(hosts_page))
@@ -40,6 +42,9 @@ pub(super) fn router(state: WebState) -> Router {
         .route("/week", get(lists::week))
         .route("/week.json", get(lists::week_json))
         .route("/week.csv", get(lists::week_csv))
+        .route("/stats", get(stats::page))
+        .route("/stats.json", get(stats::all_json))
+        .route("/stats/{file}", get(stats::section_export))
         .route("/message/{id}", get(message::page))
         .route("/message/{id}/eml", get(message::eml))
         .route("/healthz", get(healthz))

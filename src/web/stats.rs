@@ -38,6 +38,8 @@ const CHART_WIDTH: u32 = 760;
 pub(super) struct StatsQuery {
     period: Option<String>,
     domain: Option<String>,
+    /// One MTA host's figures, on the dashboard.
+    host: Option<String>,
 }
 
 /// The chart of `section` as an SVG document.
@@ -170,6 +172,11 @@ async fn read_stats(
     q: &StatsQuery,
 ) -> Result<(Arc<Stats>, String), WebError> {
     let (period, scope, text) = request(state, user, q)?;
+    if let Some(fleet) = state.fleet_reader() {
+        let host = super::lists::non_empty(&q.host)?;
+        let stats = fleet.stats(&period, &scope, host.as_deref()).await?;
+        return Ok((Arc::new(stats), text));
+    }
     let inner = state.inner.clone();
     let stats = state
         .read(move |s| {
@@ -209,11 +216,11 @@ pub(super) async fn page(
         charts.push(svg);
     }
     let domain = q.domain.unwrap_or_default();
+    let host = q.host.unwrap_or_default();
     Ok(view(
         &user,
         &stats,
-        &period,
-        domain.trim(),
+        (&period, domain.trim(), host.trim()),
         &charts,
         state.inner.offset,
     )
@@ -259,17 +266,20 @@ pub(super) async fn section_export(
     ))
 }
 
+/// `(period, domain, host)`: the page's filters as given.
 fn view(
     user: &CurrentUser,
     stats: &Stats,
-    period: &str,
-    domain: &str,
+    (period, domain, host): (&str, &str, &str),
     charts: &[String],
     offset: time::UtcOffset,
 ) -> Markup {
     let mut query = format!("period={}", views::url_encode(period));
     if !domain.is_empty() {
         query.push_str(&format!("&domain={}", views::url_encode(domain)));
+    }
+    if !host.is_empty() {
+        query.push_str(&format!("&host={}", views::url_encode(host)));
     }
     let body = html! {
         form.filter method="get" action="/stats" {
@@ -284,6 +294,9 @@ fn view(
             @if user.user.domains.len() != 1 {
                 label { "Sender domain" input name="domain" value=(domain) placeholder="all"; }
             }
+            @if user.fleet {
+                label { "MTA host" input name="host" value=(host) placeholder="all"; }
+            }
             button type="submit" { "Show" }
         }
         p {
@@ -295,7 +308,14 @@ fn view(
             " · " a href={ "/stats.json?" (query) } { "JSON" }
         }
         nav.sections {
+            @if !stats.by_mta_host.is_empty() { a href="#mta-host" { "By MTA host" } " " }
             @for section in Section::ALL { a href={ "#" (section.slug()) } { (section.title()) } " " }
+        }
+        @if !stats.by_mta_host.is_empty() {
+            section id="mta-host" {
+                h2 { "By MTA host" }
+                (mta_host_table(&stats.by_mta_host))
+            }
         }
         @for (section, svg) in Section::ALL.iter().zip(charts) {
             section id=(section.slug()) {
@@ -311,6 +331,28 @@ fn view(
         }
     };
     views::layout("Statistics", "/stats", Some(user), body)
+}
+
+/// The fleet's hosts, each with its messages and its recipients' outcomes.
+fn mta_host_table(rows: &[StatsRow]) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th { "MTA host" } th { "Messages" } th { "Recipients" } th { "Bytes" }
+                th { "Delivered" } th { "Deferred" } th { "Bounced" } th { "Expired" }
+                th { "Rejected" }
+            } }
+            tbody { @for row in rows {
+                @let c = &row.counts;
+                tr {
+                    td { a href={ "/stats?host=" (views::url_encode(&row.key)) } { (row.key) } }
+                    td.num { (c.messages) } td.num { (c.recipients) } td.num { (c.bytes) }
+                    td.num { (c.delivered) } td.num { (c.deferred) } td.num { (c.bounced) }
+                    td.num { (c.expired) } td.num { (c.rejected) }
+                }
+            } }
+        }
+    }
 }
 
 fn table_html(t: &Table) -> Markup {

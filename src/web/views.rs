@@ -29,6 +29,7 @@ pub(super) fn layout(
             ("/", "Hosts"),
             ("/today", "Today"),
             ("/week", "Last 7 days"),
+            ("/stats", "Statistics"),
         ],
         false => &[
             ("/", "Live"),

@@ -52,6 +52,7 @@ fn stats(messages: u64, delivered: u64, sender: &str) -> Stats {
             category: "invalid-mailbox".parse().unwrap(),
             count: 2,
         }],
+        by_mta_host: Vec::new(),
     }
 }
 

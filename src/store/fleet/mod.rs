@@ -12,7 +12,7 @@ pub mod postgres;
 mod read;
 pub mod tables;
 
-pub use outbox::{ColumnValues, OutboxBatch, OutboxLag, TableRows};
+pub use outbox::{ColumnValues, OutboxBatch, OutboxLag, RollupBatch, RollupRows, TableRows};
 pub use read::{FleetHost, FleetReader};
 
 /// Outbox entries per batch: large enough that a transaction's round trips and commit cost

@@ -1,6 +1,6 @@
 //! The SQLite side of shipping: the outbox triggers, batches read from it, and its lag.
 
-use super::tables::{ColumnType, SHIPPED, ShippedTable};
+use super::tables::{ColumnType, ROLLUPS, RollupTable, SHIPPED, ShippedTable};
 use crate::store::{Store, StoreError};
 use rusqlite::{OptionalExtension, params};
 
@@ -10,6 +10,45 @@ pub enum ColumnValues {
     Int(Vec<Option<i64>>),
     Real(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
+    Blob(Vec<Option<Vec<u8>>>),
+}
+
+impl ColumnValues {
+    fn of(ty: ColumnType) -> ColumnValues {
+        match ty {
+            ColumnType::Int => ColumnValues::Int(Vec::new()),
+            ColumnType::Real => ColumnValues::Real(Vec::new()),
+            ColumnType::Text => ColumnValues::Text(Vec::new()),
+            ColumnType::Blob => ColumnValues::Blob(Vec::new()),
+        }
+    }
+
+    /// Appends column `index` of `row`.
+    fn push(&mut self, row: &rusqlite::Row, index: usize) -> rusqlite::Result<()> {
+        match self {
+            ColumnValues::Int(v) => v.push(row.get(index)?),
+            ColumnValues::Real(v) => v.push(row.get(index)?),
+            ColumnValues::Text(v) => v.push(row.get(index)?),
+            ColumnValues::Blob(v) => v.push(row.get(index)?),
+        }
+        Ok(())
+    }
+
+    /// One column read from `rows` rows of `select`, each column in its vector.
+    fn read_all(
+        types: impl Iterator<Item = ColumnType>,
+        mut rows: rusqlite::Rows,
+        mut each: impl FnMut(&rusqlite::Row) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<Vec<ColumnValues>> {
+        let mut columns: Vec<ColumnValues> = types.map(ColumnValues::of).collect();
+        while let Some(row) = rows.next()? {
+            each(row)?;
+            for (index, values) in columns.iter_mut().enumerate() {
+                values.push(row, index)?;
+            }
+        }
+        Ok(columns)
+    }
 }
 
 /// The current state of the rows of one table named in a batch, column by column (the shape
@@ -79,6 +118,47 @@ fn trigger_sql(table: &ShippedTable) -> String {
     sql
 }
 
+const ROW_EVENTS: [(&str, &str); 3] = [("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")];
+
+/// Marks the period of every row a refresh writes, rewrites or deletes.
+fn rollup_trigger_sql(table: &RollupTable) -> String {
+    ROW_EVENTS
+        .iter()
+        .map(|(event, row)| {
+            format!(
+                "CREATE TRIGGER fleet_{name}_{lower} AFTER {event} ON {name} BEGIN
+                    INSERT INTO fleet_stats_dirty (monthly, period, changes)
+                        VALUES ({monthly}, {row}.{period}, 1)
+                        ON CONFLICT (monthly, period) DO UPDATE SET changes = changes + 1;
+                END;",
+                name = table.name,
+                lower = event.to_ascii_lowercase(),
+                monthly = i64::from(table.monthly),
+                period = table.period,
+            )
+        })
+        .collect()
+}
+
+/// The rows of the statistics periods of one rollup table, column by column.
+#[derive(Debug)]
+pub struct RollupRows {
+    pub table: &'static RollupTable,
+    /// The periods replaced: the fleet database drops the host's rows of these first.
+    pub periods: Vec<i64>,
+    /// One entry per `table.columns`.
+    pub columns: Vec<ColumnValues>,
+    pub rows: usize,
+}
+
+/// Statistics periods rewritten since the fleet database took them, with their rows.
+#[derive(Debug, Default)]
+pub struct RollupBatch {
+    /// (monthly, period, changes) as read: marked shipped only if not rewritten since.
+    pub periods: Vec<(bool, i64, i64)>,
+    pub tables: Vec<RollupRows>,
+}
+
 fn select_sql(table: &ShippedTable) -> String {
     let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
     format!(
@@ -123,6 +203,19 @@ impl Store {
                     SELECT 'backfill_until', coalesce(max(seq), 0) FROM fleet_outbox",
                 [],
             )?;
+            for table in ROLLUPS {
+                tx.execute_batch(&rollup_trigger_sql(table))?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO fleet_stats_dirty (monthly, period, changes)
+                            SELECT DISTINCT ?1, {period}, 1 FROM {name} WHERE true
+                            ON CONFLICT (monthly, period) DO NOTHING",
+                        period = table.period,
+                        name = table.name
+                    ),
+                    [i64::from(table.monthly)],
+                )?;
+            }
         } else {
             for table in SHIPPED {
                 tx.execute_batch(&format!(
@@ -131,7 +224,17 @@ impl Store {
                     name = table.name
                 ))?;
             }
+            for table in ROLLUPS {
+                for (event, _) in ROW_EVENTS {
+                    tx.execute_batch(&format!(
+                        "DROP TRIGGER IF EXISTS fleet_{}_{};",
+                        table.name,
+                        event.to_ascii_lowercase()
+                    ))?;
+                }
+            }
             tx.execute("DELETE FROM fleet_outbox", [])?;
+            tx.execute("DELETE FROM fleet_stats_dirty", [])?;
         }
         tx.commit()?;
         Ok(true)
@@ -184,15 +287,88 @@ impl Store {
         Ok(())
     }
 
+    /// Rows and statistics periods not yet confirmed by the fleet database.
     pub fn outbox_lag(&self) -> Result<OutboxLag, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*), min(at) FROM fleet_outbox", [], |row| {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT count(*) FROM fleet_outbox) + (SELECT count(*) FROM fleet_stats_dirty),
+                (SELECT min(at) FROM fleet_outbox)",
+            [],
+            |row| {
                 Ok(OutboxLag {
                     records: row.get::<_, i64>(0)? as u64,
                     oldest_at: row.get(1)?,
                 })
-            })?)
+            },
+        )?)
+    }
+
+    /// Up to `limit` statistics periods rewritten since the fleet database took them, with
+    /// their rows now, read from one snapshot.
+    pub fn rollup_batch(&mut self, limit: usize) -> Result<RollupBatch, StoreError> {
+        let tx = self.conn.transaction()?;
+        let periods: Vec<(bool, i64, i64)> = tx
+            .prepare_cached(
+                "SELECT monthly, period, changes FROM fleet_stats_dirty
+                 ORDER BY monthly, period LIMIT ?1",
+            )?
+            .query_map([limit.min(i64::MAX as usize) as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut tables = Vec::new();
+        for table in ROLLUPS {
+            let of_table: Vec<i64> = periods
+                .iter()
+                .filter(|(monthly, _, _)| *monthly == table.monthly)
+                .map(|(_, period, _)| *period)
+                .collect();
+            if of_table.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+            let mut select = tx.prepare_cached(&format!(
+                "SELECT {} FROM {} WHERE {} IN (SELECT value FROM json_each(?1))",
+                names.join(", "),
+                table.name,
+                table.period
+            ))?;
+            let list = serde_json::to_string(&of_table).map_err(|e| StoreError::Value {
+                column: 0,
+                message: e.to_string(),
+            })?;
+            let mut rows = 0;
+            let columns = ColumnValues::read_all(
+                table.columns.iter().map(|(_, ty)| *ty),
+                select.query([list])?,
+                |_| {
+                    rows += 1;
+                    Ok(())
+                },
+            )?;
+            tables.push(RollupRows {
+                table,
+                periods: of_table,
+                columns,
+                rows,
+            });
+        }
+        tx.commit()?;
+        Ok(RollupBatch { periods, tables })
+    }
+
+    /// The fleet database took `batch`: its periods are done unless rewritten since.
+    pub fn rollups_shipped(&mut self, batch: &RollupBatch) -> Result<(), StoreError> {
+        let tx = self.write_transaction()?;
+        {
+            let mut done = tx.prepare_cached(
+                "DELETE FROM fleet_stats_dirty WHERE monthly = ?1 AND period = ?2 AND changes = ?3",
+            )?;
+            for (monthly, period, changes) in &batch.periods {
+                done.execute(params![monthly, period, changes])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// This store's identity in the fleet: made once, at random, and kept. Two hosts that
@@ -230,31 +406,20 @@ fn read_rows(
     table: &'static ShippedTable,
     last_seq: i64,
 ) -> Result<TableRows, StoreError> {
-    let mut columns: Vec<ColumnValues> = table
-        .columns
-        .iter()
-        .map(|(_, ty)| match ty {
-            ColumnType::Int => ColumnValues::Int(Vec::new()),
-            ColumnType::Real => ColumnValues::Real(Vec::new()),
-            ColumnType::Text => ColumnValues::Text(Vec::new()),
-        })
-        .collect();
-    let mut ids = Vec::new();
     let mut select = tx.prepare_cached(&select_sql(table))?;
-    let mut rows = select.query(params![last_seq, table.kind])?;
-    while let Some(row) = rows.next()? {
-        ids.push(row.get(0)?);
-        for (index, values) in columns.iter_mut().enumerate() {
-            match values {
-                ColumnValues::Int(v) => v.push(row.get(index + 1)?),
-                ColumnValues::Real(v) => v.push(row.get(index + 1)?),
-                ColumnValues::Text(v) => v.push(row.get(index + 1)?),
-            }
-        }
+    let mut ids = Vec::new();
+    let columns = ColumnValues::read_all(
+        std::iter::once(ColumnType::Int).chain(table.columns.iter().map(|(_, ty)| *ty)),
+        select.query(params![last_seq, table.kind])?,
+        |_| Ok(()),
+    )?;
+    let mut columns = columns.into_iter();
+    if let Some(ColumnValues::Int(id_column)) = columns.next() {
+        ids = id_column.into_iter().flatten().collect();
     }
     Ok(TableRows {
         table,
         ids,
-        columns,
+        columns: columns.collect(),
     })
 }

@@ -3,7 +3,7 @@
 //! their key: a batch shipped twice is stored once.
 
 use super::{
-    outbox::{ColumnValues, OutboxBatch, TableRows},
+    outbox::{ColumnValues, OutboxBatch, RollupBatch, TableRows},
     tables::ShippedTable,
 };
 use std::collections::BTreeSet;
@@ -168,6 +168,61 @@ const MIGRATIONS: &[&str] = &[
     ) PARTITION BY RANGE (at);
     CREATE INDEX raw_line_at ON raw_line (at);
     CREATE INDEX raw_line_queue_id ON raw_line (queue_id);",
+    // 2: each host's statistics rollups (its local days and months), replaced a period at a
+    // time as its refresh rewrites them; the dashboard sums them over hosts.
+    "CREATE TABLE stats_hour (
+        host text NOT NULL,
+        day bigint NOT NULL,
+        hour bigint NOT NULL,
+        sender_domain text NOT NULL,
+        messages bigint NOT NULL,
+        recipients bigint NOT NULL,
+        bytes bigint NOT NULL,
+        sent bigint NOT NULL,
+        deferred bigint NOT NULL,
+        bounced bigint NOT NULL,
+        expired bigint NOT NULL,
+        rejected bigint NOT NULL,
+        delay_hist bytea NOT NULL,
+        PRIMARY KEY (host, day, hour, sender_domain)
+    );
+    CREATE INDEX stats_hour_day ON stats_hour (day, sender_domain);
+    CREATE TABLE stats_key (
+        host text NOT NULL,
+        day bigint NOT NULL,
+        dimension text NOT NULL,
+        sender_domain text NOT NULL,
+        key text NOT NULL,
+        key2 text NOT NULL,
+        messages bigint NOT NULL,
+        recipients bigint NOT NULL,
+        bytes bigint NOT NULL,
+        sent bigint NOT NULL,
+        deferred bigint NOT NULL,
+        bounced bigint NOT NULL,
+        expired bigint NOT NULL,
+        rejected bigint NOT NULL,
+        PRIMARY KEY (host, dimension, sender_domain, day, key, key2)
+    );
+    CREATE INDEX stats_key_day ON stats_key (dimension, sender_domain, day);
+    CREATE TABLE stats_key_month (
+        host text NOT NULL,
+        month bigint NOT NULL,
+        dimension text NOT NULL,
+        sender_domain text NOT NULL,
+        key text NOT NULL,
+        key2 text NOT NULL,
+        messages bigint NOT NULL,
+        recipients bigint NOT NULL,
+        bytes bigint NOT NULL,
+        sent bigint NOT NULL,
+        deferred bigint NOT NULL,
+        bounced bigint NOT NULL,
+        expired bigint NOT NULL,
+        rejected bigint NOT NULL,
+        PRIMARY KEY (host, dimension, sender_domain, month, key, key2)
+    );
+    CREATE INDEX stats_key_month_month ON stats_key_month (dimension, sender_domain, month);",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.
@@ -258,29 +313,10 @@ impl Shipper {
             return Ok(());
         };
         let tx = client.transaction().await?;
-        let claimed = tx
-            .query_opt(
-                "INSERT INTO fleet_host (name, instance, url) VALUES ($1, $2, $3)
-                ON CONFLICT (name) DO UPDATE SET last_seen = now(), url = EXCLUDED.url
-                    WHERE fleet_host.instance = EXCLUDED.instance
-                RETURNING shipped_seq",
-                &[&claim.host, &claim.instance, &claim.url],
-            )
-            .await?;
-        let Some(claimed) = claimed else {
+        let Some(shipped_seq) = claim_host(&tx, claim).await? else {
             drop(tx);
-            client
-                .execute(
-                    "INSERT INTO fleet_conflict (name, instance) VALUES ($1, $2)
-                    ON CONFLICT (name, instance) DO UPDATE SET last_seen = now()",
-                    &[&claim.host, &claim.instance],
-                )
-                .await?;
-            return Err(FleetDbError::HostClaimed {
-                host: claim.host.to_string(),
-            });
+            return Err(refused(client, claim).await);
         };
-        let shipped_seq: i64 = claimed.get(0);
         if last_seq <= shipped_seq {
             return Ok(());
         }
@@ -299,6 +335,36 @@ impl Shipper {
             &[&claim.host, &last_seq],
         )
         .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the host's rows of the statistics periods in `batch` with the batch's.
+    pub async fn ship_rollups(
+        &mut self,
+        client: &mut Client,
+        claim: &HostClaim<'_>,
+        batch: &RollupBatch,
+    ) -> Result<(), FleetDbError> {
+        let tx = client.transaction().await?;
+        if claim_host(&tx, claim).await?.is_none() {
+            drop(tx);
+            return Err(refused(client, claim).await);
+        }
+        for rows in &batch.tables {
+            let table = rows.table;
+            tx.execute(
+                &format!(
+                    "DELETE FROM {} WHERE host = $1 AND {} = ANY($2)",
+                    table.name, table.period
+                ),
+                &[&claim.host, &rows.periods],
+            )
+            .await?;
+            let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+            let columns: Vec<&ColumnValues> = rows.columns.iter().collect();
+            copy_columns(&tx, table.name, claim.host, &names, &columns, rows.rows).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -342,6 +408,41 @@ impl Shipper {
             self.partitions.insert(day);
         }
         Ok(())
+    }
+}
+
+/// Claims the host name for this store (or finds it already this store's), in `tx`; the
+/// position of the last batch the database took, or `None` when another store holds the name.
+async fn claim_host(
+    tx: &tokio_postgres::Transaction<'_>,
+    claim: &HostClaim<'_>,
+) -> Result<Option<i64>, FleetDbError> {
+    let claimed = tx
+        .query_opt(
+            "INSERT INTO fleet_host (name, instance, url) VALUES ($1, $2, $3)
+            ON CONFLICT (name) DO UPDATE SET last_seen = now(), url = EXCLUDED.url
+                WHERE fleet_host.instance = EXCLUDED.instance
+            RETURNING shipped_seq",
+            &[&claim.host, &claim.instance, &claim.url],
+        )
+        .await?;
+    Ok(claimed.map(|row| row.get(0)))
+}
+
+/// Records a refused claim (for the dashboard) and returns the error to report.
+async fn refused(client: &mut Client, claim: &HostClaim<'_>) -> FleetDbError {
+    let recorded = client
+        .execute(
+            "INSERT INTO fleet_conflict (name, instance) VALUES ($1, $2)
+            ON CONFLICT (name, instance) DO UPDATE SET last_seen = now()",
+            &[&claim.host, &claim.instance],
+        )
+        .await;
+    match recorded {
+        Ok(_) => FleetDbError::HostClaimed {
+            host: claim.host.to_string(),
+        },
+        Err(e) => FleetDbError::Sql(e),
     }
 }
 
@@ -432,59 +533,88 @@ fn upsert_sql(table: &ShippedTable) -> String {
     )
 }
 
-/// Rows known to be new, with `COPY ... FROM STDIN (FORMAT binary)`.
-pub async fn copy_in(
-    tx: &tokio_postgres::Transaction<'_>,
-    host: &str,
-    rows: &TableRows,
-) -> Result<(), FleetDbError> {
-    let names: Vec<&str> = rows.table.columns.iter().map(|(name, _)| *name).collect();
-    let sink = tx
-        .copy_in(&format!(
-            "COPY {} (host, id, {}) FROM STDIN (FORMAT binary)",
-            rows.table.name,
-            names.join(", ")
-        ))
-        .await?;
-    let types: Vec<Type> = [Type::TEXT, Type::INT8]
-        .into_iter()
-        .chain(rows.columns.iter().map(|values| match values {
+impl ColumnValues {
+    fn postgres_type(&self) -> Type {
+        match self {
             ColumnValues::Int(_) => Type::INT8,
             ColumnValues::Real(_) => Type::FLOAT8,
             ColumnValues::Text(_) => Type::TEXT,
-        }))
+            ColumnValues::Blob(_) => Type::BYTEA,
+        }
+    }
+
+    /// The whole column, as one array parameter.
+    fn array(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            ColumnValues::Int(v) => v,
+            ColumnValues::Real(v) => v,
+            ColumnValues::Text(v) => v,
+            ColumnValues::Blob(v) => v,
+        }
+    }
+
+    /// Row `index`'s value.
+    fn value(&self, index: usize) -> &(dyn ToSql + Sync) {
+        match self {
+            ColumnValues::Int(v) => &v[index],
+            ColumnValues::Real(v) => &v[index],
+            ColumnValues::Text(v) => &v[index],
+            ColumnValues::Blob(v) => &v[index],
+        }
+    }
+}
+
+/// `rows` rows of `columns` (named `names`), each after the host, with
+/// `COPY ... FROM STDIN (FORMAT binary)`.
+async fn copy_columns(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    host: &str,
+    names: &[&str],
+    columns: &[&ColumnValues],
+    rows: usize,
+) -> Result<(), FleetDbError> {
+    let sink = tx
+        .copy_in(&format!(
+            "COPY {table} (host, {}) FROM STDIN (FORMAT binary)",
+            names.join(", ")
+        ))
+        .await?;
+    let types: Vec<Type> = std::iter::once(Type::TEXT)
+        .chain(columns.iter().map(|c| c.postgres_type()))
         .collect();
     let writer = BinaryCopyInWriter::new(sink, &types);
     let mut writer = std::pin::pin!(writer);
     let mut row: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(types.len());
-    for (index, id) in rows.ids.iter().enumerate() {
+    for index in 0..rows {
         row.clear();
         row.push(&host);
-        row.push(id);
-        for values in &rows.columns {
-            row.push(match values {
-                ColumnValues::Int(v) => &v[index],
-                ColumnValues::Real(v) => &v[index],
-                ColumnValues::Text(v) => &v[index],
-            });
-        }
+        row.extend(columns.iter().map(|c| c.value(index)));
         writer.as_mut().write(&row).await?;
     }
     writer.finish().await?;
     Ok(())
 }
 
+/// Rows known to be new, with `COPY`.
+pub async fn copy_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    host: &str,
+    rows: &TableRows,
+) -> Result<(), FleetDbError> {
+    let ids = ColumnValues::Int(rows.ids.iter().copied().map(Some).collect());
+    let names: Vec<&str> = std::iter::once("id")
+        .chain(rows.table.columns.iter().map(|(name, _)| *name))
+        .collect();
+    let columns: Vec<&ColumnValues> = std::iter::once(&ids).chain(&rows.columns).collect();
+    copy_columns(tx, rows.table.name, host, &names, &columns, rows.ids.len()).await
+}
+
 async fn upsert(tx: &impl GenericClient, host: &str, rows: &TableRows) -> Result<(), FleetDbError> {
     let sql = upsert_sql(rows.table);
     let statement = tx.prepare(&sql).await?;
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&host, &rows.ids];
-    for values in &rows.columns {
-        params.push(match values {
-            ColumnValues::Int(v) => v,
-            ColumnValues::Real(v) => v,
-            ColumnValues::Text(v) => v,
-        });
-    }
+    params.extend(rows.columns.iter().map(ColumnValues::array));
     tx.execute(&statement, &params).await?;
     Ok(())
 }

@@ -15,6 +15,17 @@ use crate::{
         summaries::{count_upto_statement, summaries_statement},
     },
 };
+use crate::{
+    stats::{Dimension, Stats, StatsAssembler, StatsPeriod, StatsRow},
+    store::{
+        DomainScope,
+        rollups::{
+            add_hour_row, counts_from_row, hour_rows_statement, keyed_row, keyed_rows_statement,
+            scope_domains,
+        },
+        rows::Columns,
+    },
+};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::Serialize;
 use std::time::Duration;
@@ -212,6 +223,88 @@ impl FleetReader {
             .await?
             .iter()
             .map(rows::message_notice)
+            .collect()
+    }
+
+    /// Statistics of `period` over every host (or `host`'s alone) for the sender domains
+    /// `scope` allows: each host's rollups, summed, with a row per host.
+    pub async fn stats(
+        &self,
+        period: &StatsPeriod,
+        scope: &DomainScope,
+        host: Option<&str>,
+    ) -> Result<Stats, StoreError> {
+        let domains = scope_domains(scope);
+        let client = self.client().await?;
+        let mut assembler = StatsAssembler::new(*period);
+        let (sql, args) = hour_rows_statement(PG, period, &domains, host);
+        for row in client.query(&sql, &params(&args)).await? {
+            add_hour_row(&mut assembler, &row)?;
+        }
+        let mut keyed = Vec::new();
+        for dim in Dimension::ALL {
+            let (sql, args) = keyed_rows_statement(PG, dim, period, &domains, host);
+            let rows = client.query(&sql, &params(&args)).await?;
+            let rows = rows.iter().map(keyed_row).collect::<Result<Vec<_>, _>>()?;
+            keyed.push((dim, rows));
+        }
+        // The newest batch of any host: what the figures are as of.
+        let refreshed: Option<i64> = client
+            .query_one(
+                "SELECT extract(epoch FROM max(last_seen))::bigint FROM fleet_host",
+                &[],
+            )
+            .await?
+            .get(0);
+        let mut stats = assembler.finish(refreshed, |dim| {
+            let at = keyed.iter().position(|(d, _)| *d == dim);
+            Ok::<_, StoreError>(at.map(|i| keyed.swap_remove(i).1).unwrap_or_default())
+        })?;
+        stats.by_mta_host = self.by_host(&client, period, &domains, host).await?;
+        Ok(stats)
+    }
+
+    /// Each host's totals of the period, from its hourly rollups.
+    async fn by_host(
+        &self,
+        client: &Object,
+        period: &StatsPeriod,
+        domains: &[String],
+        host: Option<&str>,
+    ) -> Result<Vec<StatsRow>, StoreError> {
+        let (from, to) = period.days();
+        let mut args: Vec<Arg> = vec![from.into(), to.into()];
+        let marks = vec!["?"; domains.len()].join(", ");
+        args.extend(domains.iter().cloned().map(Arg::from));
+        let mut sql = format!(
+            "SELECT host, {} FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({marks})",
+            [
+                "messages",
+                "recipients",
+                "bytes",
+                "sent",
+                "deferred",
+                "bounced",
+                "expired",
+                "rejected"
+            ]
+            .map(|c| PG.sum(c))
+            .join(", ")
+        );
+        if let Some(host) = host {
+            sql.push_str(" AND host = ?");
+            args.push(host.to_string().into());
+        }
+        sql.push_str(" GROUP BY host ORDER BY host");
+        let rows = client.query(&PG.numbered(sql), &params(&args)).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StatsRow {
+                    key: row.text(0)?,
+                    other: false,
+                    counts: counts_from_row(row, 1)?,
+                })
+            })
             .collect()
     }
 

@@ -9,6 +9,7 @@ pub enum ColumnType {
     Int,
     Real,
     Text,
+    Blob,
 }
 
 impl ColumnType {
@@ -17,6 +18,7 @@ impl ColumnType {
             ColumnType::Int => "bigint",
             ColumnType::Real => "double precision",
             ColumnType::Text => "text",
+            ColumnType::Blob => "bytea",
         }
     }
 }
@@ -38,7 +40,7 @@ pub struct ShippedTable {
     pub partitioned_by: Option<&'static str>,
 }
 
-use ColumnType::{Int, Real, Text};
+use ColumnType::{Blob, Int, Real, Text};
 
 pub const SHIPPED: &[ShippedTable] = &[
     ShippedTable {
@@ -174,3 +176,54 @@ pub const SHIPPED: &[ShippedTable] = &[
 pub fn by_kind(kind: i64) -> Option<&'static ShippedTable> {
     SHIPPED.iter().find(|table| table.kind == kind)
 }
+
+/// A statistics rollup table: rows replaced a whole period (a day, or a month) at a time by
+/// each host's refresh, and shipped the same way — the fleet database drops the host's rows of
+/// the period and takes the new ones.
+#[derive(Debug)]
+pub struct RollupTable {
+    pub name: &'static str,
+    /// The period column (`day` or `month`), first of `columns`.
+    pub period: &'static str,
+    pub monthly: bool,
+    pub columns: &'static [(&'static str, ColumnType)],
+}
+
+const COUNTS: [(&str, ColumnType); 8] = [
+    ("messages", Int),
+    ("recipients", Int),
+    ("bytes", Int),
+    ("sent", Int),
+    ("deferred", Int),
+    ("bounced", Int),
+    ("expired", Int),
+    ("rejected", Int),
+];
+
+macro_rules! with_counts {
+    ($($column:expr),* ; $($tail:expr),*) => {
+        &[$($column,)* COUNTS[0], COUNTS[1], COUNTS[2], COUNTS[3], COUNTS[4], COUNTS[5],
+          COUNTS[6], COUNTS[7] $(, $tail)*]
+    };
+}
+
+pub const ROLLUPS: &[RollupTable] = &[
+    RollupTable {
+        name: "stats_hour",
+        period: "day",
+        monthly: false,
+        columns: with_counts!(("day", Int), ("hour", Int), ("sender_domain", Text); ("delay_hist", Blob)),
+    },
+    RollupTable {
+        name: "stats_key",
+        period: "day",
+        monthly: false,
+        columns: with_counts!(("day", Int), ("dimension", Text), ("sender_domain", Text), ("key", Text), ("key2", Text);),
+    },
+    RollupTable {
+        name: "stats_key_month",
+        period: "month",
+        monthly: true,
+        columns: with_counts!(("month", Int), ("dimension", Text), ("sender_domain", Text), ("key", Text), ("key2", Text);),
+    },
+];

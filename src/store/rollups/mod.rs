@@ -11,10 +11,13 @@
 
 mod refresh;
 
-use super::{DomainScope, Store, StoreError};
+use super::{
+    DomainScope, Store, StoreError,
+    rows::{Arg, Columns, Dialect},
+};
 use crate::stats::{Dimension, KeyedRow, Stats, StatsAssembler, StatsCounts, StatsPeriod};
 use refresh::STATE_REFRESHED_AT;
-use rusqlite::{OptionalExtension, params_from_iter, types::Value};
+use rusqlite::{OptionalExtension, params_from_iter};
 use std::collections::BTreeSet;
 
 /// The `sender_domain` of the rows that total every domain: no domain after an address's last
@@ -38,98 +41,131 @@ impl Store {
     pub fn stats(&self, period: &StatsPeriod, scope: &DomainScope) -> Result<Stats, StoreError> {
         let domains = scope_domains(scope);
         let mut stats = StatsAssembler::new(*period);
-        self.each_hour_row(period, &domains, |day, hour, counts, delays| {
-            stats.add_hour(day, hour, counts, delays)
-        })?;
+        let (sql, args) = hour_rows_statement(Dialect::Sqlite, period, &domains, None);
+        let mut select = self.conn.prepare_cached(&sql)?;
+        let mut rows = select.query(params_from_iter(args))?;
+        while let Some(row) = rows.next()? {
+            add_hour_row(&mut stats, row)?;
+        }
         stats.finish(self.stats_refreshed_at()?, |dim| {
-            self.keyed_rows(dim, period, &domains)
+            let (sql, args) = keyed_rows_statement(Dialect::Sqlite, dim, period, &domains, None);
+            let mut select = self.conn.prepare_cached(&sql)?;
+            let mut rows = select.query(params_from_iter(args))?;
+            let mut keyed = Vec::new();
+            while let Some(row) = rows.next()? {
+                keyed.push(keyed_row(row)?);
+            }
+            Ok(keyed)
         })
     }
+}
 
-    /// Calls `f` with (day, hour, counters, encoded delays) of each `stats_hour` row of the
-    /// period and domains.
-    fn each_hour_row(
-        &self,
-        period: &StatsPeriod,
-        domains: &[Value],
-        mut f: impl FnMut(i64, i64, &StatsCounts, &[u8]),
-    ) -> Result<(), StoreError> {
-        let (from, to) = period.days();
-        let marks = vec!["?"; domains.len()].join(", ");
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT day, hour, messages, recipients, bytes, sent, deferred, bounced, expired,
-                rejected, delay_hist
-             FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({marks})"
-        ))?;
-        let mut args: Vec<Value> = vec![from.into(), to.into()];
-        args.extend(domains.iter().cloned());
-        let mut rows = stmt.query(params_from_iter(args))?;
-        while let Some(row) = rows.next()? {
-            let counts = counts_from_row(row, 2)?;
-            f(
-                row.get(0)?,
-                row.get(1)?,
-                &counts,
-                row.get_ref(10)?.as_blob().unwrap_or(&[]),
-            );
+/// The `stats_hour` rows of the period and domains (and host, in the fleet database):
+/// [`add_hour_row`] reads them.
+pub(crate) fn hour_rows_statement(
+    dialect: Dialect,
+    period: &StatsPeriod,
+    domains: &[String],
+    host: Option<&str>,
+) -> (String, Vec<Arg>) {
+    let (from, to) = period.days();
+    let mut args: Vec<Arg> = vec![from.into(), to.into()];
+    let mut sql = format!(
+        "SELECT day, hour, messages, recipients, bytes, sent, deferred, bounced, expired,
+            rejected, delay_hist
+         FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({})",
+        domain_marks(domains, &mut args)
+    );
+    host_condition(dialect, host, &mut sql, &mut args);
+    (dialect.numbered(sql), args)
+}
+
+/// Adds one row of [`hour_rows_statement`].
+pub(crate) fn add_hour_row(
+    stats: &mut StatsAssembler,
+    row: &impl Columns,
+) -> Result<(), StoreError> {
+    let counts = counts_from_row(row, 2)?;
+    stats.add_hour(row.int(0)?, row.int(1)?, &counts, &row.blob(10)?);
+    Ok(())
+}
+
+/// The rows of dimension `dim` summed over the period and domains (and host): whole months from
+/// the month sums, the days around them from the day rows. [`keyed_row`] reads them.
+pub(crate) fn keyed_rows_statement(
+    dialect: Dialect,
+    dim: Dimension,
+    period: &StatsPeriod,
+    domains: &[String],
+    host: Option<&str>,
+) -> (String, Vec<Arg>) {
+    let ranges = period.keyed_ranges();
+    let columns =
+        "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
+    let mut args: Vec<Arg> = Vec::new();
+    let mut part = |table: &str, period_column: &str, range: (i64, i64)| {
+        args.push(dim.as_str().to_string().into());
+        let mut sql = format!(
+            "SELECT {columns} FROM {table} WHERE dimension = ? AND sender_domain IN ({})",
+            domain_marks(domains, &mut args)
+        );
+        sql.push_str(&format!(
+            " AND {period_column} >= ? AND {period_column} < ?"
+        ));
+        args.push(range.0.into());
+        args.push(range.1.into());
+        host_condition(dialect, host, &mut sql, &mut args);
+        sql
+    };
+    let head = part("stats_key", "day", ranges.head);
+    let tail = part("stats_key", "day", ranges.tail);
+    let months = part("stats_key_month", "month", ranges.months);
+    let sums = [
+        "messages",
+        "recipients",
+        "bytes",
+        "sent",
+        "deferred",
+        "bounced",
+        "expired",
+        "rejected",
+    ]
+    .map(|column| dialect.sum(column))
+    .join(", ");
+    let sql = format!(
+        "SELECT key, key2, {sums} FROM ({head} UNION ALL {tail} UNION ALL {months}) AS rows
+         GROUP BY key, key2"
+    );
+    (dialect.numbered(sql), args)
+}
+
+/// One row of [`keyed_rows_statement`].
+pub(crate) fn keyed_row(row: &impl Columns) -> Result<KeyedRow, StoreError> {
+    Ok((row.text(0)?, row.text(1)?, counts_from_row(row, 2)?))
+}
+
+/// `?, ?, ...` for `domains`, pushed to `args`.
+fn domain_marks(domains: &[String], args: &mut Vec<Arg>) -> String {
+    args.extend(domains.iter().cloned().map(Arg::from));
+    vec!["?"; domains.len()].join(", ")
+}
+
+/// Only `host`'s rows: none in this host's store, which holds no other host's.
+fn host_condition(dialect: Dialect, host: Option<&str>, sql: &mut String, args: &mut Vec<Arg>) {
+    let Some(host) = host else { return };
+    match dialect {
+        Dialect::Sqlite => sql.push_str(" AND 1 = 0"),
+        Dialect::Postgres => {
+            sql.push_str(" AND host = ?");
+            args.push(host.to_string().into());
         }
-        Ok(())
-    }
-
-    /// The rows of dimension `dim` summed over the period and domains: whole months from the
-    /// month sums, the days around them from the day rows.
-    fn keyed_rows(
-        &self,
-        dim: Dimension,
-        period: &StatsPeriod,
-        domains: &[Value],
-    ) -> Result<Vec<KeyedRow>, StoreError> {
-        let ranges = period.keyed_ranges();
-        // Numbered: the same domains are bound once for three subqueries.
-        let marks = (8..8 + domains.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let columns =
-            "key, key2, messages, recipients, bytes, sent, deferred, bounced, expired, rejected";
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT key, key2, SUM(messages), SUM(recipients), SUM(bytes), SUM(sent),
-                SUM(deferred), SUM(bounced), SUM(expired), SUM(rejected)
-             FROM (
-                SELECT {columns} FROM stats_key WHERE dimension = ?1
-                    AND sender_domain IN ({marks}) AND day >= ?2 AND day < ?3
-                UNION ALL
-                SELECT {columns} FROM stats_key WHERE dimension = ?1
-                    AND sender_domain IN ({marks}) AND day >= ?4 AND day < ?5
-                UNION ALL
-                SELECT {columns} FROM stats_key_month WHERE dimension = ?1
-                    AND sender_domain IN ({marks}) AND month >= ?6 AND month < ?7
-             )
-             GROUP BY key, key2"
-        ))?;
-        let mut args: Vec<Value> = vec![
-            dim.as_str().to_string().into(),
-            ranges.head.0.into(),
-            ranges.head.1.into(),
-            ranges.tail.0.into(),
-            ranges.tail.1.into(),
-            ranges.months.0.into(),
-            ranges.months.1.into(),
-        ];
-        args.extend(domains.iter().cloned());
-        let rows = stmt
-            .query_map(params_from_iter(args), |row| {
-                Ok((row.get(0)?, row.get(1)?, counts_from_row(row, 2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
     }
 }
 
 /// The `sender_domain` values of the rows a scope may read.
-fn scope_domains(scope: &DomainScope) -> Vec<Value> {
-    let mut domains: Vec<Value> = match scope {
-        DomainScope::All => vec![ALL_DOMAINS.to_string().into()],
+pub(crate) fn scope_domains(scope: &DomainScope) -> Vec<String> {
+    let mut domains: Vec<String> = match scope {
+        DomainScope::All => vec![ALL_DOMAINS.to_string()],
         // A configured "domain" with an `@` would otherwise reach the all-domain rows.
         DomainScope::Only(list) => list
             .iter()
@@ -137,19 +173,18 @@ fn scope_domains(scope: &DomainScope) -> Vec<Value> {
             .map(|d| d.to_ascii_lowercase())
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(Value::from)
             .collect(),
     };
     if domains.is_empty() {
         // Matches no row: every stored domain is a real one or `@`.
-        domains.push(Value::Text(String::new() + "@@"));
+        domains.push("@@".to_string());
     }
     domains
 }
 
 /// The eight counters of a rollup row, from column `first` on.
-fn counts_from_row(row: &rusqlite::Row, first: usize) -> rusqlite::Result<StatsCounts> {
-    let n = |i: usize| row.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+pub(crate) fn counts_from_row(row: &impl Columns, first: usize) -> Result<StatsCounts, StoreError> {
+    let n = |i: usize| row.int(first + i).map(|v| v.max(0) as u64);
     Ok(StatsCounts {
         messages: n(0)?,
         recipients: n(1)?,
