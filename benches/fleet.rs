@@ -13,6 +13,8 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
 
 use mailtrail::store::{
     Store,
@@ -21,83 +23,7 @@ use mailtrail::store::{
         postgres::{HostClaim, Shipper, copy_in, migrate},
     },
 };
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    time::Instant,
-};
-use tokio_postgres::NoTls;
-
-fn as_postgres(program: &Path) -> Command {
-    let mut command = Command::new("runuser");
-    command.args(["-u", "postgres", "--"]).arg(program);
-    command
-}
-
-/// A private PostgreSQL server in `dir` on `port`; returns its `bin` directory.
-fn start_postgres(dir: &Path, port: u16) -> PathBuf {
-    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("Debian's postgresql package (apt-get install postgresql)")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    versions.sort();
-    let bin = PathBuf::from(format!(
-        "/usr/lib/postgresql/{}/bin",
-        versions.last().expect("a server version")
-    ));
-    // A run that panicked left its server up.
-    let _ = as_postgres(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(dir.join("data"))
-        .args(["-m", "immediate", "-w", "stop"])
-        .output();
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    assert!(
-        Command::new("chown")
-            .arg("postgres")
-            .arg(dir)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let ok = as_postgres(&bin.join("initdb"))
-        .arg("-D")
-        .arg(dir.join("data"))
-        .args(["-A", "trust", "-U", "mailtrail"])
-        .output()
-        .unwrap()
-        .status
-        .success();
-    assert!(ok, "initdb");
-    let ok = as_postgres(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(dir.join("data"))
-        .arg("-l")
-        .arg(dir.join("log"))
-        .arg("-o")
-        .arg(format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=on -c max_wal_size=4GB",
-            dir.display()
-        ))
-        .args(["-w", "start"])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "pg_ctl start");
-    bin
-}
-
-async fn connect(port: u16, database: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=mailtrail dbname={database}"),
-        NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(connection);
-    client
-}
+use std::{process::Command, time::Instant};
 
 /// Every row of `batch` with `COPY ... FROM STDIN (FORMAT binary)`, in one transaction.
 async fn copy_rows(client: &mut tokio_postgres::Client, host: &str, batch: &OutboxBatch) -> usize {
@@ -163,23 +89,23 @@ fn main() {
 
     let pg_dir = dir.join("pg");
     let port = 25_432;
-    let bin = start_postgres(&pg_dir, port);
+    let server = postgres::Server::start(&pg_dir, port);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let (copy_secs, copied, ship_secs, shipped) = runtime.block_on(async {
-        let admin = connect(port, "postgres").await;
+        let admin = server.connect("postgres").await;
         for database in ["copy", "fleet"] {
             admin.batch_execute(&format!("CREATE DATABASE {database}")).await.unwrap();
         }
-        let mut copy_db = connect(port, "copy").await;
+        let mut copy_db = server.connect("copy").await;
         migrate(&mut copy_db).await.unwrap();
         copy_db
             .batch_execute("CREATE TABLE raw_line_all PARTITION OF raw_line DEFAULT")
             .await
             .unwrap();
-        let mut fleet_db = connect(port, "fleet").await;
+        let mut fleet_db = server.connect("fleet").await;
         migrate(&mut fleet_db).await.unwrap();
 
         let started = Instant::now();
@@ -215,11 +141,7 @@ fn main() {
         );
         (copy_secs, copied, started.elapsed().as_secs_f64(), shipped)
     });
-    let _ = as_postgres(&bin.join("pg_ctl"))
-        .arg("-D")
-        .arg(pg_dir.join("data"))
-        .args(["-m", "fast", "-w", "stop"])
-        .status();
+    drop(server);
     assert_eq!(copied, shipped, "both sent every row");
     let copy_rate = copied as f64 / copy_secs;
     let ship_rate = shipped as f64 / ship_secs;

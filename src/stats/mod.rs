@@ -147,7 +147,7 @@ impl StatsPeriod {
 }
 
 /// Days since 1970-01-01.
-pub(crate) fn day_number(date: Date) -> i64 {
+pub fn day_number(date: Date) -> i64 {
     i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY
 }
 

@@ -59,7 +59,9 @@ async fn hosts_of_week(
     user: &CurrentUser,
 ) -> Result<Vec<crate::store::fleet::FleetHost>, WebError> {
     let fleet = state.fleet_reader().ok_or(WebError::NotFound)?;
-    Ok(fleet.hosts(&user.scope(), state.day_start(6)).await?)
+    // Today and the 6 local days before, as the statistics number days.
+    let since = crate::stats::day_number(state.now().date()) - 6;
+    Ok(fleet.hosts(&user.scope(), since).await?)
 }
 
 async fn hosts_page(

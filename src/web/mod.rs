@@ -305,6 +305,11 @@ fn is_same_origin(headers: &axum::http::HeaderMap) -> bool {
     matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
+/// Every route of the dashboard (`mailtrail dashboard`), over a [`WebState::fleet`].
+pub fn dashboard_router(state: WebState) -> Router {
+    fleet::router(state)
+}
+
 /// What every router shares: the cross-site check and the security headers.
 fn guarded(routes: Router<WebState>, state: WebState) -> Router {
     routes

@@ -173,9 +173,33 @@ async fn read_stats(
 ) -> Result<(Arc<Stats>, String), WebError> {
     let (period, scope, text) = request(state, user, q)?;
     if let Some(fleet) = state.fleet_reader() {
+        // The hosts' rollups change when each refreshes (every few minutes) and ships: the
+        // dashboard reuses what it read within the same minute.
         let host = super::lists::non_empty(&q.host)?;
-        let stats = fleet.stats(&period, &scope, host.as_deref()).await?;
-        return Ok((Arc::new(stats), text));
+        let minute = Some(state.now().unix_timestamp().div_euclid(60));
+        let key: CacheKey = (period.from, period.to, format!("{scope:?} {host:?}"));
+        let cached = state
+            .inner
+            .stats_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|(at, _)| *at == minute)
+            .map(|(_, stats)| stats.clone());
+        if let Some(stats) = cached {
+            return Ok((stats, text));
+        }
+        let stats = Arc::new(fleet.stats(&period, &scope, host.as_deref()).await?);
+        let mut cache = state
+            .inner
+            .stats_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, (minute, stats.clone()));
+        return Ok((stats, text));
     }
     let inner = state.inner.clone();
     let stats = state

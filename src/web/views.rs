@@ -446,14 +446,17 @@ pub fn hosts(
 ) -> Markup {
     html! {
         (layout("MTA hosts: last 7 days", "/", Some(user), html! {
-            p { a href="/hosts.json" { "JSON" } " · " a href="/hosts.csv" { "CSV" } }
+            p {
+                "Each host's statistics of today and the 6 days before, as of its last refresh. "
+                a href="/hosts.json" { "JSON" } " · " a href="/hosts.csv" { "CSV" }
+            }
             @if hosts.is_empty() {
                 p { "No host has shipped records to the fleet database yet." }
             } @else {
                 table {
                     thead { tr {
                         th { "Host" } th { "Last batch" } th { "Messages" } th { "Recipients" }
-                        th { "Sent" } th { "Deferred" } th { "Bounced" } th { "Expired" }
+                        th { "Delivered" } th { "Deferred" } th { "Bounced" } th { "Expired" }
                     } }
                     tbody { @for h in hosts {
                         tr {

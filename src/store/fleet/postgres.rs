@@ -223,6 +223,15 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (host, dimension, sender_domain, month, key, key2)
     );
     CREATE INDEX stats_key_month_month ON stats_key_month (dimension, sender_domain, month);",
+    // 3: the list filters on a state or a category start from the few recipients in it (as
+    // the SQLite store's recipient_failed_message), not from every message of the period.
+    "CREATE INDEX recipient_failed ON recipient (status, host, message)
+        WHERE status IN ('bounced', 'expired', 'deferred');
+    CREATE INDEX recipient_category ON recipient (category, host, message)
+        WHERE category IS NOT NULL;
+    -- What those filters join the recipients to, read from the index alone: the listed
+    -- messages by key, with their time.
+    CREATE INDEX message_listed ON message (host, id, arrived_at) WHERE handed_to IS NULL;",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.

@@ -317,36 +317,46 @@ impl FleetReader {
         Ok(row.map(|row| row.get(0)))
     }
 
-    /// Every host, with its mail since `since` (unix seconds) by recipient state, in name
-    /// order; `hosts` limits them to some (a scoped user's domains limit the counts, not the
-    /// hosts).
+    /// Every host, in name order, with its statistics of the local days from `since_day` (as
+    /// in `stats_hour`) for the sender domains `scope` allows: read from the rollups, so as
+    /// of each host's last statistics refresh.
     pub async fn hosts(
         &self,
-        scope: &crate::store::DomainScope,
-        since: i64,
+        scope: &DomainScope,
+        since_day: i64,
     ) -> Result<Vec<FleetHost>, StoreError> {
-        let mut scope_sql = String::new();
-        let mut args: Vec<Arg> = vec![since.into()];
-        scope.restrict(PG, "m.mail_from", &mut scope_sql, &mut args);
+        let domains = scope_domains(scope);
+        let mut args: Vec<Arg> = vec![since_day.into()];
+        let marks = vec!["?"; domains.len()].join(", ");
+        args.extend(domains.into_iter().map(Arg::from));
+        let sums = [
+            "messages",
+            "recipients",
+            "sent",
+            "deferred",
+            "bounced",
+            "expired",
+        ]
+        .map(|c| format!("coalesce(s.{c}, 0)"))
+        .join(", ");
+        let inner_sums = [
+            "messages",
+            "recipients",
+            "sent",
+            "deferred",
+            "bounced",
+            "expired",
+        ]
+        .map(|c| format!("{} AS {c}", PG.sum(c)))
+        .join(", ");
         let sql = PG.numbered(format!(
             "SELECT h.name, h.url, extract(epoch FROM h.last_seen)::bigint,
-                (SELECT count(*) FROM fleet_conflict c WHERE c.name = h.name),
-                coalesce(s.messages, 0), coalesce(s.recipients, 0), coalesce(s.sent, 0),
-                coalesce(s.deferred, 0), coalesce(s.bounced, 0), coalesce(s.expired, 0)
+                (SELECT count(*) FROM fleet_conflict c WHERE c.name = h.name), {sums}
              FROM fleet_host h LEFT JOIN (
-                SELECT m.host,
-                    count(DISTINCT m.id) AS messages,
-                    count(r.id) AS recipients,
-                    count(r.id) FILTER (WHERE r.status = 'sent') AS sent,
-                    count(r.id) FILTER (WHERE r.status = 'deferred') AS deferred,
-                    count(r.id) FILTER (WHERE r.status = 'bounced') AS bounced,
-                    count(r.id) FILTER (WHERE r.status = 'expired') AS expired
-                FROM message m LEFT JOIN recipient r ON {}
-                WHERE m.arrived_at >= ? AND m.handed_to IS NULL{scope_sql}
-                GROUP BY m.host
+                SELECT host, {inner_sums} FROM stats_hour
+                WHERE day >= ? AND sender_domain IN ({marks}) GROUP BY host
              ) s ON s.host = h.name
-             ORDER BY h.name",
-            PG.of_message("r", "message")
+             ORDER BY h.name"
         ));
         let client = self.client().await?;
         let rows = client.query(&sql, &params(&args)).await?;
