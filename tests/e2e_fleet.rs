@@ -242,6 +242,26 @@ async fn two_relays_on_one_dashboard() {
     assert!(csv.starts_with("host,id,"), "{csv}");
     assert_eq!(csv.matches("\r\nrelay1,").count(), 2, "{csv}");
 
+    // The raw log: every host's lines, each with its host; a scoped user's own messages' only.
+    let raw = admin("/raw.json?days=1&host=relay2");
+    let lines = raw["lines"].as_array().unwrap();
+    assert!(!lines.is_empty(), "{raw}");
+    assert!(lines.iter().all(|l| l["host"] == "relay2"), "{raw}");
+    let relay2_qid = pf2.wait_queue_id(&b2, T);
+    assert!(
+        lines.iter().any(|l| l["queue_id"] == relay2_qid.as_str()),
+        "{relay2_qid} in {raw}"
+    );
+    let scoped_raw = dashboard.json("a-only", "scoped-password", "/raw.json?days=1");
+    let scoped_lines = scoped_raw["lines"].as_array().unwrap();
+    assert!(!scoped_lines.is_empty());
+    assert!(
+        scoped_lines
+            .iter()
+            .all(|l| !l["line"].as_str().unwrap().contains("@b.example")),
+        "{scoped_raw}"
+    );
+
     // The fleet's totals are the sum of each host's own.
     let hosts = admin("/hosts.json");
     let hosts = hosts.as_array().unwrap();

@@ -12,7 +12,7 @@ mod import;
 mod log_batch;
 mod messages;
 mod notices;
-mod raw_lines;
+pub(crate) mod raw_lines;
 mod reports;
 pub(crate) mod rollups;
 pub mod rows;
@@ -27,7 +27,7 @@ pub use log_batch::{
 };
 pub use messages::{MessageFilter, StoredMessage};
 pub use notices::{DueNotice, MessageNotice, PolicyMessage, PolicyRecipient};
-pub use raw_lines::RawLine;
+pub use raw_lines::{RawFilter, RawLine};
 pub use reports::ReportRecord;
 pub use summaries::{DomainScope, MessageCount, MessageSummary, SummaryFilter, Totals};
 

@@ -3,8 +3,8 @@
 //! the dashboard at `/fleet/copy/{id}`, authenticated with the fleet's shared token.
 
 use super::{
-    CurrentUser, WebError, WebState, assets, auth, csv, lists, message, records::MessageKey, stats,
-    views,
+    CurrentUser, WebError, WebState, assets, auth, csv, lists, message, raw_log,
+    records::MessageKey, stats, views,
 };
 use crate::{model::envelope::ArchiveState, store::StoredMessage};
 use axum::{
@@ -28,9 +28,9 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest copy the dashboard takes from a host (the archive's own limit is 50 MB by default).
 const MAX_COPY_BYTES: usize = 200 * 1024 * 1024;
 
-/// The dashboard's routes: the lists, the message page and the hosts page over the fleet
-/// database, with the statistics summed over the hosts' rollups. (The raw log and metrics are
-/// each host's own pages for now.)
+/// The dashboard's routes: the lists, the message page, the raw log and the hosts page over the
+/// fleet database, with the statistics summed over the hosts' rollups. (`/metrics` and the
+/// weekly summary are each host's own for now.)
 pub(super) fn router(state: WebState) -> Router {
     let routes = Router::new()
         .route("/", get(hosts_page))
@@ -42,6 +42,10 @@ pub(super) fn router(state: WebState) -> Router {
         .route("/week", get(lists::week))
         .route("/week.json", get(lists::week_json))
         .route("/week.csv", get(lists::week_csv))
+        .route("/raw", get(raw_log::page))
+        .route("/raw.json", get(raw_log::json))
+        .route("/raw.csv", get(raw_log::csv))
+        .route("/raw.txt", get(raw_log::txt))
         .route("/stats", get(stats::page))
         .route("/stats.json", get(stats::all_json))
         .route("/stats/{file}", get(stats::section_export))

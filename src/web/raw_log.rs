@@ -6,7 +6,7 @@ use super::{
     views::{self, RawPage},
 };
 use crate::render::local_time;
-use crate::store::{DomainScope, RawLine};
+use crate::store::{RawFilter, RawLine};
 use axum::{
     Json,
     extract::{Query, State},
@@ -23,12 +23,15 @@ pub(super) struct RawQuery {
     days: Option<String>,
     q: Option<String>,
     queue_id: Option<String>,
+    /// One MTA host's lines, on the dashboard.
+    host: Option<String>,
 }
 
 struct RawRequest {
     days: u32,
     q: String,
     queue_id: String,
+    host: String,
 }
 
 async fn raw_lines(
@@ -46,21 +49,24 @@ async fn raw_lines(
         days,
         q: non_empty(&query.q)?.unwrap_or_default(),
         queue_id: non_empty(&query.queue_id)?.unwrap_or_default(),
+        host: match user.fleet {
+            true => non_empty(&query.host)?.unwrap_or_default(),
+            false => String::new(),
+        },
     };
-    let since = state.day_start(i64::from(days) - 1);
-    let scope: DomainScope = user.scope();
-    let (q, qid) = (request.q.clone(), request.queue_id.clone());
-    let lines = state
-        .read(move |s| {
-            s.raw_lines(
-                &scope,
-                since,
-                Some(q.as_str()).filter(|q| !q.is_empty()),
-                Some(qid.as_str()).filter(|q| !q.is_empty()),
-                limit,
-            )
-        })
-        .await?;
+    let given = |v: &String| Some(v.clone()).filter(|v| !v.is_empty());
+    let filter = RawFilter {
+        scope: user.scope(),
+        since: state.day_start(i64::from(days) - 1),
+        text: given(&request.q),
+        queue_id: given(&request.queue_id),
+        host: given(&request.host),
+        limit,
+    };
+    let lines = match state.fleet_reader() {
+        Some(fleet) => fleet.raw_lines(&filter).await?,
+        None => state.read(move |s| s.raw_lines(&filter)).await?,
+    };
     Ok((request, lines))
 }
 
@@ -76,6 +82,7 @@ pub(super) async fn page(
         days: request.days,
         q: &request.q,
         queue_id: &request.queue_id,
+        host: &request.host,
         lines: shown,
         truncated,
     };
@@ -98,15 +105,25 @@ pub(super) async fn csv(
 ) -> Result<Response, WebError> {
     let (_, lines) = raw_lines(&state, &user, query, RAW_DOWNLOAD_LINES).await?;
     let offset = state.inner.offset;
+    // The dashboard's lines lead with their host.
+    let header: Vec<&str> = user
+        .fleet
+        .then_some("host")
+        .into_iter()
+        .chain(["id", "at", "queue_id", "line"])
+        .collect();
     let body = csv::document(
-        &["id", "at", "queue_id", "line"],
+        &header,
         lines.into_iter().map(|l| {
-            vec![
-                l.id.to_string(),
-                local_time(l.at, offset),
-                l.queue_id.unwrap_or_default(),
-                l.line,
-            ]
+            let host = user.fleet.then(|| l.host.unwrap_or_default());
+            host.into_iter()
+                .chain([
+                    l.id.to_string(),
+                    local_time(l.at, offset),
+                    l.queue_id.unwrap_or_default(),
+                    l.line,
+                ])
+                .collect()
         }),
     );
     Ok(csv::response("raw-log.csv", body))

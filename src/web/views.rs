@@ -29,6 +29,7 @@ pub(super) fn layout(
             ("/", "Hosts"),
             ("/today", "Today"),
             ("/week", "Last 7 days"),
+            ("/raw", "Raw log"),
             ("/stats", "Statistics"),
         ],
         false => &[
@@ -311,8 +312,8 @@ pub fn message(
                 dt { "Arrived" } dd { (local_time(e.arrived_at.unix_timestamp(), offset)) }
                 dt { "Queue id" } dd {
                     (opt(&e.queue_id))
-                    @if let (Some(qid), None) = (&e.queue_id, host) {
-                        " (" a href={ "/raw?days=7&queue_id=" (url_encode(qid)) } { "log lines" } ")"
+                    @if let Some(qid) = &e.queue_id {
+                        " (" a href={ "/raw?days=7&queue_id=" (url_encode(qid)) "&host=" (url_encode(host.unwrap_or(""))) } { "log lines" } ")"
                     }
                 }
                 dt { "Message-ID" } dd { (opt(&e.message_id)) }
@@ -406,16 +407,19 @@ pub struct RawPage<'a> {
     pub days: u32,
     pub q: &'a str,
     pub queue_id: &'a str,
+    /// The host filter, on the dashboard.
+    pub host: &'a str,
     pub lines: &'a [RawLine],
     pub truncated: bool,
 }
 
 pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
     let export = format!(
-        "days={}&q={}&queue_id={}",
+        "days={}&q={}&queue_id={}&host={}",
         p.days,
         url_encode(p.q),
-        url_encode(p.queue_id)
+        url_encode(p.queue_id),
+        url_encode(p.host)
     );
     html! {
         (layout("Raw log", "/raw", Some(user), html! {
@@ -426,6 +430,7 @@ pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
                 } }
                 label { "Text" input name="q" value=(p.q); }
                 label { "Queue id" input name="queue_id" value=(p.queue_id); }
+                @if user.fleet { label { "Host" input name="host" value=(p.host); } }
                 button type="submit" { "Search" }
             }
             p { (p.lines.len()) " lines"
@@ -433,7 +438,11 @@ pub fn raw(user: &CurrentUser, p: RawPage, offset: UtcOffset) -> Markup {
                 " · " a href={ "/raw.txt?" (export) } { "download" }
                 " · " a href={ "/raw.json?" (export) } { "JSON" }
                 " · " a href={ "/raw.csv?" (export) } { "CSV" } }
-            pre { @for l in p.lines { (local_time(l.at, offset)) " " (l.line) "\n" } }
+            pre { @for l in p.lines {
+                (local_time(l.at, offset)) " "
+                @if let Some(host) = &l.host { "[" (host) "] " }
+                (l.line) "\n"
+            } }
         }))
     }
 }

@@ -18,7 +18,8 @@ use crate::{
 use crate::{
     stats::{Dimension, Stats, StatsAssembler, StatsPeriod, StatsRow},
     store::{
-        DomainScope,
+        DomainScope, RawFilter, RawLine,
+        raw_lines::{raw_line, raw_lines_statement},
         rollups::{
             add_hour_row, counts_from_row, hour_rows_statement, keyed_row, keyed_rows_statement,
             scope_domains,
@@ -305,6 +306,18 @@ impl FleetReader {
                     counts: counts_from_row(row, 1)?,
                 })
             })
+            .collect()
+    }
+
+    /// Raw log lines of `filter` over every host (or one), oldest first.
+    pub async fn raw_lines(&self, filter: &RawFilter) -> Result<Vec<RawLine>, StoreError> {
+        let (sql, args) = raw_lines_statement(PG, filter);
+        let client = self.client().await?;
+        client
+            .query(&sql, &params(&args))
+            .await?
+            .iter()
+            .map(raw_line)
             .collect()
     }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::model::status::RecipientStatus;
+use crate::store::RawFilter;
 use crate::{
     config::Receipts,
     model::envelope::{ArchiveState, Envelope, Recipient},
@@ -71,7 +72,14 @@ fn scope_follows_the_sender_domain_and_reused_queue_ids() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, ids[3]);
     let lines: Vec<String> = store
-        .raw_lines(&scope, 0, None, None, 10)
+        .raw_lines(&RawFilter {
+            scope: scope.clone(),
+            since: 0,
+            text: None,
+            queue_id: None,
+            host: None,
+            limit: 10,
+        })
         .unwrap()
         .into_iter()
         .map(|l| l.line)
@@ -82,7 +90,14 @@ fn scope_follows_the_sender_domain_and_reused_queue_ids() {
     let all = SummaryFilter::new(DomainScope::All, 0);
     assert_eq!(store.count_summaries(&all).unwrap(), 4);
     let every_line = store
-        .raw_lines(&DomainScope::All, 0, None, None, 10)
+        .raw_lines(&RawFilter {
+            scope: DomainScope::All,
+            since: 0,
+            text: None,
+            queue_id: None,
+            host: None,
+            limit: 10,
+        })
         .unwrap();
     assert_eq!(every_line.len(), 3);
 }
