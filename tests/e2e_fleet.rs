@@ -399,5 +399,15 @@ async fn two_relays_on_one_dashboard() {
         relay1.command(&["status", "--week", "--fleet", "--host", "relay2", "--json"]);
     let fleet_status: serde_json::Value = serde_json::from_str(&fleet_status).unwrap();
     assert_eq!(fleet_status["total"], 3, "{fleet_status}");
+    let fleet_stats_cli: serde_json::Value = serde_json::from_str(&relay1.command(&[
+        "stats",
+        "--fleet",
+        "--period",
+        "this-month",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(fleet_stats_cli["by_mta_host"].as_array().unwrap().len(), 2);
+    assert_eq!(fleet_stats_cli["summary"]["messages"], summary["messages"]);
     let _ = (a1, b1, a2, c2);
 }

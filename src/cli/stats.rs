@@ -7,7 +7,7 @@ use crate::{
     bounce::Category,
     config::Config,
     render::tables::{Section, table},
-    store::{DomainScope, MessageSummary, SummaryFilter},
+    store::{DomainScope, StoreError, SummaryFilter},
 };
 use std::io::Write;
 use time::{OffsetDateTime, UtcOffset};
@@ -74,24 +74,18 @@ fn write_table(
 }
 
 /// `mailtrail status`: the same reads as the status pages' lists (every domain).
-/// The messages of `filter` and how many there are, from the fleet database.
-fn fleet_summaries(
+/// Runs `read` against the fleet database (`[fleet] database`) on a runtime of its own.
+fn with_fleet<T>(
     config: &Config,
-    filter: &SummaryFilter,
-) -> Result<(Vec<MessageSummary>, u64), CliError> {
-    let Some(fleet) = &config.fleet else {
-        return Err(CliError::NoFleet);
-    };
+    read: impl AsyncFnOnce(crate::store::fleet::FleetReader) -> Result<T, StoreError>,
+) -> Result<T, CliError> {
+    let fleet = config.fleet.as_ref().ok_or(CliError::NoFleet)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::Output)?;
-    runtime.block_on(async {
-        let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
-        let messages = reader.message_summaries(filter).await?;
-        let total = reader.count_summaries_upto(filter, u64::MAX - 1).await?;
-        Ok((messages, total.count))
-    })
+    let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+    Ok(runtime.block_on(read(reader))?)
 }
 
 /// Where `mailtrail status` reads: this host's store, or the fleet database.
@@ -137,7 +131,11 @@ pub fn status_command(
         }
         StatusSource::Fleet { host } => {
             filter.host = host;
-            fleet_summaries(config, &filter)?
+            with_fleet(config, async |reader| {
+                let messages = reader.message_summaries(&filter).await?;
+                let total = reader.count_summaries_upto(&filter, u64::MAX - 1).await?;
+                Ok((messages, total.count))
+            })?
         }
     };
     let in_fleet = messages.iter().any(|m| m.host.is_some());
@@ -198,19 +196,11 @@ pub fn stats_command(
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let stats = match source {
         StatusSource::Local => local_stats(config, &period, offset, now)?,
-        StatusSource::Fleet { host } => {
-            let fleet = config.fleet.as_ref().ok_or(CliError::NoFleet)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(CliError::Output)?;
-            runtime.block_on(async {
-                let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
-                reader
-                    .stats(&period, &DomainScope::All, host.as_deref())
-                    .await
-            })?
-        }
+        StatusSource::Fleet { host } => with_fleet(config, async |reader| {
+            reader
+                .stats(&period, &DomainScope::All, host.as_deref())
+                .await
+        })?,
     };
     if json {
         serde_json::to_writer_pretty(&mut *out, &stats).map_err(std::io::Error::from)?;
