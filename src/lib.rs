@@ -47,8 +47,19 @@ pub async fn dashboard(
     local_offset: time::UtcOffset,
     shutdown: impl Future,
 ) -> Result<(), RunError> {
+    let reports = async {
+        let fleet = config.current().fleet.clone();
+        match fleet.map(|f| store::fleet::FleetReader::new(&f.database)) {
+            Some(Ok(reader)) => {
+                notify::weekly::schedule_fleet(config.clone(), local_offset, reader).await
+            }
+            // The pages say what is wrong with [fleet]; nothing to schedule without it.
+            _ => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        served = web::dashboard(config, local_offset) => Ok(served?),
+        served = web::dashboard(config.clone(), local_offset) => Ok(served?),
+        _ = reports => Ok(()),
         _ = shutdown => Ok(()),
     }
 }

@@ -39,7 +39,8 @@ struct Dashboard {
 }
 
 impl Dashboard {
-    fn start(pg: &Postgres) -> Dashboard {
+    /// `extra`: more of the configuration file (the weekly summary's tables).
+    fn start(pg: &Postgres, extra: &str) -> Dashboard {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let admin = mailtrail::config::hash_password("admin-password").unwrap();
@@ -51,7 +52,7 @@ impl Dashboard {
                 "[web]\nlisten = \"127.0.0.1:{port}\"\n\n\
                  [[web.user]]\nname = \"admin\"\npassword_hash = \"{admin}\"\n\n\
                  [[web.user]]\nname = \"a-only\"\npassword_hash = \"{scoped}\"\ndomains = [\"a.example\"]\n\n\
-                 [fleet]\ndatabase = \"{}\"\ntoken = \"{TOKEN}\"\n",
+                 [fleet]\ndatabase = \"{}\"\ntoken = \"{TOKEN}\"\n\n{extra}",
                 pg.url()
             ),
         )
@@ -206,7 +207,18 @@ async fn two_relays_on_one_dashboard() {
     wait_settled(&relay1, 2);
     wait_settled(&relay2, 3);
 
-    let dashboard = Dashboard::start(&pg);
+    // The fleet's weekly summary, due today at midnight: sent by the dashboard once.
+    let reports = ScriptedServer::start();
+    let today = time::OffsetDateTime::now_utc()
+        .weekday()
+        .to_string()
+        .to_lowercase();
+    let report_config = format!(
+        "[notify]\nsmtp = \"127.0.0.1:{}\"\nreporting_mta = \"fleet.example\"\n\n\
+         [report]\nenabled = true\nweekday = \"{today}\"\ntime = \"00:00\"\nrecipients = [\"ops@example.com\"]\n",
+        reports.port()
+    );
+    let dashboard = Dashboard::start(&pg, &report_config);
     let admin = |path: &str| dashboard.json("admin", "admin-password", path);
 
     // Every message, each with the host it went through.
@@ -392,6 +404,26 @@ async fn two_relays_on_one_dashboard() {
     assert!(
         html.contains("By MTA host") && html.contains("relay2"),
         "{html}"
+    );
+
+    // The weekly summary of the fleet went once, and a restarted dashboard does not repeat it.
+    let sent = reports.wait_for_messages(1, T);
+    let subject = sent[0].header("Subject").unwrap_or_default();
+    assert!(
+        subject.contains("weekly summary for fleet.example"),
+        "{subject}"
+    );
+    assert_eq!(sent[0].rcpt_to, ["ops@example.com"]);
+    drop(dashboard);
+    let dashboard = Dashboard::start(&pg, &report_config);
+    let (status, _) = dashboard.get("admin", "admin-password", "/");
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reports.messages().len(), 1, "one summary a week");
+    assert_eq!(
+        pg.query("SELECT count(*) FROM report WHERE sent_at IS NOT NULL")
+            .trim(),
+        "1"
     );
 
     // The command line reads the fleet too.

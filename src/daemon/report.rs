@@ -4,15 +4,11 @@
 use super::periodic::Periodic;
 use crate::{
     config::ConfigHandle,
-    notify::weekly::{ReportError, next_due, send_due},
+    notify::weekly::{ReportError, next_look, send_due},
     store::Store,
 };
-use std::time::Duration;
 use time::{OffsetDateTime, UtcOffset};
 use tracing::warn;
-
-/// Failed sends are retried this often, while the report is still worth sending.
-const RETRY_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// The running schedule; [`Scheduler::stop`] ends it.
 pub struct Scheduler(Periodic);
@@ -29,13 +25,7 @@ impl Scheduler {
                 if let Err(e) = send_due(&current, &mut store, offset, now).await {
                     warn!("weekly report: {e}");
                 }
-                // Woken at least every RETRY_EVERY: to retry a failed send, and because a
-                // reload may have changed the schedule.
-                let r = &current.report;
-                let until_next = (next_due(now, offset, r.weekday, r.at) - now)
-                    .try_into()
-                    .unwrap_or(RETRY_EVERY);
-                if !stop.sleep(RETRY_EVERY.min(until_next)).await {
+                if !stop.sleep(next_look(&current, offset, now)).await {
                     return;
                 }
             }

@@ -13,7 +13,7 @@ mod log_batch;
 mod messages;
 mod notices;
 pub(crate) mod raw_lines;
-mod reports;
+pub(crate) mod reports;
 pub(crate) mod rollups;
 pub mod rows;
 mod schema;

@@ -1,8 +1,8 @@
 //! Scheduled reports (the weekly summary): each recorded when it falls due and marked once sent,
 //! and the few figures a report needs beside the statistics rollups.
 
-use super::{Store, StoreError};
-use rusqlite::{OptionalExtension, params};
+use super::{Store, StoreError, rows::Columns};
+use rusqlite::params;
 use std::collections::BTreeMap;
 
 /// Where one scheduled report stands.
@@ -14,13 +14,30 @@ pub struct ReportRecord {
     pub attempts: u32,
 }
 
-const RECORD_SQL: &str = "SELECT sent_at, attempts FROM report WHERE kind = ?1 AND due_at = ?2";
+// The statements of the report ledger, the same in this host's store and in the fleet database
+// (the dashboard's reports), written with `?` (see `Dialect::numbered`).
 
-fn record_of(due_at: i64, row: &rusqlite::Row) -> rusqlite::Result<ReportRecord> {
+/// (kind, due_at, now)
+pub(crate) const RECORD_DUE_SQL: &str =
+    "INSERT INTO report (kind, due_at, recorded_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
+/// (kind, due_at)
+pub(crate) const RECORD_SQL: &str =
+    "SELECT sent_at, attempts FROM report WHERE kind = ? AND due_at = ?";
+/// (now, kind, due_at)
+pub(crate) const SENT_SQL: &str = "UPDATE report SET sent_at = ?, attempts = attempts + 1,
+    last_error = NULL WHERE kind = ? AND due_at = ?";
+/// (error, kind, due_at)
+pub(crate) const FAILED_SQL: &str =
+    "UPDATE report SET attempts = attempts + 1, last_error = ? WHERE kind = ? AND due_at = ?";
+/// (from, to)
+pub(crate) const NOTICES_SENT_SQL: &str =
+    "SELECT kind, COUNT(*) FROM notice WHERE sent_at >= ? AND sent_at < ? GROUP BY kind";
+
+pub(crate) fn record_of(due_at: i64, row: &impl Columns) -> Result<ReportRecord, StoreError> {
     Ok(ReportRecord {
         due_at,
-        sent_at: row.get(0)?,
-        attempts: row.get(1)?,
+        sent_at: row.opt_int(0)?,
+        attempts: row.int(1)?.try_into().unwrap_or(u32::MAX),
     })
 }
 
@@ -33,13 +50,13 @@ impl Store {
         now: i64,
     ) -> Result<ReportRecord, StoreError> {
         let tx = self.write_transaction()?;
-        tx.execute(
-            "INSERT OR IGNORE INTO report (kind, due_at, recorded_at) VALUES (?1, ?2, ?3)",
-            params![kind, due_at, now],
-        )?;
-        let record = tx.query_row(RECORD_SQL, params![kind, due_at], |row| {
-            record_of(due_at, row)
-        })?;
+        tx.execute(RECORD_DUE_SQL, params![kind, due_at, now])?;
+        let record = {
+            let mut select = tx.prepare_cached(RECORD_SQL)?;
+            let mut rows = select.query(params![kind, due_at])?;
+            let row = rows.next()?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            record_of(due_at, row)?
+        };
         tx.commit()?;
         Ok(record)
     }
@@ -50,12 +67,9 @@ impl Store {
         kind: &str,
         due_at: i64,
     ) -> Result<Option<ReportRecord>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(RECORD_SQL, params![kind, due_at], |row| {
-                record_of(due_at, row)
-            })
-            .optional()?)
+        let mut select = self.conn.prepare_cached(RECORD_SQL)?;
+        let mut rows = select.query(params![kind, due_at])?;
+        rows.next()?.map(|row| record_of(due_at, row)).transpose()
     }
 
     /// Marks the report sent (`error: None`) or counts a failed attempt.
@@ -68,16 +82,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.write_transaction()?;
         match error {
-            None => tx.execute(
-                "UPDATE report SET sent_at = ?3, attempts = attempts + 1, last_error = NULL
-                 WHERE kind = ?1 AND due_at = ?2",
-                params![kind, due_at, now],
-            )?,
-            Some(e) => tx.execute(
-                "UPDATE report SET attempts = attempts + 1, last_error = ?3
-                 WHERE kind = ?1 AND due_at = ?2",
-                params![kind, due_at, e],
-            )?,
+            None => tx.execute(SENT_SQL, params![now, kind, due_at])?,
+            Some(e) => tx.execute(FAILED_SQL, params![e, kind, due_at])?,
         };
         tx.commit()?;
         Ok(())
@@ -89,9 +95,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<BTreeMap<String, u64>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT kind, COUNT(*) FROM notice WHERE sent_at >= ?1 AND sent_at < ?2 GROUP BY kind",
-        )?;
+        let mut stmt = self.conn.prepare_cached(NOTICES_SENT_SQL)?;
         let rows = stmt
             .query_map(params![from, to], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))

@@ -29,8 +29,8 @@ const COPY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_COPY_BYTES: usize = 200 * 1024 * 1024;
 
 /// The dashboard's routes: the lists, the message page, the raw log and the hosts page over the
-/// fleet database, with the statistics summed over the hosts' rollups. (`/metrics` and the
-/// weekly summary are each host's own for now.)
+/// fleet database, with the statistics summed over the hosts' rollups. (`/metrics` is each
+/// host's own.)
 pub(super) fn router(state: WebState) -> Router {
     let routes = Router::new()
         .route("/", get(hosts_page))

@@ -11,7 +11,9 @@ pub mod schedule;
 mod send;
 
 pub use schedule::{ReportWeek, latest_due, next_due};
-pub use send::{build, send_due, sender, submit};
+pub use send::{
+    RETRY_EVERY, ReportBook, build, next_look, schedule_fleet, send_due, sender, submit,
+};
 
 use crate::stats::{Stats, StatsRow};
 use crate::{
@@ -94,6 +96,36 @@ impl WeeklyReport {
             notices,
             archived_messages: totals.archived_messages,
             archived_bytes: totals.archived_bytes,
+            base_url: base_url.map(|u| u.trim_end_matches('/').to_string()),
+        })
+    }
+
+    /// [`WeeklyReport::load`] over every host of the fleet: their statistics summed, their
+    /// notices, the copies kept in all their archives.
+    pub async fn load_fleet(
+        fleet: &crate::store::fleet::FleetReader,
+        week: ReportWeek,
+        offset: UtcOffset,
+        host: &str,
+        base_url: Option<&str>,
+    ) -> Result<WeeklyReport, ReportError> {
+        let this = fleet.stats(&week.period, &DomainScope::All, None).await?;
+        let previous = fleet
+            .stats(&week.previous_period(), &DomainScope::All, None)
+            .await?;
+        let start = |d: time::Date| d.midnight().assume_offset(offset).unix_timestamp();
+        let notices = fleet
+            .notices_sent_between(start(week.period.from), start(week.period.to))
+            .await?;
+        let (archived_messages, archived_bytes) = fleet.archived_totals().await?;
+        Ok(WeeklyReport {
+            week,
+            host: host.to_string(),
+            this,
+            previous,
+            notices,
+            archived_messages,
+            archived_bytes,
             base_url: base_url.map(|u| u.trim_end_matches('/').to_string()),
         })
     }

@@ -232,6 +232,17 @@ const MIGRATIONS: &[&str] = &[
     -- What those filters join the recipients to, read from the index alone: the listed
     -- messages by key, with their time.
     CREATE INDEX message_listed ON message (host, id, arrived_at) WHERE handed_to IS NULL;",
+    // 4: the dashboard's weekly summary of the fleet: recorded when due, marked once sent (as a
+    // host's, in its store), so a restart neither skips nor repeats one.
+    "CREATE TABLE report (
+        kind text NOT NULL,
+        due_at bigint NOT NULL,
+        recorded_at bigint NOT NULL,
+        sent_at bigint,
+        attempts bigint NOT NULL DEFAULT 0,
+        last_error text,
+        PRIMARY KEY (kind, due_at)
+    );",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.

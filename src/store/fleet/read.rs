@@ -20,6 +20,10 @@ use crate::{
     store::{
         DomainScope, RawFilter, RawLine,
         raw_lines::{raw_line, raw_lines_statement},
+        reports::{
+            FAILED_SQL, NOTICES_SENT_SQL, RECORD_DUE_SQL, RECORD_SQL, ReportRecord, SENT_SQL,
+            record_of,
+        },
         rollups::{
             add_hour_row, counts_from_row, hour_rows_statement, keyed_row, keyed_rows_statement,
             scope_domains,
@@ -29,7 +33,7 @@ use crate::{
 };
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::Serialize;
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 use tokio_postgres::types::ToSql;
 
 const PG: Dialect = Dialect::Postgres;
@@ -319,6 +323,78 @@ impl FleetReader {
             .iter()
             .map(raw_line)
             .collect()
+    }
+
+    /// Records the dashboard's report `kind` due at `due_at` unless it is already, and returns
+    /// its record.
+    pub async fn record_report_due(
+        &self,
+        kind: &str,
+        due_at: i64,
+        now: i64,
+    ) -> Result<ReportRecord, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(&PG.numbered(RECORD_DUE_SQL.into()), &[&kind, &due_at, &now])
+            .await?;
+        let row = tx
+            .query_one(&PG.numbered(RECORD_SQL.into()), &[&kind, &due_at])
+            .await?;
+        let record = record_of(due_at, &row)?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Marks the report sent (`error: None`) or counts a failed attempt.
+    pub async fn finish_report_attempt(
+        &self,
+        kind: &str,
+        due_at: i64,
+        now: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        match error {
+            None => {
+                client
+                    .execute(&PG.numbered(SENT_SQL.into()), &[&now, &kind, &due_at])
+                    .await?
+            }
+            Some(e) => {
+                client
+                    .execute(&PG.numbered(FAILED_SQL.into()), &[&e, &kind, &due_at])
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    /// Sender notices sent by every host in `[from, to)` (unix seconds), by kind.
+    pub async fn notices_sent_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&PG.numbered(NOTICES_SENT_SQL.into()), &[&from, &to])
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.text(0)?, row.int(1)?.max(0) as u64)))
+            .collect()
+    }
+
+    /// Copies kept in the hosts' archives now, and their bytes.
+    pub async fn archived_totals(&self) -> Result<(u64, u64), StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*), coalesce(sum(size), 0)::bigint FROM message
+                 WHERE archive_state = $1",
+                &[&crate::model::envelope::ArchiveState::Stored.as_str()],
+            )
+            .await?;
+        Ok((row.int(0)?.max(0) as u64, row.int(1)?.max(0) as u64))
     }
 
     /// Where `host`'s pages answer (`[fleet] url`), as it last said.
