@@ -289,6 +289,25 @@ async fn two_relays_on_one_dashboard() {
     let sum: u64 = hosts.iter().map(|h| h["messages"].as_u64().unwrap()).sum();
     assert_eq!(sum, 5);
 
+    // Monitoring: each host's last batch, for an alert on a host that stopped shipping.
+    let (status, metrics) = dashboard.get("admin", "admin-password", "/metrics");
+    assert_eq!(status, 200);
+    for host in ["relay1", "relay2"] {
+        let age = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "mailtrail_fleet_host_last_batch_age_seconds{{host=\"{host}\"}} "
+                ))
+            })
+            .unwrap_or_else(|| panic!("{host} in {metrics}"));
+        assert!(age.parse::<u64>().unwrap() < 60, "{metrics}");
+    }
+    assert_eq!(
+        dashboard.get("a-only", "scoped-password", "/metrics").0,
+        403
+    );
+
     // A domain-scoped user: their domain only, from both hosts.
     let scoped = dashboard.json("a-only", "scoped-password", "/week.json");
     let mut subjects: Vec<&str> = scoped["messages"]

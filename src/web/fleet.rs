@@ -52,6 +52,7 @@ pub(super) fn router(state: WebState) -> Router {
         .route("/message/{id}", get(message::page))
         .route("/message/{id}/eml", get(message::eml))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(fleet_metrics))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/static/style.css", get(assets::stylesheet));
@@ -115,6 +116,57 @@ async fn hosts_csv(State(state): State<WebState>, user: CurrentUser) -> Result<R
         }),
     );
     Ok(csv::response("hosts.csv", body))
+}
+
+/// `/metrics` of the dashboard, in Prometheus's text format: per host, how long ago its last
+/// batch arrived (a host that stopped shipping shows here), refused claims of its name, and its
+/// statistics of the last 7 days. Totals cross domains, so scoped users get 403.
+async fn fleet_metrics(
+    State(state): State<WebState>,
+    user: CurrentUser,
+) -> Result<Response, WebError> {
+    if !user.user.domains.is_empty() {
+        return Err(WebError::Forbidden);
+    }
+    let hosts = hosts_of_week(&state, &user).await?;
+    let now = state.now().unix_timestamp();
+    let mut out = String::new();
+    let mut gauge =
+        |name: &str, help: &str, value: &dyn Fn(&crate::store::fleet::FleetHost) -> i64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for h in &hosts {
+                let host = super::metrics::prom_escape(&h.name);
+                out.push_str(&format!("{name}{{host=\"{host}\"}} {}\n", value(h)));
+            }
+        };
+    gauge(
+        "mailtrail_fleet_host_last_batch_age_seconds",
+        "Seconds since the host's last batch reached the fleet database.",
+        &|h| (now - h.last_seen).max(0),
+    );
+    gauge(
+        "mailtrail_fleet_host_name_conflicts",
+        "Other stores refused the host's name (their records are not merged).",
+        &|h| h.conflicts as i64,
+    );
+    gauge(
+        "mailtrail_fleet_host_messages",
+        "Messages of the host's last 7 days (its statistics, as of its last refresh).",
+        &|h| h.messages as i64,
+    );
+    gauge(
+        "mailtrail_fleet_host_bounced",
+        "Bounced delivery attempts of the host's last 7 days.",
+        &|h| h.bounced as i64,
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
 }
 
 /// The dashboard answers when the fleet database does.

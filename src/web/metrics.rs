@@ -153,7 +153,7 @@ fn prometheus_text(
     out
 }
 
-fn prom_escape(value: &str) -> String {
+pub(super) fn prom_escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
