@@ -188,7 +188,7 @@ fn main() {
     .unwrap()
     .fleet
     .unwrap();
-    let reader = FleetReader::new(&fleet_config.database).unwrap();
+    let reader = FleetReader::new(&fleet_config).unwrap();
     config.fleet = Some(fleet_config);
     let clock: Clock = Arc::new(move || OffsetDateTime::from_unix_timestamp(end).unwrap());
     let state = WebState::fleet(

@@ -49,7 +49,7 @@ pub async fn dashboard(
 ) -> Result<(), RunError> {
     let reports = async {
         let fleet = config.current().fleet.clone();
-        match fleet.map(|f| store::fleet::FleetReader::new(&f.database)) {
+        match fleet.map(|f| store::fleet::FleetReader::new(&f)) {
             Some(Ok(reader)) => {
                 notify::weekly::schedule_fleet(config.clone(), local_offset, reader).await
             }

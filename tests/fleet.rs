@@ -108,7 +108,10 @@ fn local_rows(store: &Path, table: &ShippedTable) -> Vec<String> {
     let sql = format!("SELECT {columns} FROM {} ORDER BY id", table.name);
     let mut statement = conn.prepare(&sql).unwrap();
     statement
-        .query_map([], |row| row.get::<_, String>(0))
+        // Shipped text carries U+FFFD for a NUL (PostgreSQL's text holds none).
+        .query_map([], |row| {
+            Ok(row.get::<_, String>(0)?.replace('\0', "\u{fffd}"))
+        })
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
@@ -502,8 +505,16 @@ fn batches_sent_again_are_stored_once() {
         store.outbox_shipped(overlapping.last_seq.unwrap()).unwrap();
         assert_same_records(&mt, &pg, "relay5");
 
-        // New rows after a full ship go by COPY; then the host leaves and joins again.
+        // New rows after a full ship go by COPY (a log line with a NUL among them: PostgreSQL's
+        // text holds none); then the host leaves and joins again.
         import(&mt, second);
+        rusqlite::Connection::open(mt.store_path())
+            .unwrap()
+            .execute(
+                "INSERT INTO raw_line (at, queue_id, line) VALUES (strftime('%s', 'now'), NULL, ?1)",
+                ["damaged\0line"],
+            )
+            .unwrap();
         let batch = store.outbox_batch(usize::MAX).unwrap();
         shipper.ship(&mut client, &claim, &batch).await.unwrap();
         store.outbox_shipped(batch.last_seq.unwrap()).unwrap();
@@ -516,6 +527,98 @@ fn batches_sent_again_are_stored_once() {
         shipper.ship(&mut client, &claim, &again).await.unwrap();
         store.outbox_shipped(again.last_seq.unwrap()).unwrap();
     });
-    assert_same_records(&mt, &pg, "relay5");
+    let nul = pg.query("SELECT line FROM raw_line WHERE host = 'relay5' AND line LIKE 'damaged%'");
+    assert_eq!(nul.trim(), "damaged\u{fffd}line");
     assert_eq!(store.outbox_lag().unwrap().records, 0);
+}
+
+#[test]
+fn a_store_keeps_the_host_name_it_shipped_under() {
+    let pg = Postgres::start();
+    let text = generated_log(1_000, 17);
+    let mut mt = fleet_daemon(&pg, "relay8");
+    mt.start();
+    append(&mt.mta_log_path(), &text);
+    wait_log_lines(&mt, text.lines().count() as u64);
+    wait_shipped(&mt);
+    mt.stop();
+    let config = std::fs::read_to_string(mt.config_path()).unwrap();
+    std::fs::write(mt.config_path(), config.replace("relay8", "relay9")).unwrap();
+    mt.start();
+    wait_until(
+        T,
+        "the renamed host refused",
+        || {
+            mt.log().contains(
+                "this store shipped to the fleet as `relay8`, and [fleet] host is now `relay9`",
+            )
+        },
+        || mt.log(),
+    );
+    assert_eq!(
+        pg.query("SELECT string_agg(name, ',') FROM fleet_host")
+            .trim(),
+        "relay8"
+    );
+}
+
+/// `sslmode=require` against a server with a certificate of an internal CA: refused (and said
+/// so) until `[fleet] ca` names that CA, then shipped over TLS.
+#[test]
+fn the_database_over_tls_trusts_the_configured_ca() {
+    use std::os::unix::fs::PermissionsExt;
+    let files = tempfile::Builder::new()
+        .prefix("mailtrail-pg-tls.")
+        .tempdir()
+        .unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = files.path().join("server.pem");
+    let key = files.path().join("server.key");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for path in [files.path(), &cert, &key] {
+        let chown = Command::new("chown").arg("postgres").arg(path).status();
+        assert!(chown.unwrap().success());
+    }
+    let pg = Postgres::start_with(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        cert.display(),
+        key.display()
+    ));
+    let text = generated_log(1_000, 16);
+    let daemon = |ca: &str| {
+        Mailtrail::configure_with_web(&format!(
+            "[web]\nenabled = false\n\n[fleet]\ndatabase = \"{}?sslmode=require\"\nhost = \"relay7\"\n{ca}",
+            pg.url()
+        ))
+    };
+
+    let mut untrusted = daemon("");
+    untrusted.start();
+    append(&untrusted.mta_log_path(), &text);
+    wait_log_lines(&untrusted, text.lines().count() as u64);
+    wait_until(
+        T,
+        "the refused certificate in the log",
+        || {
+            untrusted.log().contains("records stay in the outbox")
+                && untrusted.log().contains("ertificate")
+        },
+        || untrusted.log(),
+    );
+    assert!(untrusted.counters()["fleet_lag_records"] > 0);
+    untrusted.stop();
+
+    let mut trusted = daemon(&format!("ca = \"{}\"\n", cert.display()));
+    trusted.start();
+    append(&trusted.mta_log_path(), &text);
+    wait_log_lines(&trusted, text.lines().count() as u64);
+    wait_shipped(&trusted);
+    assert!(assert_same_records(&trusted, &pg, "relay7") > 0);
+    let encrypted = pg.query(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.application_name = 'mailtrail relay7' AND s.ssl",
+    );
+    assert_eq!(encrypted.trim(), "1", "the shipper's connection uses TLS");
 }

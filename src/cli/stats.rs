@@ -84,7 +84,7 @@ fn with_fleet<T>(
         .enable_all()
         .build()
         .map_err(CliError::Output)?;
-    let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+    let reader = crate::store::fleet::FleetReader::new(fleet)?;
     Ok(runtime.block_on(read(reader))?)
 }
 

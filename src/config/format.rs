@@ -153,4 +153,5 @@ pub(super) struct RawFleet {
     pub(super) host: Option<Spanned<String>>,
     pub(super) token: Option<Spanned<String>>,
     pub(super) url: Option<Spanned<String>>,
+    pub(super) ca: Option<Spanned<String>>,
 }

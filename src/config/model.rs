@@ -462,6 +462,9 @@ pub struct FleetConfig {
     pub token: Option<FleetToken>,
     /// Where the dashboard asks for this host's archived copies.
     pub url: String,
+    /// PEM certificates trusted for the database's TLS besides the system's roots (an
+    /// internal CA).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// A PostgreSQL connection string, checked when the configuration is read. Shown (in logs,

@@ -396,6 +396,7 @@ fn parse_fleet(
         host,
         token,
         url,
+        ca: fleet.ca.map(|ca| PathBuf::from(ca.into_inner())),
     })
 }
 

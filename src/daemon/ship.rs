@@ -87,6 +87,21 @@ impl ShipLoop {
                 return;
             }
         };
+        match self.store.fleet_shipped_as(&self.fleet.host.0) {
+            Ok(None) => {}
+            Ok(Some(shipped_as)) => {
+                let renamed = FleetDbError::Renamed {
+                    shipped_as,
+                    host: self.fleet.host.0.clone(),
+                };
+                error!("fleet: {renamed}; not shipping");
+                return;
+            }
+            Err(e) => {
+                error!("fleet: cannot read the name this store ships under, not shipping: {e}");
+                return;
+            }
+        }
         info!(
             "fleet: shipping as host {} to {}",
             self.fleet.host.0, self.fleet.database
@@ -204,7 +219,10 @@ impl ShipLoop {
         {
             match postgres::drop_partitions_before(client, table, before).await {
                 Ok(0) => {}
-                Ok(n) => info!("fleet: {n} days of {} past retention dropped", table.name),
+                Ok(n) => {
+                    self.shipper.forget_partitions();
+                    info!("fleet: {n} days of {} past retention dropped", table.name)
+                }
                 Err(e) => warn!(
                     "fleet: dropping {} days past retention: {}",
                     table.name,
@@ -215,7 +233,7 @@ impl ShipLoop {
     }
 
     fn failed(&mut self, e: FleetDbError) -> Round {
-        if let FleetDbError::HostClaimed { .. } = e {
+        if let FleetDbError::HostClaimed { .. } | FleetDbError::StoreBehind { .. } = e {
             // Not the database's fault: keep the connection, say it each time (rarely).
             Counters::add(&self.counters.fleet_errors, 1);
             error!("fleet: {e}");
@@ -250,7 +268,8 @@ async fn connect(fleet: &FleetConfig) -> Result<Client, FleetDbError> {
         .application_name(format!("mailtrail {}", fleet.host.0))
         .connect_timeout(Duration::from_secs(10))
         .keepalives_idle(Duration::from_secs(60));
-    let (mut client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    let tls = crate::store::fleet::tls(fleet.ca.as_deref()).map_err(FleetDbError::Tls)?;
+    let (mut client, connection) = config.connect(tls).await?;
     tokio::spawn(async move {
         // Ends when the client is dropped or the server goes; the next round reconnects.
         let _ = connection.await;

@@ -370,7 +370,7 @@ pub async fn dashboard(config: ConfigHandle, offset: UtcOffset) -> Result<(), We
             "the dashboard reads the fleet database: configure [fleet] database".into(),
         ));
     };
-    let reader = crate::store::fleet::FleetReader::new(&fleet.database)?;
+    let reader = crate::store::fleet::FleetReader::new(fleet)?;
     // Pages answer before any host has shipped; a database not up yet is retried per request.
     if let Err(e) = reader.migrate().await {
         error!("dashboard: fleet database {}: {e}", fleet.database);

@@ -10,6 +10,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     port: u16,
     bin: PathBuf,
+    /// More server settings (`-c name=value ...`).
+    options: String,
 }
 
 /// The newest server version the package installed (`/usr/lib/postgresql/NN/bin`).
@@ -38,6 +40,11 @@ fn as_postgres(program: &Path) -> Command {
 impl Postgres {
     /// A fresh cluster with the database `fleet`, owned by the superuser `mailtrail`.
     pub fn start() -> Postgres {
+        Postgres::start_with("")
+    }
+
+    /// [`Postgres::start`] with more server settings (`-c ssl=on ...`).
+    pub fn start_with(options: &str) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("mailtrail-pg.")
             .tempdir()
@@ -52,6 +59,7 @@ impl Postgres {
             port: free_port(),
             bin: server_bin(),
             dir,
+            options: options.to_string(),
         };
         let out = as_postgres(&pg.bin.join("initdb"))
             .arg("-D")
@@ -82,9 +90,10 @@ impl Postgres {
             .arg(self.dir.path().join("log"))
             .arg("-o")
             .arg(format!(
-                "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=on",
+                "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=on {}",
                 self.dir.path().display(),
-                self.port
+                self.port,
+                self.options
             ))
             .args(["-w", "start"])
             .output()
@@ -130,6 +139,11 @@ impl Postgres {
     /// The fleet database's connection URL.
     pub fn url(&self) -> String {
         format!("postgresql://mailtrail@127.0.0.1:{}/fleet", self.port)
+    }
+
+    /// A directory the server's user may read, removed with the server (certificates).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn port(&self) -> u16 {

@@ -28,7 +28,17 @@ impl ColumnValues {
         match self {
             ColumnValues::Int(v) => v.push(row.get(index)?),
             ColumnValues::Real(v) => v.push(row.get(index)?),
-            ColumnValues::Text(v) => v.push(row.get(index)?),
+            // PostgreSQL's text holds no NUL (a log line read from a damaged file may): it is
+            // shipped as U+FFFD, the store keeps the line as read.
+            ColumnValues::Text(v) => {
+                v.push(
+                    row.get::<_, Option<String>>(index)?
+                        .map(|text| match text.contains('\0') {
+                            true => text.replace('\0', "\u{fffd}"),
+                            false => text,
+                        }),
+                )
+            }
             ColumnValues::Blob(v) => v.push(row.get(index)?),
         }
         Ok(())
@@ -70,6 +80,8 @@ pub struct OutboxBatch {
     /// Some entries were queued when this store joined the fleet (or joined again): their rows
     /// may be in the fleet database already.
     pub from_backfill: bool,
+    /// The highest outbox position this store ever gave out (positions never go back).
+    pub high_water: i64,
     /// Outbox entries covered (a row changed twice counts twice, ships once).
     pub entries: usize,
     pub tables: Vec<TableRows>,
@@ -269,11 +281,20 @@ impl Store {
                 tables.push(rows);
             }
         }
+        let high_water: i64 = tx
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'fleet_outbox'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(last_seq);
         tx.commit()?;
         Ok(OutboxBatch {
             first_seq: Some(first_seq),
             last_seq: Some(last_seq),
             from_backfill: first_seq <= backfill_until,
+            high_water,
             entries: entries as usize,
             tables,
         })
@@ -369,6 +390,32 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The host name this store ships under: the first one it shipped as, kept; `None` when it
+    /// is `host` (recorded now if it was the first), else the name it shipped as.
+    pub fn fleet_shipped_as(&mut self, host: &str) -> Result<Option<String>, StoreError> {
+        let tx = self.write_transaction()?;
+        let shipped_as: Option<String> = tx
+            .query_row(
+                "SELECT value FROM fleet_state WHERE name = 'host'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let other = match shipped_as {
+            Some(name) if name != host => Some(name),
+            Some(_) => None,
+            None => {
+                tx.execute(
+                    "INSERT INTO fleet_state (name, value) VALUES ('host', ?1)",
+                    [host],
+                )?;
+                None
+            }
+        };
+        tx.commit()?;
+        Ok(other)
     }
 
     /// This store's identity in the fleet: made once, at random, and kept. Two hosts that

@@ -20,6 +20,20 @@ pub enum FleetDbError {
     Sql(#[from] tokio_postgres::Error),
     #[error("fleet database schema version {found} is newer than this mailtrail ({supported})")]
     TooNew { found: i32, supported: i32 },
+    #[error("fleet database TLS: {0}")]
+    Tls(String),
+    #[error(
+        "the fleet database took changes of `{host}` up to {shipped_seq}, but this store has written only up to {high_water}: it was restored from a backup or copied, and shipping it would overwrite or skip records; give it a [fleet] host of its own"
+    )]
+    StoreBehind {
+        host: String,
+        shipped_seq: i64,
+        high_water: i64,
+    },
+    #[error(
+        "this store shipped to the fleet as `{shipped_as}`, and [fleet] host is now `{host}`: one store's records go under one name (set host back to `{shipped_as}`)"
+    )]
+    Renamed { shipped_as: String, host: String },
     #[error(
         "fleet host name `{host}` is claimed by another mailtrail (a different store); records are not merged: give this host a [fleet] host of its own"
     )]
@@ -313,13 +327,24 @@ impl Shipper {
         claim: &HostClaim<'_>,
         batch: &OutboxBatch,
     ) -> Result<(), FleetDbError> {
-        match self.ship_once(client, claim, batch, true).await {
+        let result = match self.ship_once(client, claim, batch, true).await {
             // A key already there (a local id used again): the upserts store it once.
             Err(FleetDbError::Sql(e)) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                self.partitions.clear();
                 self.ship_once(client, claim, batch, false).await
             }
             other => other,
+        };
+        if result.is_err() {
+            // Partitions created by a transaction that did not commit do not exist.
+            self.partitions.clear();
         }
+        result
+    }
+
+    /// Forgets the partitions it knows (after days were dropped).
+    pub fn forget_partitions(&mut self) {
+        self.partitions.clear();
     }
 
     async fn ship_once(
@@ -337,6 +362,13 @@ impl Shipper {
             drop(tx);
             return Err(refused(client, claim).await);
         };
+        if shipped_seq > batch.high_water {
+            return Err(FleetDbError::StoreBehind {
+                host: claim.host.to_string(),
+                shipped_seq,
+                high_water: batch.high_water,
+            });
+        }
         if last_seq <= shipped_seq {
             return Ok(());
         }

@@ -4,7 +4,7 @@
 
 use super::{error_chain as chain, postgres};
 use crate::{
-    config::FleetDatabase,
+    config::FleetConfig,
     store::{
         MessageCount, MessageNotice, MessageSummary, RecipientDelivery, StoreError, StoredMessage,
         SummaryFilter,
@@ -67,14 +67,15 @@ fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl FleetReader {
-    pub fn new(database: &FleetDatabase) -> Result<FleetReader, StoreError> {
-        let mut config = database.connection();
+    pub fn new(fleet: &FleetConfig) -> Result<FleetReader, StoreError> {
+        let mut config = fleet.database.connection();
         config
             .application_name("mailtrail dashboard")
             .connect_timeout(Duration::from_secs(10));
+        let tls = super::tls(fleet.ca.as_deref()).map_err(StoreError::Pool)?;
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
