@@ -12,6 +12,8 @@ pub struct ReportRecord {
     pub due_at: i64,
     pub sent_at: Option<i64>,
     pub attempts: u32,
+    /// Another sender (a second dashboard on the fleet database) is sending it now.
+    pub taken: bool,
 }
 
 // The statements of the report ledger, the same in this host's store and in the fleet database
@@ -38,6 +40,7 @@ pub(crate) fn record_of(due_at: i64, row: &impl Columns) -> Result<ReportRecord,
         due_at,
         sent_at: row.opt_int(0)?,
         attempts: row.int(1)?.try_into().unwrap_or(u32::MAX),
+        taken: false,
     })
 }
 

@@ -183,7 +183,7 @@ pub async fn send_due(
     }
     let due_at = due.unix_timestamp();
     let record = book.record_due(due_at, now.unix_timestamp()).await?;
-    if record.sent_at.is_some() {
+    if record.sent_at.is_some() || record.taken {
         return Ok(None);
     }
     let week = ReportWeek::ending_on(due);

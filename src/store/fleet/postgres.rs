@@ -257,6 +257,9 @@ const MIGRATIONS: &[&str] = &[
         last_error text,
         PRIMARY KEY (kind, due_at)
     );",
+    // 5: a report is claimed by the dashboard that sends it (until this time, unix seconds), so
+    // two dashboards on one database send it once.
+    "ALTER TABLE report ADD COLUMN claimed_until bigint;",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.

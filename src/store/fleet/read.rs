@@ -37,6 +37,9 @@ use std::{collections::BTreeMap, time::Duration};
 use tokio_postgres::types::ToSql;
 
 const PG: Dialect = Dialect::Postgres;
+/// How long a dashboard holds the claim on a report it sends (building and submitting it take
+/// seconds; a holder that died lets the next one send after this).
+const REPORT_CLAIM_SECS: i64 = 600;
 
 /// One MTA host of the fleet, with its mail of a period.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -338,10 +341,20 @@ impl FleetReader {
         let tx = client.transaction().await?;
         tx.execute(&PG.numbered(RECORD_DUE_SQL.into()), &[&kind, &due_at, &now])
             .await?;
+        // Claimed for a while by the dashboard that sends it; a claim that ran out (its holder
+        // died mid-send) passes to the next.
+        let claimed = tx
+            .execute(
+                "UPDATE report SET claimed_until = $3 + $4 WHERE kind = $1 AND due_at = $2
+                    AND sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < $3)",
+                &[&kind, &due_at, &now, &REPORT_CLAIM_SECS],
+            )
+            .await?;
         let row = tx
             .query_one(&PG.numbered(RECORD_SQL.into()), &[&kind, &due_at])
             .await?;
-        let record = record_of(due_at, &row)?;
+        let mut record = record_of(due_at, &row)?;
+        record.taken = claimed == 0 && record.sent_at.is_none();
         tx.commit().await?;
         Ok(record)
     }
@@ -367,6 +380,13 @@ impl FleetReader {
                     .await?
             }
         };
+        // Released: a failed send is retried by whichever dashboard looks next.
+        client
+            .execute(
+                "UPDATE report SET claimed_until = NULL WHERE kind = $1 AND due_at = $2",
+                &[&kind, &due_at],
+            )
+            .await?;
         Ok(())
     }
 
