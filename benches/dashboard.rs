@@ -15,15 +15,12 @@
 
 #[path = "common/mod.rs"]
 mod common;
+#[path = "common/pages.rs"]
+mod pages;
 #[path = "common/postgres.rs"]
 mod postgres;
 
-use axum::{
-    Router,
-    body::Body,
-    http::{Request, StatusCode, header},
-};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use mailtrail::{
     config::{Config, ConfigHandle, Source, WebUser},
     store::{
@@ -36,12 +33,10 @@ use mailtrail::{
     web::{Clock, WebState},
 };
 use std::{
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 use time::{OffsetDateTime, UtcOffset};
-use tower::ServiceExt;
 
 const HOSTS: [&str; 5] = ["relay1", "relay2", "relay3", "relay4", "relay5"];
 const GOAL_P95_MS: f64 = 150.0;
@@ -83,29 +78,7 @@ fn main() {
         .unwrap_or(20);
     let log = common::generated_postfix_log();
     let dir = common::target_dir().join("dashboard-bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store_path = dir.join("store.db");
-    let config_path = dir.join("mailtrail.toml");
-    std::fs::write(
-        &config_path,
-        format!("[store]\npath = {:?}\n", store_path.display().to_string()),
-    )
-    .unwrap();
-    Store::open(&store_path)
-        .unwrap()
-        .set_fleet_outbox(true)
-        .unwrap();
-    let ok = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
-        .arg("--config")
-        .arg(&config_path)
-        .arg("import")
-        .arg(&log)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "mailtrail import");
+    let store_path = postgres::fleet_host_store(&dir, &log);
     let mut store = Store::open(&store_path).unwrap();
     let end = newest_message(&store);
     let at_end = OffsetDateTime::from_unix_timestamp(end).unwrap();
@@ -199,18 +172,18 @@ fn main() {
     );
     let app = mailtrail::web::dashboard_router(state);
     runtime.block_on(async {
-        let cookie = login(&app).await;
+        let cookie = pages::login(&app, USER, PASSWORD).await;
         let mut rows = Vec::new();
         for route in ROUTES {
             let path = route.replace("{id}", &id.to_string());
             // The first request of a route alone: the statistics are then cached for a minute.
             let started = Instant::now();
-            let (_, bytes) = get(&app, &path, &cookie).await;
+            let (_, bytes) = pages::get(&app, &path, &cookie).await;
             let first = started.elapsed();
             let mut times = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let started = Instant::now();
-                let (status, _) = get(&app, &path, &cookie).await;
+                let (status, _) = pages::get(&app, &path, &cookie).await;
                 times.push(started.elapsed());
                 assert_eq!(status, StatusCode::OK, "{path}");
             }
@@ -231,31 +204,6 @@ fn newest_message(store: &Store) -> i64 {
     let mut newest = SummaryFilter::new(DomainScope::All, 0);
     newest.limit = 1;
     store.message_summaries(&newest).unwrap()[0].arrived_at
-}
-
-async fn login(app: &Router) -> String {
-    let request = Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!(
-            "name={USER}&password={}",
-            PASSWORD.replace(' ', "+")
-        )))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "login");
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
-}
-
-async fn get(app: &Router, path: &str, cookie: &str) -> (StatusCode, usize) {
-    let request = Request::get(path)
-        .header(header::COOKIE, cookie)
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, body.len())
 }
 
 struct Timing {

@@ -23,7 +23,7 @@ use mailtrail::store::{
         postgres::{HostClaim, Shipper, copy_in, migrate},
     },
 };
-use std::{process::Command, time::Instant};
+use std::time::Instant;
 
 /// Every row of `batch` with `COPY ... FROM STDIN (FORMAT binary)`, in one transaction.
 async fn copy_rows(client: &mut tokio_postgres::Client, host: &str, batch: &OutboxBatch) -> usize {
@@ -43,36 +43,7 @@ fn main() {
     }
     let log = common::generated_postfix_log();
     let dir = common::target_dir().join("fleet-bench");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let store_path = dir.join("store.db");
-    let config = dir.join("mailtrail.toml");
-    std::fs::write(
-        &config,
-        format!("[store]\npath = {:?}\n", store_path.display().to_string()),
-    )
-    .unwrap();
-    // A host in the fleet imports: every row goes through the outbox as it is written.
-    Store::open(&store_path)
-        .unwrap()
-        .set_fleet_outbox(true)
-        .unwrap();
-    let started = Instant::now();
-    let ok = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
-        .arg("--config")
-        .arg(&config)
-        .arg("import")
-        .arg(&log)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "mailtrail import");
-    println!(
-        "imported {} in {:.1} s",
-        log.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let store_path = postgres::fleet_host_store(&dir, &log);
 
     let mut store = Store::open(&store_path).unwrap();
     let everything = store.outbox_batch(usize::MAX).unwrap();

@@ -16,13 +16,10 @@
 //! Goal: p95 ≤ 100 ms on every route.
 
 mod common;
+#[path = "common/pages.rs"]
+mod pages;
 
-use axum::{
-    Router,
-    body::Body,
-    http::{Request, StatusCode, header},
-};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use mailtrail::{
     config::{Config, ConfigHandle, Receipts, Source, WebUser},
     model::envelope::{ArchiveState, Envelope, Recipient},
@@ -35,7 +32,6 @@ use std::{
     time::{Duration, Instant},
 };
 use time::{OffsetDateTime, UtcOffset};
-use tower::ServiceExt;
 
 /// Milter records added to the imported log.
 const MILTER_RECORDS: usize = 1_000_000;
@@ -136,18 +132,18 @@ fn main() {
     let (id, queue_id) = bounced_message(&store_path, end);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let cookie = login(&app).await;
+        let cookie = pages::login(&app, USER, PASSWORD).await;
         let mut rows = Vec::new();
         for route in ROUTES {
             let path = route
                 .replace("{id}", &id.to_string())
                 .replace("{queue_id}", &queue_id);
             // One untimed request first: SQLite's page cache warms up as in a running daemon.
-            let (_, bytes) = get(&app, &path, &cookie).await;
+            let (_, bytes) = pages::get(&app, &path, &cookie).await;
             let mut times = Vec::with_capacity(samples);
             for _ in 0..samples {
                 let started = Instant::now();
-                let (status, _) = get(&app, &path, &cookie).await;
+                let (status, _) = pages::get(&app, &path, &cookie).await;
                 times.push(started.elapsed());
                 assert_eq!(status, StatusCode::OK, "{path}");
             }
@@ -265,32 +261,6 @@ fn bounced_message(store_path: &Path, end: i64) -> (i64, String) {
         .next()
         .expect("the generated log has bounces in its last week");
     (m.id, m.queue_id.unwrap_or_default())
-}
-
-async fn login(app: &Router) -> String {
-    let request = Request::post("/login")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(format!(
-            "name={USER}&password={}",
-            PASSWORD.replace(' ', "+")
-        )))
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "login");
-    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_string()
-}
-
-/// GETs `path` with the session and reads the whole body; returns the status and body size.
-async fn get(app: &Router, path: &str, cookie: &str) -> (StatusCode, usize) {
-    let request = Request::get(path)
-        .header(header::COOKIE, cookie)
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, body.len())
 }
 
 struct Stats {

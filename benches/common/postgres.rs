@@ -98,3 +98,39 @@ impl Drop for Server {
         self.stop("fast");
     }
 }
+
+/// A fresh store in `dir` of a host in the fleet (its outbox on) into which `mailtrail import`
+/// read the generated 1,000,000-line log: every row goes through the outbox as it is written.
+/// Returns the store's path.
+pub fn fleet_host_store(dir: &Path, log: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let store_path = dir.join("store.db");
+    let config = dir.join("mailtrail.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\npath = {:?}\n", store_path.display().to_string()),
+    )
+    .unwrap();
+    mailtrail::store::Store::open(&store_path)
+        .unwrap()
+        .set_fleet_outbox(true)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let ok = Command::new(env!("CARGO_BIN_EXE_mailtrail"))
+        .arg("--config")
+        .arg(&config)
+        .arg("import")
+        .arg(log)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mailtrail import");
+    println!(
+        "imported {} in {:.1} s",
+        log.display(),
+        started.elapsed().as_secs_f64()
+    );
+    store_path
+}

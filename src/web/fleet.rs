@@ -2,17 +2,14 @@
 //! archived copies, which stay on the host that archived them — each host serves its copies to
 //! the dashboard at `/fleet/copy/{id}`, authenticated with the fleet's shared token.
 
-use super::{
-    CurrentUser, WebError, WebState, assets, auth, csv, lists, message, raw_log,
-    records::MessageKey, stats, views,
-};
+use super::{CurrentUser, WebError, WebState, csv, message, records::MessageKey, views};
 use crate::{model::envelope::ArchiveState, store::StoredMessage};
 use axum::{
     Json, Router,
     extract::{Path, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::get,
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
@@ -32,30 +29,12 @@ const MAX_COPY_BYTES: usize = 200 * 1024 * 1024;
 /// fleet database, with the statistics summed over the hosts' rollups. (`/metrics` is each
 /// host's own.)
 pub(super) fn router(state: WebState) -> Router {
-    let routes = Router::new()
+    let routes = super::shared_routes()
         .route("/", get(hosts_page))
         .route("/hosts.json", get(hosts_json))
         .route("/hosts.csv", get(hosts_csv))
-        .route("/today", get(lists::today))
-        .route("/today.json", get(lists::today_json))
-        .route("/today.csv", get(lists::today_csv))
-        .route("/week", get(lists::week))
-        .route("/week.json", get(lists::week_json))
-        .route("/week.csv", get(lists::week_csv))
-        .route("/raw", get(raw_log::page))
-        .route("/raw.json", get(raw_log::json))
-        .route("/raw.csv", get(raw_log::csv))
-        .route("/raw.txt", get(raw_log::txt))
-        .route("/stats", get(stats::page))
-        .route("/stats.json", get(stats::all_json))
-        .route("/stats/{file}", get(stats::section_export))
-        .route("/message/{id}", get(message::page))
-        .route("/message/{id}/eml", get(message::eml))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(fleet_metrics))
-        .route("/login", get(auth::login_form).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/static/style.css", get(assets::stylesheet));
+        .route("/metrics", get(fleet_metrics));
     super::guarded(routes, state)
 }
 

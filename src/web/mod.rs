@@ -237,11 +237,22 @@ impl WebState {
 
 /// Every route of the status pages.
 pub fn router(state: WebState) -> Router {
-    let routes = Router::new()
+    let routes = shared_routes()
         .route("/", get(lists::live))
         .route("/live.json", get(lists::live_json))
         .route("/live.csv", get(lists::live_csv))
         .route("/live/events", get(live::events))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(metrics::healthz))
+        .route("/static/live.js", get(assets::live_script))
+        .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard));
+    guarded(routes, state)
+}
+
+/// The routes a host's pages and the dashboard both serve (each reads its own records, see
+/// `records`): the lists, a message, the raw log, the statistics, login and the stylesheet.
+fn shared_routes() -> Router<WebState> {
+    Router::new()
         .route("/today", get(lists::today))
         .route("/today.json", get(lists::today_json))
         .route("/today.csv", get(lists::today_csv))
@@ -257,14 +268,9 @@ pub fn router(state: WebState) -> Router {
         .route("/stats", get(stats::page))
         .route("/stats.json", get(stats::all_json))
         .route("/stats/{file}", get(stats::section_export))
-        .route("/metrics", get(metrics::metrics))
-        .route("/healthz", get(metrics::healthz))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/static/style.css", get(assets::stylesheet))
-        .route("/static/live.js", get(assets::live_script))
-        .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard));
-    guarded(routes, state)
 }
 
 /// Refuses a state-changing request that a browser sent from another site: a cross-site

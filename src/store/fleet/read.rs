@@ -25,8 +25,8 @@ use crate::{
             record_of,
         },
         rollups::{
-            add_hour_row, counts_from_row, hour_rows_statement, keyed_row, keyed_rows_statement,
-            scope_domains,
+            add_hour_row, by_host_statement, counts_from_row, hour_rows_statement, keyed_row,
+            keyed_rows_statement, scope_domains,
         },
         rows::Columns,
     },
@@ -281,31 +281,8 @@ impl FleetReader {
         domains: &[String],
         host: Option<&str>,
     ) -> Result<Vec<StatsRow>, StoreError> {
-        let (from, to) = period.days();
-        let mut args: Vec<Arg> = vec![from.into(), to.into()];
-        let marks = vec!["?"; domains.len()].join(", ");
-        args.extend(domains.iter().cloned().map(Arg::from));
-        let mut sql = format!(
-            "SELECT host, {} FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({marks})",
-            [
-                "messages",
-                "recipients",
-                "bytes",
-                "sent",
-                "deferred",
-                "bounced",
-                "expired",
-                "rejected"
-            ]
-            .map(|c| PG.sum(c))
-            .join(", ")
-        );
-        if let Some(host) = host {
-            sql.push_str(" AND host = ?");
-            args.push(host.to_string().into());
-        }
-        sql.push_str(" GROUP BY host ORDER BY host");
-        let rows = client.query(&PG.numbered(sql), &params(&args)).await?;
+        let (sql, args) = by_host_statement(period, domains, host);
+        let rows = client.query(&sql, &params(&args)).await?;
         rows.iter()
             .map(|row| {
                 Ok(StatsRow {

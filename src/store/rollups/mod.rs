@@ -120,23 +120,49 @@ pub(crate) fn keyed_rows_statement(
     let head = part("stats_key", "day", ranges.head);
     let tail = part("stats_key", "day", ranges.tail);
     let months = part("stats_key_month", "month", ranges.months);
-    let sums = [
-        "messages",
-        "recipients",
-        "bytes",
-        "sent",
-        "deferred",
-        "bounced",
-        "expired",
-        "rejected",
-    ]
-    .map(|column| dialect.sum(column))
-    .join(", ");
     let sql = format!(
-        "SELECT key, key2, {sums} FROM ({head} UNION ALL {tail} UNION ALL {months}) AS rows
-         GROUP BY key, key2"
+        "SELECT key, key2, {} FROM ({head} UNION ALL {tail} UNION ALL {months}) AS rows
+         GROUP BY key, key2",
+        sums(dialect)
     );
     (dialect.numbered(sql), args)
+}
+
+/// Each MTA host's totals of the period and domains, from the hourly rollups (the fleet
+/// database's rows carry a host; [`counts_from_row`] from column 1 reads them).
+pub(crate) fn by_host_statement(
+    period: &StatsPeriod,
+    domains: &[String],
+    host: Option<&str>,
+) -> (String, Vec<Arg>) {
+    let dialect = Dialect::Postgres;
+    let (from, to) = period.days();
+    let mut args: Vec<Arg> = vec![from.into(), to.into()];
+    let mut sql = format!(
+        "SELECT host, {} FROM stats_hour WHERE day >= ? AND day < ? AND sender_domain IN ({})",
+        sums(dialect),
+        domain_marks(domains, &mut args)
+    );
+    host_condition(dialect, host, &mut sql, &mut args);
+    sql.push_str(" GROUP BY host ORDER BY host");
+    (dialect.numbered(sql), args)
+}
+
+/// The eight counters of the rollup tables, in [`counts_from_row`]'s order.
+const COUNTERS: [&str; 8] = [
+    "messages",
+    "recipients",
+    "bytes",
+    "sent",
+    "deferred",
+    "bounced",
+    "expired",
+    "rejected",
+];
+
+/// `SUM(...)` of each of [`COUNTERS`].
+fn sums(dialect: Dialect) -> String {
+    COUNTERS.map(|column| dialect.sum(column)).join(", ")
 }
 
 /// One row of [`keyed_rows_statement`].
