@@ -144,6 +144,51 @@ fn http_get(port: u16, user: &str, password: &str, path: &str) -> (u16, String) 
     (status, body.to_string())
 }
 
+/// The first `n` events of the live page's stream from `cursor`: (id, row) each.
+fn live_events(
+    port: u16,
+    user: &str,
+    password: &str,
+    cursor: &str,
+    n: usize,
+) -> Vec<(String, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /live/events?after={cursor} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {}\r\n\r\n",
+        base64(format!("{user}:{password}").as_bytes())
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + T;
+    let mut answer = Vec::new();
+    let mut buf = [0; 8192];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let events: Vec<(String, String)> = text
+            .split("\n\n")
+            .filter_map(|event| {
+                let field = |name: &str| {
+                    event
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                };
+                Some((field("id:")?, field("data:")?))
+            })
+            .collect();
+        if events.len() >= n || std::time::Instant::now() > deadline {
+            return events;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return events,
+            Ok(read) => answer.extend_from_slice(&buf[..read]),
+            Err(_) => {} // nothing yet
+        }
+    }
+}
+
 /// One message through `pf` from `from`; returns its Message-ID.
 async fn send(pf: &Postfix, server: &ScriptedServer, from: &str, tag: &str) -> String {
     let id = message_id(tag);
@@ -255,6 +300,39 @@ async fn two_relays_on_one_dashboard() {
     let (_, csv) = dashboard.get("admin", "admin-password", "/week.csv");
     assert!(csv.starts_with("host,id,"), "{csv}");
     assert_eq!(csv.matches("\r\nrelay1,").count(), 2, "{csv}");
+
+    // The live page of the fleet: today's messages of every host, with a Host column; its event
+    // stream resumes from each host's own position.
+    let live = admin("/live.json");
+    assert_eq!(live["messages"].as_array().unwrap().len(), 5, "{live}");
+    let (status, html) = dashboard.get("admin", "admin-password", "/live");
+    assert_eq!(status, 200);
+    assert!(html.contains("<th>Host</th>"), "{html}");
+    let id_of = |subject: &str| {
+        week["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let relay1_last = id_of("a-via-relay1").max(id_of("b-via-relay1"));
+    let cursor = format!("relay1:{relay1_last},relay2:{}", id_of("a-via-relay2"));
+    let events = live_events(dashboard.port, "admin", "admin-password", &cursor, 2);
+    let mut newer: Vec<&str> = events.iter().map(|(_, row)| row.as_str()).collect();
+    newer.sort();
+    assert!(newer[0].contains("b-via-relay2"), "{events:?}");
+    assert!(newer[1].contains("c-via-relay2"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|(id, _)| id.starts_with(&format!("relay1:{relay1_last},relay2:"))),
+        "{events:?}"
+    );
+    let scoped_live = dashboard.json("a-only", "scoped-password", "/live.json");
+    assert_eq!(scoped_live["messages"].as_array().unwrap().len(), 2);
 
     // The raw log: every host's lines, each with its host; a scoped user's own messages' only.
     let raw = admin("/raw.json?days=1&host=relay2");

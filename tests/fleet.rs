@@ -19,16 +19,22 @@ const GENERATOR: &str = concat!(
 const TOKEN: &str = "fleet-secret-0123456789abcdef";
 const T: Duration = Duration::from_secs(120);
 
-/// A generated postfix log of `lines` lines ending about a day ago (its raw lines within
-/// retention), split in two at a line boundary `fraction` of the way.
+/// A generated postfix log of `lines` lines starting two days ago (its raw lines within
+/// retention).
 fn generated_log(lines: usize, seed: u64) -> String {
+    generated_log_over(lines, seed, 2, 30_000)
+}
+
+/// A generated postfix log of `lines` lines starting `days_ago` days ago, of `per_day`
+/// messages a day.
+fn generated_log_over(lines: usize, seed: u64, days_ago: i64, per_day: u32) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("maillog");
-    let start = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+    let start = time::OffsetDateTime::now_utc() - time::Duration::days(days_ago);
     let out = Command::new("python3")
         .arg(GENERATOR)
         .args(["--lines", &lines.to_string(), "--seed", &seed.to_string()])
-        .args(["--msgs-per-day", "30000", "--start"])
+        .args(["--msgs-per-day", &per_day.to_string(), "--start"])
         .arg(format!(
             "{:04}-{:02}-{:02}T{:02}:00:00",
             start.year(),
@@ -621,4 +627,141 @@ fn the_database_over_tls_trusts_the_configured_ca() {
          WHERE a.application_name = 'mailtrail relay7' AND s.ssl",
     );
     assert_eq!(encrypted.trim(), "1", "the shipper's connection uses TLS");
+}
+
+/// The fleet database keeps a host's raw lines as long as that host does: at its own
+/// `raw_retention`, its day partitions past it are dropped whole, and another host's lines of
+/// the same days stay.
+#[test]
+fn each_hosts_raw_lines_expire_at_its_own_retention() {
+    let pg = Postgres::start();
+    let text = generated_log_over(6_000, 23, 5, 250);
+    let mut hosts = [
+        fleet_daemon(&pg, "relay-short"),
+        fleet_daemon(&pg, "relay-long"),
+    ];
+    for mt in &mut hosts {
+        import(mt, &text);
+        mt.start();
+    }
+    for mt in &hosts {
+        wait_shipped(mt);
+    }
+    // Whole UTC days before this are past a 2-day retention.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let cut = (now - 2 * 86_400).div_euclid(86_400) * 86_400;
+    let old_lines = |host: &str| -> u64 {
+        pg.query(&format!(
+            "SELECT count(*) FROM raw_line WHERE host = '{host}' AND at < {cut}"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let partitions = |host: &str| -> u64 {
+        pg.query(&format!(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                JOIN pg_class p ON p.oid = i.inhparent JOIN fleet_host h ON h.name = '{host}'
+            WHERE p.relname = 'raw_line_h' || h.number"
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let (short_old, long_old) = (old_lines("relay-short"), old_lines("relay-long"));
+    assert!(short_old > 0, "the history's old days shipped");
+    assert_eq!(short_old, long_old);
+    let long_partitions = partitions("relay-long");
+    assert!(
+        long_partitions >= 5,
+        "one partition a day: {long_partitions}"
+    );
+
+    let short = &mut hosts[0];
+    short.stop();
+    let config = std::fs::read_to_string(short.config_path()).unwrap();
+    std::fs::write(
+        short.config_path(),
+        config.replace(
+            "poll_interval = \"100ms\"\n",
+            "poll_interval = \"100ms\"\nraw_retention = \"2d\"\n",
+        ),
+    )
+    .unwrap();
+    short.start();
+    wait_until(
+        T,
+        "relay-short's old days dropped",
+        || short.log().contains("past retention dropped"),
+        || short.log(),
+    );
+    assert_eq!(old_lines("relay-short"), 0);
+    assert!(partitions("relay-short") < long_partitions);
+    assert!(
+        pg.query("SELECT count(*) FROM raw_line WHERE host = 'relay-short'")
+            .trim()
+            != "0",
+        "the days within retention stay"
+    );
+    assert_eq!(
+        old_lines("relay-long"),
+        long_old,
+        "another host's days stay"
+    );
+    assert_eq!(partitions("relay-long"), long_partitions);
+}
+
+/// A fleet database of schema 5, whose raw lines were partitioned by day alone, is brought up
+/// to date by the first host that connects: every line moves to its host's partitions, and
+/// shipping goes on beside them.
+#[test]
+fn an_older_fleet_schema_moves_raw_lines_to_their_hosts_partitions() {
+    use mailtrail::store::fleet::postgres::MIGRATIONS;
+    let raw_line = SHIPPED.iter().find(|t| t.name == "raw_line").unwrap();
+    let pg = Postgres::start();
+    let day = 1_796_083_200; // 2026-12-01, UTC
+    pg.query(&format!(
+        "{};
+        CREATE TABLE mailtrail_schema (version integer NOT NULL);
+        INSERT INTO mailtrail_schema VALUES (5);
+        INSERT INTO fleet_host (name, instance, url) VALUES ('old-relay', 'x', 'http://127.0.0.1:1');
+        CREATE TABLE raw_line_d20261201 PARTITION OF raw_line
+            FOR VALUES FROM ({day}) TO ({});
+        INSERT INTO raw_line VALUES ('old-relay', 1, {}, 'A1', 'first line'),
+            ('old-relay', 2, {}, NULL, 'second line');",
+        MIGRATIONS[..5].join(";\n"),
+        day + 86_400,
+        day + 60,
+        day + 3_600,
+    ));
+    let text = generated_log(500, 29);
+    let mut mt = fleet_daemon(&pg, "relay-new");
+    import(&mt, &text);
+    mt.start();
+    wait_shipped(&mt);
+    assert_eq!(
+        pg.query("SELECT version FROM mailtrail_schema").trim(),
+        MIGRATIONS.len().to_string()
+    );
+    assert_eq!(
+        pg.query(
+            "SELECT string_agg(id || ':' || line || ':' || tableoid::regclass::text, ',' ORDER BY id)
+            FROM raw_line WHERE host = 'old-relay'"
+        )
+        .trim(),
+        "1:first line:raw_line_h1_d20261201,2:second line:raw_line_h1_d20261201"
+    );
+    assert_eq!(
+        pg.query(
+            "SELECT count(*) FROM raw_line WHERE host = 'relay-new'
+                AND tableoid::regclass::text NOT LIKE 'raw_line_h2_d%'"
+        )
+        .trim(),
+        "0"
+    );
+    assert_eq!(
+        pg.query("SELECT count(*) FROM raw_line WHERE host = 'relay-new'")
+            .trim(),
+        local_rows(&mt.store_path(), raw_line).len().to_string(),
+    );
 }

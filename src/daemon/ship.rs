@@ -202,7 +202,7 @@ impl ShipLoop {
         }
     }
 
-    /// Drops the raw-line days past `maillog.raw_retention`, once an hour.
+    /// Drops this host's raw-line days past its `maillog.raw_retention`, once an hour.
     async fn expire(&mut self, client: &mut Client) {
         if Instant::now() < self.next_expiry {
             return;
@@ -217,7 +217,8 @@ impl ShipLoop {
             .iter()
             .filter(|t| t.partitioned_by.is_some())
         {
-            match postgres::drop_partitions_before(client, table, before).await {
+            match postgres::drop_partitions_before(client, table, &self.fleet.host.0, before).await
+            {
                 Ok(0) => {}
                 Ok(n) => {
                     self.shipper.forget_partitions();

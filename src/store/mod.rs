@@ -29,7 +29,7 @@ pub use messages::{MessageFilter, StoredMessage};
 pub use notices::{DueNotice, MessageNotice, PolicyMessage, PolicyRecipient};
 pub use raw_lines::{RawFilter, RawLine};
 pub use reports::ReportRecord;
-pub use summaries::{DomainScope, MessageCount, MessageSummary, SummaryFilter, Totals};
+pub use summaries::{DomainScope, LiveCursor, MessageCount, MessageSummary, SummaryFilter, Totals};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, config::DbConfig};
 use std::{path::Path, time::Duration};

@@ -10,6 +10,7 @@ use super::{
 use crate::{bounce::Category, model::status::RecipientStatus};
 use rusqlite::params_from_iter;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Which sender domains a reader may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,14 +50,77 @@ impl DomainScope {
     }
 }
 
+/// Where the live page stopped: the largest message id it has shown, of each host on the
+/// fleet's dashboard (ids are a host's own: each host's only grow as its batches arrive in
+/// order), of the one store on a host. Written `42` or `relay1:42,relay2:7` (the event
+/// stream's `Last-Event-ID`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveCursor(BTreeMap<Option<String>, i64>);
+
+impl LiveCursor {
+    /// The cursor moved past `rows`.
+    pub fn advance(&mut self, rows: &[MessageSummary]) {
+        for m in rows {
+            let last = self.0.entry(m.host.clone()).or_insert(m.id);
+            *last = (*last).max(m.id);
+        }
+    }
+
+    /// `AND` the condition "past this cursor" to `sql`.
+    fn restrict(&self, dialect: Dialect, sql: &mut String, args: &mut Vec<Arg>) {
+        for (host, id) in &self.0 {
+            match (dialect, host) {
+                (Dialect::Sqlite, None) => sql.push_str(" AND m.id > ?"),
+                // Another store's position says nothing here.
+                (Dialect::Sqlite, Some(_)) | (Dialect::Postgres, None) => continue,
+                (Dialect::Postgres, Some(host)) => {
+                    sql.push_str(" AND NOT (m.host = ? AND m.id <= ?)");
+                    args.push(host.clone().into());
+                }
+            }
+            args.push((*id).into());
+        }
+    }
+}
+
+impl std::fmt::Display for LiveCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(host, id)| match host {
+                Some(host) => format!("{host}:{id}"),
+                None => id.to_string(),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl std::str::FromStr for LiveCursor {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut cursor = LiveCursor::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (host, id) = match part.rsplit_once(':') {
+                Some((host, id)) => (Some(host.to_string()), id),
+                None => (None, part),
+            };
+            cursor.0.insert(host, id.parse()?);
+        }
+        Ok(cursor)
+    }
+}
+
 /// Filters of the message lists; all combined with AND.
 #[derive(Clone, Debug)]
 pub struct SummaryFilter {
     pub scope: DomainScope,
     /// Unix seconds: messages that arrived at or after.
     pub since: i64,
-    /// Only rows with a larger id (the live page's new rows).
-    pub after_id: Option<i64>,
+    /// Only rows past this cursor (the live page's new rows).
+    pub after: LiveCursor,
     /// Substrings, case-insensitive.
     pub from: Option<String>,
     pub to: Option<String>,
@@ -75,7 +139,7 @@ impl SummaryFilter {
         SummaryFilter {
             scope,
             since,
-            after_id: None,
+            after: LiveCursor::default(),
             from: None,
             to: None,
             subject: None,
@@ -325,7 +389,8 @@ fn worst_category(dialect: Dialect) -> String {
     )
 }
 
-/// An `ORDER BY` term ranking `column` worst first, in [`RecipientStatus::WORST_FIRST`]'s order.
+/// An `ORDER BY` term ranking `column` worst first (the fleet database's `recipient_rank`
+/// index holds it for `status`), in [`RecipientStatus::WORST_FIRST`]'s order.
 fn severity_order(column: &str) -> String {
     let mut sql = format!("CASE {column}");
     for status in RecipientStatus::WORST_FIRST {
@@ -407,10 +472,7 @@ fn match_query(filter: &SummaryFilter, dialect: Dialect) -> (String, Vec<Arg>) {
             }
         }
     }
-    if let Some(after) = filter.after_id {
-        sql.push_str(" AND m.id > ?");
-        args.push(after.into());
-    }
+    filter.after.restrict(dialect, &mut sql, &mut args);
     text_filters(
         dialect,
         filter.from.as_deref(),
@@ -427,11 +489,15 @@ fn match_query(filter: &SummaryFilter, dialect: Dialect) -> (String, Vec<Arg>) {
         if dialect == Dialect::Postgres {
             // The messages with a recipient in the category first (an index holds them): the
             // worst recipient's is then checked on those alone.
+            // A recipient's attempts come after its message arrived, so one whose last
+            // attempt is older than the period (by more than a day: clocks and time zones
+            // differ) is not one of its messages'; the exact test on the message follows.
             sql.push_str(
                 " AND (m.host, m.id) IN (SELECT r.host, r.message FROM recipient r
-                    WHERE r.category = ?)",
+                    WHERE r.category = ? AND (r.last_attempt_at >= ? OR r.last_attempt_at IS NULL))",
             );
             args.push(category.as_str().to_string().into());
+            args.push((filter.since - 86_400).into());
         }
         sql.push_str(&format!(" AND {} = ?", worst_category(dialect)));
         args.push(category.as_str().to_string().into());

@@ -31,6 +31,7 @@ const MAX_COPY_BYTES: usize = 200 * 1024 * 1024;
 pub(super) fn router(state: WebState) -> Router {
     let routes = super::shared_routes()
         .route("/", get(hosts_page))
+        .route("/live", get(super::lists::live))
         .route("/hosts.json", get(hosts_json))
         .route("/hosts.csv", get(hosts_csv))
         .route("/healthz", get(healthz))

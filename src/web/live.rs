@@ -2,7 +2,7 @@
 
 use super::lists::LIVE_ROWS;
 use super::{CurrentUser, WebState, views};
-use crate::store::SummaryFilter;
+use crate::store::{LiveCursor, SummaryFilter};
 use axum::{
     extract::{Query, State},
     http::HeaderMap,
@@ -16,10 +16,12 @@ const LIVE_POLL: Duration = Duration::from_secs(2);
 
 #[derive(serde::Deserialize)]
 pub(super) struct LiveQuery {
-    after: Option<i64>,
+    after: Option<String>,
 }
 
-/// New messages of today as server-rendered rows, polled from the store every 2 s.
+/// New messages of today as server-rendered rows, polled from the records every 2 s: the
+/// host's store, or on the dashboard the fleet database (each host's rows past where the page
+/// stopped).
 pub(super) async fn events(
     State(state): State<WebState>,
     user: CurrentUser,
@@ -30,33 +32,34 @@ pub(super) async fn events(
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    let after = resume.or(q.after).unwrap_or(0);
+        .map(str::to_owned);
+    let after: LiveCursor = resume
+        .or(q.after)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
     let start = (state, user, after, true);
     let events = stream::unfold(start, |(state, user, mut after, first)| async move {
         if !first {
             tokio::time::sleep(LIVE_POLL).await;
         }
         let mut filter = SummaryFilter::new(user.scope(), state.day_start(0));
-        filter.after_id = Some(after);
+        filter.after = after.clone();
         filter.limit = LIVE_ROWS;
-        let rows = match state.read(move |s| s.message_summaries(&filter)).await {
+        let rows = match state.summary_rows(filter).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!("live events: {e}");
                 Vec::new()
             }
         };
-        // Oldest first: the page inserts each at the top.
-        let events: Vec<Result<Event, Infallible>> = rows
-            .iter()
-            .rev()
-            .map(|m| {
-                let row = views::message_row(m, state.inner.offset).into_string();
-                Ok(Event::default().id(m.id.to_string()).data(row))
-            })
-            .collect();
-        after = rows.iter().map(|m| m.id).max().unwrap_or(after).max(after);
+        // Oldest first: the page inserts each at the top. Each event's id is the cursor past
+        // it, where a reconnecting browser resumes.
+        let mut events: Vec<Result<Event, Infallible>> = Vec::with_capacity(rows.len());
+        for m in rows.iter().rev() {
+            after.advance(std::slice::from_ref(m));
+            let row = views::message_row(m, state.inner.offset).into_string();
+            events.push(Ok(Event::default().id(after.to_string()).data(row)));
+        }
         Some((stream::iter(events), (state, user, after, false)))
     });
     use futures_util::StreamExt;

@@ -239,18 +239,15 @@ impl WebState {
 pub fn router(state: WebState) -> Router {
     let routes = shared_routes()
         .route("/", get(lists::live))
-        .route("/live.json", get(lists::live_json))
-        .route("/live.csv", get(lists::live_csv))
-        .route("/live/events", get(live::events))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
-        .route("/static/live.js", get(assets::live_script))
         .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard));
     guarded(routes, state)
 }
 
 /// The routes a host's pages and the dashboard both serve (each reads its own records, see
-/// `records`): the lists, a message, the raw log, the statistics, login and the stylesheet.
+/// `records`): the lists (live, today, the week), a message, the raw log, the statistics,
+/// login and the assets.
 fn shared_routes() -> Router<WebState> {
     Router::new()
         .route("/today", get(lists::today))
@@ -271,6 +268,10 @@ fn shared_routes() -> Router<WebState> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/static/style.css", get(assets::stylesheet))
+        .route("/live.json", get(lists::live_json))
+        .route("/live.csv", get(lists::live_csv))
+        .route("/live/events", get(live::events))
+        .route("/static/live.js", get(assets::live_script))
 }
 
 /// Refuses a state-changing request that a browser sent from another site: a cross-site

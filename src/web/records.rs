@@ -36,10 +36,11 @@ impl WebState {
         cap: u64,
     ) -> Result<(Vec<MessageSummary>, MessageCount), WebError> {
         match self.fleet_reader() {
-            Some(fleet) => Ok((
-                fleet.message_summaries(&filter).await?,
-                fleet.count_summaries_upto(&filter, cap).await?,
-            )),
+            // Two connections: the page and its count at once.
+            Some(fleet) => Ok(tokio::try_join!(
+                fleet.message_summaries(&filter),
+                fleet.count_summaries_upto(&filter, cap),
+            )?),
             None => {
                 self.read(move |s| {
                     Ok((

@@ -4,7 +4,8 @@
 use super::CurrentUser;
 use crate::render::local_time;
 use crate::store::{
-    MessageCount, MessageNotice, MessageSummary, RawLine, RecipientDelivery, StoredMessage,
+    LiveCursor, MessageCount, MessageNotice, MessageSummary, RawLine, RecipientDelivery,
+    StoredMessage,
 };
 use crate::{bounce::Category, model::status::RecipientStatus};
 use maud::{DOCTYPE, Markup, html};
@@ -27,6 +28,7 @@ pub(super) fn layout(
     let nav: &[(&str, &str)] = match user.is_some_and(|u| u.fleet) {
         true => &[
             ("/", "Hosts"),
+            ("/live", "Live"),
             ("/today", "Today"),
             ("/week", "Last 7 days"),
             ("/raw", "Raw log"),
@@ -128,13 +130,13 @@ pub fn message_row(m: &MessageSummary, offset: UtcOffset) -> Markup {
 fn message_table(
     rows: &[MessageSummary],
     offset: UtcOffset,
-    live_after: Option<i64>,
+    live_after: Option<String>,
     fleet: bool,
 ) -> Markup {
     html! {
         table {
             thead { tr { @if fleet { th { "Host" } } th { "Time" } th { "Queue id" } th { "From" } th { "To" } th { "Subject" } th { "Size" } th { "Status" } th { "Category" } } }
-            tbody id=[live_after.map(|_| "live-rows")] data-after=[live_after] {
+            tbody id=[live_after.as_ref().map(|_| "live-rows")] data-after=[live_after] {
                 @for m in rows { (message_row(m, offset)) }
             }
         }
@@ -147,16 +149,21 @@ pub fn live(
     problems: &[String],
     offset: UtcOffset,
 ) -> Markup {
-    let after = rows.iter().map(|m| m.id).max().unwrap_or(0);
+    let mut after = LiveCursor::default();
+    after.advance(rows);
+    let (path, title) = match user.fleet {
+        true => ("/live", "Live: last 100 messages today, every host"),
+        false => ("/", "Live: last 100 messages today"),
+    };
     layout(
-        "Live: last 100 messages today",
-        "/",
+        title,
+        path,
         Some(user),
         html! {
             @for problem in problems { p.problem role="alert" { (problem) } }
             p { "New messages appear as they arrive (needs JavaScript). "
                 a href="/live.json" { "JSON" } " · " a href="/live.csv" { "CSV" } }
-            (message_table(rows, offset, Some(after), false))
+            (message_table(rows, offset, Some(after.to_string()), user.fleet))
             script src="/static/live.js" {}
         },
     )

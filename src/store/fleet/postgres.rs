@@ -42,7 +42,7 @@ pub enum FleetDbError {
 
 /// Each entry brings the schema from version `index` to `index + 1`. The shipped tables'
 /// columns match `tables::SHIPPED` (a test compares them).
-const MIGRATIONS: &[&str] = &[
+pub const MIGRATIONS: &[&str] = &[
     // 1: the hosts, and every shipped table keyed by (host, id). Raw lines, the largest table
     // and the only one that expires, are partitioned by UTC day: retention drops a day whole.
     "CREATE TABLE fleet_host (
@@ -260,6 +260,70 @@ const MIGRATIONS: &[&str] = &[
     // 5: a report is claimed by the dashboard that sends it (until this time, unix seconds), so
     // two dashboards on one database send it once.
     "ALTER TABLE report ADD COLUMN claimed_until bigint;",
+    // 6: raw lines are partitioned by host, then by UTC day, so each host's days are dropped at
+    // its own `maillog.raw_retention` (one host's shorter setting no longer cuts another's
+    // lines). Hosts get a number that names their partitions; the lines move over.
+    "ALTER TABLE fleet_host ADD COLUMN number serial UNIQUE;
+    ALTER TABLE raw_line RENAME TO raw_line_by_day;
+    ALTER INDEX raw_line_at RENAME TO raw_line_by_day_at;
+    ALTER INDEX raw_line_queue_id RENAME TO raw_line_by_day_queue_id;
+    CREATE TABLE raw_line (
+        host text NOT NULL,
+        id bigint NOT NULL,
+        at bigint NOT NULL,
+        queue_id text,
+        line text NOT NULL,
+        PRIMARY KEY (host, id, at)
+    ) PARTITION BY LIST (host);
+    CREATE INDEX raw_line_at ON raw_line (at);
+    CREATE INDEX raw_line_queue_id ON raw_line (queue_id);
+    DO $$
+    DECLARE
+        h record;
+        d bigint;
+    BEGIN
+        FOR h IN SELECT name, number FROM fleet_host LOOP
+            EXECUTE format('CREATE TABLE raw_line_h%s PARTITION OF raw_line
+                FOR VALUES IN (%L) PARTITION BY RANGE (at)', h.number, h.name);
+            FOR d IN SELECT DISTINCT div(at, 86400) FROM raw_line_by_day WHERE host = h.name
+            LOOP
+                EXECUTE format('CREATE TABLE raw_line_h%s_d%s PARTITION OF raw_line_h%s
+                    FOR VALUES FROM (%s) TO (%s)', h.number,
+                    to_char(to_timestamp(d * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                    h.number, d * 86400, (d + 1) * 86400);
+            END LOOP;
+        END LOOP;
+    END $$;
+    INSERT INTO raw_line SELECT host, id, at, queue_id, line FROM raw_line_by_day;
+    DROP TABLE raw_line_by_day;",
+    // 7: the lists' substring searches of senders and subjects (`ILIKE '%…%'`) read trigram
+    // indexes rather than every message of the week, where the server has pg_trgm (Debian's
+    // postgresql does; a trusted extension since PostgreSQL 13, which a database owner may
+    // create). Without it the searches scan, as before: the migration never fails for it.
+    "DO $$
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'pg_trgm is not available (%): list searches will scan', SQLERRM;
+    END $$;
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            CREATE INDEX message_subject_trgm ON message USING gin (subject gin_trgm_ops);
+            CREATE INDEX message_mail_from_trgm ON message USING gin (mail_from gin_trgm_ops);
+        END IF;
+    END $$;",
+    // 8: a message's worst recipient (its list status and category) read from an index, first
+    // entry, rather than sorting its recipients (the expression is `severity_order`'s, a test
+    // checks); it serves lookups by (host, message) too, which had an index of their own. The
+    // category filter's candidates are read with their last attempt, to skip old ones.
+    "CREATE INDEX recipient_rank ON recipient (host, message,
+        (CASE status WHEN 'bounced' THEN 0 WHEN 'expired' THEN 1 WHEN 'deferred' THEN 2 WHEN 'pending' THEN 3 WHEN 'sent' THEN 4 ELSE 5 END),
+        last_attempt_at DESC) INCLUDE (status, category);
+    DROP INDEX recipient_message;
+    CREATE INDEX recipient_category_at ON recipient (category, last_attempt_at)
+        INCLUDE (host, message) WHERE category IS NOT NULL;
+    DROP INDEX recipient_category;",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.
@@ -312,8 +376,9 @@ pub struct HostClaim<'a> {
 /// What one connection remembers between batches.
 #[derive(Default)]
 pub struct Shipper {
-    /// Raw-line partitions (UTC day numbers) known to exist.
-    partitions: BTreeSet<i64>,
+    /// Partitions known to exist: (table, host number, `None` for the host's partition of the
+    /// table or the day of one of its days).
+    partitions: BTreeSet<(&'static str, i32, Option<i64>)>,
 }
 
 impl Shipper {
@@ -361,7 +426,11 @@ impl Shipper {
             return Ok(());
         };
         let tx = client.transaction().await?;
-        let Some(shipped_seq) = claim_host(&tx, claim).await? else {
+        let Some(ClaimedHost {
+            shipped_seq,
+            number,
+        }) = claim_host(&tx, claim).await?
+        else {
             drop(tx);
             return Err(refused(client, claim).await);
         };
@@ -378,7 +447,8 @@ impl Shipper {
         let all_new = copy_allowed && !batch.from_backfill && first_seq > shipped_seq;
         for rows in &batch.tables {
             if let Some(column) = rows.table.partitioned_by {
-                self.ensure_partitions(&tx, rows, column).await?;
+                self.ensure_partitions(&tx, claim.host, number, rows, column)
+                    .await?;
             }
             match all_new && !rows.table.updated {
                 true => copy_in(&tx, claim.host, rows).await?,
@@ -424,14 +494,18 @@ impl Shipper {
         Ok(())
     }
 
+    /// Creates the partitions the rows of `rows` go to: the host's own partition of the
+    /// table, then one per UTC day of `column`.
     async fn ensure_partitions(
         &mut self,
         tx: &impl GenericClient,
+        host: &str,
+        number: i32,
         rows: &TableRows,
         column: &str,
     ) -> Result<(), FleetDbError> {
-        let index = rows
-            .table
+        let table = rows.table;
+        let index = table
             .columns
             .iter()
             .position(|(name, _)| *name == column)
@@ -443,45 +517,68 @@ impl Shipper {
             .iter()
             .flatten()
             .map(|at| at.div_euclid(SECONDS_PER_DAY))
-            .filter(|day| !self.partitions.contains(day))
+            .filter(|day| !self.partitions.contains(&(table.name, number, Some(*day))))
             .collect();
-        if days.is_empty() {
+        let host_known = self.partitions.contains(&(table.name, number, None));
+        if days.is_empty() && host_known {
             return Ok(());
         }
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
             .await?;
+        let parent = host_partition_name(table, number);
+        if !host_known {
+            // The name is a DNS label (checked in the config), quoted as a literal all the same.
+            tx.batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS {parent} PARTITION OF {table}
+                    FOR VALUES IN ('{host}') PARTITION BY RANGE ({column})",
+                table = table.name,
+                host = host.replace('\'', "''"),
+            ))
+            .await?;
+            self.partitions.insert((table.name, number, None));
+        }
         for day in days {
             tx.batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table}
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent}
                     FOR VALUES FROM ({from}) TO ({to})",
-                name = partition_name(rows.table, day),
-                table = rows.table.name,
+                name = day_partition_name(table, number, day),
                 from = day * SECONDS_PER_DAY,
                 to = (day + 1) * SECONDS_PER_DAY,
             ))
             .await?;
-            self.partitions.insert(day);
+            self.partitions.insert((table.name, number, Some(day)));
         }
         Ok(())
     }
 }
 
-/// Claims the host name for this store (or finds it already this store's), in `tx`; the
-/// position of the last batch the database took, or `None` when another store holds the name.
+/// What the fleet database holds of a host whose claim it accepted.
+struct ClaimedHost {
+    /// The position of the last batch the database took.
+    shipped_seq: i64,
+    /// The number that names the host's partitions.
+    number: i32,
+}
+
+/// Claims the host name for this store (or finds it already this store's), in `tx`; `None`
+/// when another store holds the name.
 async fn claim_host(
     tx: &tokio_postgres::Transaction<'_>,
     claim: &HostClaim<'_>,
-) -> Result<Option<i64>, FleetDbError> {
+) -> Result<Option<ClaimedHost>, FleetDbError> {
     let claimed = tx
         .query_opt(
             "INSERT INTO fleet_host (name, instance, url) VALUES ($1, $2, $3)
             ON CONFLICT (name) DO UPDATE SET last_seen = now(), url = EXCLUDED.url
                 WHERE fleet_host.instance = EXCLUDED.instance
-            RETURNING shipped_seq",
+            RETURNING shipped_seq, number",
             &[&claim.host, &claim.instance, &claim.url],
         )
         .await?;
-    Ok(claimed.map(|row| row.get(0)))
+    Ok(claimed.map(|row| ClaimedHost {
+        shipped_seq: row.get(0),
+        number: row.get(1),
+    }))
 }
 
 /// Records a refused claim (for the dashboard) and returns the error to report.
@@ -501,48 +598,64 @@ async fn refused(client: &mut Client, claim: &HostClaim<'_>) -> FleetDbError {
     }
 }
 
-/// `raw_line_d20261206`: the table's partition for one UTC day.
-fn partition_name(table: &ShippedTable, day: i64) -> String {
+/// `raw_line_h3`: host number 3's partition of the table.
+fn host_partition_name(table: &ShippedTable, number: i32) -> String {
+    format!("{}_h{number}", table.name)
+}
+
+/// `raw_line_h3_d20261206`: host number 3's partition of the table for one UTC day.
+fn day_partition_name(table: &ShippedTable, number: i32, day: i64) -> String {
     let date = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(day);
     format!(
         "{}_d{:04}{:02}{:02}",
-        table.name,
+        host_partition_name(table, number),
         date.year(),
         date.month() as u8,
         date.day()
     )
 }
 
-fn partition_day(table: &ShippedTable, name: &str) -> Option<i64> {
-    let digits = name.strip_prefix(table.name)?.strip_prefix("_d")?;
+/// The UTC day of one of host number `number`'s day partitions of `table`, from its name.
+fn partition_day(table: &ShippedTable, number: i32, name: &str) -> Option<i64> {
+    let digits = name
+        .strip_prefix(&host_partition_name(table, number))?
+        .strip_prefix("_d")?;
     let format = time::macros::format_description!("[year][month][day]");
     let date = time::Date::parse(digits, &format).ok()?;
     Some((date - time::Date::from_calendar_date(1970, time::Month::January, 1).ok()?).whole_days())
 }
 
-/// Drops the partitions of `table` whose whole day lies before `before` (unix time); returns
-/// how many.
+/// Drops `host`'s partitions of `table` whose whole day lies before `before` (unix time);
+/// returns how many. Other hosts' days are theirs to drop, at their own retention.
 pub async fn drop_partitions_before(
     client: &mut Client,
     table: &ShippedTable,
+    host: &str,
     before: i64,
 ) -> Result<usize, FleetDbError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .await?;
+    let Some(number) = tx
+        .query_opt("SELECT number FROM fleet_host WHERE name = $1", &[&host])
+        .await?
+        .map(|row| row.get::<_, i32>(0))
+    else {
+        return Ok(0);
+    };
     let rows = tx
         .query(
             "SELECT c.relname FROM pg_inherits i
                 JOIN pg_class c ON c.oid = i.inhrelid
                 JOIN pg_class p ON p.oid = i.inhparent
             WHERE p.relname = $1",
-            &[&table.name],
+            &[&host_partition_name(table, number)],
         )
         .await?;
     let mut dropped = 0;
     for row in rows {
         let name: String = row.get(0);
-        match partition_day(table, &name) {
+        match partition_day(table, number, &name) {
             Some(day) if (day + 1) * SECONDS_PER_DAY <= before => {
                 tx.batch_execute(&format!("DROP TABLE {name}")).await?;
                 dropped += 1;
@@ -683,11 +796,12 @@ mod tests {
     fn a_partition_name_reads_back_as_its_day() {
         let raw = by_kind(7).unwrap();
         let day = 1_796_515_200 / SECONDS_PER_DAY; // 2026-12-06
-        assert_eq!(partition_name(raw, day), "raw_line_d20261206");
-        assert_eq!(partition_day(raw, "raw_line_d20261206"), Some(day));
-        assert_eq!(partition_day(raw, "raw_line_default"), None);
+        assert_eq!(day_partition_name(raw, 3, day), "raw_line_h3_d20261206");
+        assert_eq!(partition_day(raw, 3, "raw_line_h3_d20261206"), Some(day));
+        assert_eq!(partition_day(raw, 3, "raw_line_h3_default"), None);
+        assert_eq!(partition_day(raw, 31, "raw_line_h3_d20261206"), None);
         assert_eq!(
-            partition_day(by_kind(1).unwrap(), "raw_line_d20261206"),
+            partition_day(by_kind(1).unwrap(), 3, "raw_line_h3_d20261206"),
             None
         );
     }

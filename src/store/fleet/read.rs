@@ -72,8 +72,15 @@ fn params(args: &[Arg]) -> Vec<&(dyn ToSql + Sync)> {
 impl FleetReader {
     pub fn new(fleet: &FleetConfig) -> Result<FleetReader, StoreError> {
         let mut config = fleet.database.connection();
+        // The pages' statements are short and their plans' costs high (subqueries per row):
+        // compiling them (JIT) took more time than running them. Options of the URL stay.
+        let options = match config.get_options() {
+            Some(theirs) => format!("-c jit=off {theirs}"),
+            None => "-c jit=off".into(),
+        };
         config
             .application_name("mailtrail dashboard")
+            .options(&options)
             .connect_timeout(Duration::from_secs(10));
         let tls = super::tls(fleet.ca.as_deref()).map_err(StoreError::Pool)?;
         let manager = Manager::from_config(

@@ -210,3 +210,36 @@ fn status_filter_matches_the_summary_status_and_counts_stop_at_the_cap() {
         }
     );
 }
+
+#[test]
+fn a_live_cursor_reads_back_as_written_and_moves_past_rows() {
+    let local: LiveCursor = "42".parse().unwrap();
+    assert_eq!(local.to_string(), "42");
+    let fleet: LiveCursor = "relay2:7,relay1:42".parse().unwrap();
+    assert_eq!(fleet.to_string(), "relay1:42,relay2:7");
+    assert!("relay1:x".parse::<LiveCursor>().is_err());
+    assert_eq!("".parse::<LiveCursor>().unwrap(), LiveCursor::default());
+
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    fleet.restrict(Dialect::Postgres, &mut sql, &mut args);
+    assert_eq!(
+        sql,
+        " AND NOT (m.host = ? AND m.id <= ?) AND NOT (m.host = ? AND m.id <= ?)"
+    );
+    assert_eq!(args.len(), 4);
+    let mut sql = String::new();
+    fleet.restrict(Dialect::Sqlite, &mut sql, &mut Vec::new());
+    assert_eq!(sql, "", "another store's positions say nothing on a host");
+}
+
+#[test]
+fn the_fleet_index_of_worst_recipients_holds_the_lists_ranking() {
+    // PostgreSQL reads the index only for the very expression the statements order by.
+    let ranked = crate::store::fleet::postgres::MIGRATIONS
+        .iter()
+        .find(|m| m.contains("CREATE INDEX recipient_rank"))
+        .unwrap();
+    assert!(ranked.contains(&severity_order("status")), "{ranked}");
+    assert!(worst_category(Dialect::Postgres).contains(&severity_order("r.status")));
+}

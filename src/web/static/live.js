@@ -2,7 +2,9 @@
 (function () {
   var body = document.getElementById("live-rows");
   if (!body || !window.EventSource) return;
-  var source = new EventSource("/live/events?after=" + (body.dataset.after || "0"));
+  var source = new EventSource(
+    "/live/events?after=" + encodeURIComponent(body.dataset.after || "")
+  );
   source.addEventListener("message", function (e) {
     body.insertAdjacentHTML("afterbegin", e.data);
     while (body.rows.length > 100) body.deleteRow(-1);
