@@ -148,13 +148,23 @@ fn sigkill_part_way_loses_and_repeats_nothing() {
     );
     let mut mt = Mailtrail::configure();
     let path = mt.mta_log_path();
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, "").unwrap();
     let size = text.len() as u64;
     let ino = inode(&path);
 
     mt.start();
     let store = Store::open(&mt.store_path()).unwrap();
+    // The lines arrive once the daemon is up: on a busy machine its start can take longer than
+    // reading them all would, leaving nothing to kill it part way through.
     let started = Instant::now();
+    {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        log.write_all(text.as_bytes()).unwrap();
+    }
     wait_for(
         T,
         "the follower to store its first batch",
