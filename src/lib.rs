@@ -23,6 +23,7 @@ pub mod policy;
 pub mod render;
 pub mod stats;
 pub mod store;
+pub mod suppression;
 pub mod tracking;
 pub mod web;
 

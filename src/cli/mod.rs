@@ -6,6 +6,7 @@ mod import;
 mod policy;
 mod report;
 mod stats;
+mod suppress;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub use import::{classify, import};
 pub use policy::policy_show;
 pub use report::report_command;
 pub use stats::{StatusList, StatusSource, stats_command, status_command};
+pub use suppress::{SuppressCommand, suppress_command};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -110,6 +112,9 @@ pub enum Command {
     /// The weekly summary e-mail
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The suppression list: recipients a sender domain's mail is refused for at RCPT
+    #[command(subcommand)]
+    Suppress(SuppressCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +319,7 @@ pub fn execute(
         } => import(config, &files, show_unknown, offset, out).map(|_| ()),
         Command::Classify { lines } => classify(config, &lines, out),
         Command::Report(command) => report_command(config, command, offset, out),
+        Command::Suppress(command) => suppress_command(config, command, offset, out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
             today,

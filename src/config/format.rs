@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) fleet: Option<Spanned<RawFleet>>,
     pub(super) report: Option<RawReport>,
     pub(super) bounce: Option<RawBounce>,
+    pub(super) suppression: Option<RawSuppression>,
     #[serde(default)]
     pub(super) policy: BTreeMap<String, Spanned<RawPolicy>>,
     #[serde(default)]
@@ -120,6 +121,16 @@ pub(super) struct RawWebUser {
     pub(super) name: Option<Spanned<String>>,
     pub(super) password_hash: Option<Spanned<String>>,
     pub(super) domains: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSuppression {
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) categories: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) full_mailbox_after: Option<Spanned<i64>>,
+    pub(super) keep: Option<Spanned<String>>,
+    pub(super) modes: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(serde::Deserialize)]

@@ -86,6 +86,7 @@ impl Config {
                 users: Vec::new(),
             },
             fleet: None,
+            suppression: SuppressionConfig::default(),
             bounce_rules: None,
             policies: BTreeMap::from([
                 ("normal".to_string(), Policy::normal()),

@@ -170,6 +170,45 @@ pub struct ReportConfig {
     pub base_url: Option<String>,
 }
 
+/// `[suppression]`: the list of recipients each sender domain must not mail again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SuppressionConfig {
+    pub mode: crate::suppression::Mode,
+    /// Categories of a permanent failure that suppress the recipient at once.
+    pub categories: Vec<crate::bounce::Category>,
+    /// `full-mailbox` suppresses after this many permanent failures in a row; 0: never.
+    pub full_mailbox_after: u32,
+    /// Learned entries expire after this long.
+    pub keep: Duration,
+    /// Enforced only for senders of these policy modes; empty: every mode.
+    pub modes: Vec<String>,
+}
+
+impl Default for SuppressionConfig {
+    fn default() -> Self {
+        use crate::bounce::Category;
+        SuppressionConfig {
+            mode: crate::suppression::Mode::Off,
+            categories: vec![
+                Category::InvalidMailbox,
+                Category::InvalidDomain,
+                Category::InactiveMailbox,
+            ],
+            full_mailbox_after: 3,
+            keep: Duration::from_secs(90 * 24 * 3600),
+            modes: Vec::new(),
+        }
+    }
+}
+
+impl SuppressionConfig {
+    /// Whether mail of a sender in policy `mode` is refused for suppressed recipients.
+    pub fn refuses_for(&self, mode: &str) -> bool {
+        self.mode == crate::suppression::Mode::Refuse
+            && (self.modes.is_empty() || self.modes.iter().any(|m| m == mode))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -379,6 +418,7 @@ pub struct Config {
     /// `[fleet]`: ship this host's records to the fleet database; `None` keeps them local.
     pub fleet: Option<FleetConfig>,
     pub report: ReportConfig,
+    pub suppression: SuppressionConfig,
     /// Extra bounce classification rules, tried before the built-in ones.
     pub bounce_rules: Option<PathBuf>,
     /// Named modes; `normal` and `bulk` always exist.

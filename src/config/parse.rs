@@ -111,7 +111,70 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(m) = raw.mta {
         config.mta = parse_mta(&loc, m)?;
     }
+
+    if let Some(s) = raw.suppression {
+        parse_suppression(&loc, s, &config.policies, &mut config.suppression)?;
+    }
     Ok(config)
+}
+
+/// `[suppression]`; `modes` must name policy modes that exist.
+fn parse_suppression(
+    loc: &Locator,
+    s: RawSuppression,
+    policies: &BTreeMap<String, Policy>,
+    suppression: &mut SuppressionConfig,
+) -> Result<(), ConfigError> {
+    if let Some(mode) = &s.mode {
+        suppression.mode = match mode.get_ref().parse() {
+            Ok(mode) => mode,
+            Err(message) => return loc.error(mode.span(), "suppression.mode", message),
+        };
+    }
+    if let Some(list) = &s.categories {
+        suppression.categories = list
+            .get_ref()
+            .iter()
+            .map(|c| match c.get_ref().parse::<crate::bounce::Category>() {
+                Ok(category) => Ok(category),
+                Err(e) => loc.error(c.span(), "suppression.categories", e.to_string()),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(n) = &s.full_mailbox_after {
+        suppression.full_mailbox_after = match u32::try_from(*n.get_ref()) {
+            Ok(n) if n <= 1000 => n,
+            _ => {
+                return loc.error(
+                    n.span(),
+                    "suppression.full_mailbox_after",
+                    "must be 0 (never) to 1000",
+                );
+            }
+        };
+    }
+    if let Some(keep) = &s.keep {
+        suppression.keep = loc.duration(keep, "suppression.keep")?;
+    }
+    if let Some(list) = &s.modes {
+        suppression.modes = list
+            .get_ref()
+            .iter()
+            .map(|m| match policies.contains_key(m.get_ref()) {
+                true => Ok(m.get_ref().clone()),
+                false => loc.error(
+                    m.span(),
+                    "suppression.modes",
+                    format!(
+                        "no policy mode `{}` (modes: {})",
+                        m.get_ref().escape_debug(),
+                        policies.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(())
 }
 
 /// `[milter]`.

@@ -7,6 +7,7 @@ mod refresh;
 mod report;
 mod retention;
 mod ship;
+pub mod suppress;
 pub mod tick;
 
 use crate::{
@@ -90,6 +91,7 @@ pub async fn run(
     let ticker = crate::daemon::tick::Ticker::start(config.clone())?;
     let report_scheduler = report::Scheduler::start(config.clone(), local_offset)?;
     let shipper = start_shipping(&config, counters.clone())?;
+    let suppression = start_suppression(&config, counters.clone())?;
     let beside: Vec<_> = beside.into_iter().map(tokio::spawn).collect();
 
     info!(
@@ -108,6 +110,7 @@ pub async fn run(
         recorder,
         counters,
         health,
+        suppression: suppression.list,
     });
     let result = milter::serve(listener, shared, shutdown).await;
     for job in [sweeper, stats_refresher] {
@@ -120,6 +123,7 @@ pub async fn run(
         let _ = tokio::task::spawn_blocking(move || ticker.stop()).await;
     }
     let _ = tokio::task::spawn_blocking(move || report_scheduler.stop()).await;
+    let _ = tokio::task::spawn_blocking(move || suppression.job.stop()).await;
     if let Some(shipper) = shipper {
         let _ = tokio::task::spawn_blocking(move || shipper.stop()).await;
     }
@@ -158,6 +162,39 @@ fn start_shipping(
     Ok(Some(
         ship::start(config.clone(), fleet, store, counters).map_err(DaemonError::Spawn)?,
     ))
+}
+
+/// The suppression list's index and the job that keeps it current.
+struct SuppressionJob {
+    list: Arc<suppress::SuppressionList>,
+    job: periodic::Periodic,
+}
+
+/// Loads the suppression list (when on) before the milter answers anything, then starts the
+/// job that learns and follows its changes.
+fn start_suppression(
+    config: &ConfigHandle,
+    counters: Arc<Counters>,
+) -> Result<SuppressionJob, DaemonError> {
+    let current = config.current();
+    let store = Store::open(&current.store.path)?;
+    let list = Arc::new(suppress::SuppressionList::default());
+    if current.suppression.mode != crate::suppression::Mode::Off {
+        let started = std::time::Instant::now();
+        list.catch_up(&store)?;
+        info!(
+            "suppression list ({}): {} entries loaded in {:.1} s",
+            match current.suppression.mode {
+                crate::suppression::Mode::Refuse => "refusing",
+                _ => "recording only",
+            },
+            list.read(|index| index.len()),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let job = suppress::start(config.clone(), store, list.clone(), counters)
+        .map_err(DaemonError::Spawn)?;
+    Ok(SuppressionJob { list, job })
 }
 
 /// Mends what a crash left in the archive before the milter serves (see

@@ -145,13 +145,61 @@ async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) ->
 }
 
 async fn rcpt(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
+    let queue_id = macro_value(&cx.macros, c"i");
     if let Some(message) = message_of(cx) {
-        let args = args.iter().map(|a| lossy(a.as_bytes())).collect();
+        let args: Vec<String> = args.iter().map(|a| lossy(a.as_bytes())).collect();
+        if let Some(reply) = suppressed(shared, message, &args, queue_id.as_deref()) {
+            let _ = cx.reply.set_error_reply("550", Some("5.7.1"), [reply]);
+            return Status::Reject;
+        }
         if !message.add_recipient(args) {
             Counters::add(&shared.counters.recipients_dropped, 1);
         }
     }
     Status::Continue
+}
+
+/// The reply text when the recipient in `args` is on the suppression list and the list is
+/// enforced for this sender; `None` lets it through (counted when `mode = "record"` would
+/// have refused it). The null sender (bounces, mailtrail's own notices) and postmaster@ are
+/// never refused.
+fn suppressed(
+    shared: &Shared,
+    message: &MessageInFlight,
+    args: &[String],
+    queue_id: Option<&str>,
+) -> Option<String> {
+    let rules = &message.config.suppression;
+    if rules.mode == crate::suppression::Mode::Off {
+        return None;
+    }
+    let recipient = crate::model::address::strip_brackets(args.first()?);
+    let sender_domain = crate::suppression::sender_domain_of(&message.mail_from)?;
+    if crate::suppression::is_exempt(&recipient) {
+        return None;
+    }
+    let now = message.arrived_at.unix_timestamp();
+    let hit = shared
+        .suppression
+        .read(|index| index.lookup(&sender_domain, &recipient, now))?;
+    let qid = queue_id.unwrap_or("NOQUEUE");
+    let text = hit.reply_text();
+    let (to, from) = (recipient.escape_debug(), message.mail_from.escape_debug());
+    if rules.refuses_for(&message.policy.mode) {
+        Counters::add(&shared.counters.suppression_refused, 1);
+        info!("{qid}: refused RCPT <{to}> from <{from}>: {text}");
+        return Some(text);
+    }
+    Counters::add(&shared.counters.suppression_would_refuse, 1);
+    let why = match rules.mode {
+        crate::suppression::Mode::Record => "suppression mode = record".to_string(),
+        _ => format!(
+            "not enforced for mode {}",
+            message.policy.mode.escape_debug()
+        ),
+    };
+    info!("{qid}: RCPT <{to}> from <{from}> let through ({why}): {text}");
+    None
 }
 
 async fn header(

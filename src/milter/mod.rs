@@ -37,6 +37,8 @@ pub struct Shared {
     pub counters: Arc<Counters>,
     /// What is failing now, for the pages.
     pub health: Arc<crate::model::health::Health>,
+    /// The suppression list, asked at RCPT.
+    pub suppression: Arc<crate::daemon::suppress::SuppressionList>,
 }
 
 /// A bound milter socket.

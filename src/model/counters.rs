@@ -61,6 +61,14 @@ counters! {
     fleet_records_shipped,
     /// Failed attempts to reach or write the fleet database (each retried).
     fleet_errors,
+    /// Recipients refused at RCPT because they are on the suppression list.
+    suppression_refused,
+    /// Recipients on the list that `[suppression] mode = "record"` let through.
+    suppression_would_refuse,
+    /// Entries learned from permanent failures.
+    suppression_learned,
+    /// Learned entries lifted by a later delivery.
+    suppression_lifted,
 }
 
 /// Counters the log follower writes with each batch of lines (see `IngestStats::counters`).

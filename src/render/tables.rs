@@ -120,11 +120,17 @@ pub fn table(section: Section, s: &Stats) -> Table {
                 .collect(),
         },
         Section::Categories => Table {
-            header: vec!["category", "count"],
+            header: vec!["category", "count", "refused"],
             rows: s
                 .categories
                 .iter()
-                .map(|c| vec![c.category.to_string(), c.count.to_string()])
+                .map(|c| {
+                    vec![
+                        c.category.to_string(),
+                        c.count.to_string(),
+                        c.refused.to_string(),
+                    ]
+                })
                 .collect(),
         },
         Section::RecipientDomain => attempts_table("recipient_domain", section.rows(s)),

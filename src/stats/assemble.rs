@@ -191,7 +191,8 @@ fn smtp_errors(rows: Vec<KeyedRow>) -> Vec<SmtpErrorRow> {
     errors
 }
 
-/// Categories of bounced and expired attempts, most frequent first.
+/// Categories of bounced and expired attempts and of refused SMTP commands, most frequent
+/// first.
 fn categories(rows: Vec<KeyedRow>) -> Vec<CategoryRow> {
     let mut categories: Vec<CategoryRow> = rows
         .into_iter()
@@ -199,11 +200,12 @@ fn categories(rows: Vec<KeyedRow>) -> Vec<CategoryRow> {
             // Only categories mailtrail wrote are stored; anything else counts as other.
             category: category.parse().unwrap_or(Category::Other),
             count: c.bounced + c.expired,
+            refused: c.rejected,
         })
         .collect();
     categories.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
+        (b.count + b.refused)
+            .cmp(&(a.count + a.refused))
             .then_with(|| a.category.as_str().cmp(b.category.as_str()))
     });
     categories

@@ -322,7 +322,10 @@ pub struct SmtpErrorRow {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CategoryRow {
     pub category: Category,
+    /// Bounced and expired attempts.
     pub count: u64,
+    /// SMTP commands the MTA refused (a milter's refusal included: the suppression list's).
+    pub refused: u64,
 }
 
 /// Statistics of one period, as the pages, the CLI and reports show them.

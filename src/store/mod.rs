@@ -18,6 +18,7 @@ pub(crate) mod rollups;
 pub mod rows;
 mod schema;
 pub(crate) mod summaries;
+pub mod suppression;
 
 pub use checkpoint::BackgroundCheckpoint;
 pub use deliveries::{Attempt, RecipientDelivery};

@@ -233,6 +233,39 @@ pub(super) const MIGRATIONS: &[&str] = &[
         changes INTEGER NOT NULL,
         PRIMARY KEY (monthly, period)
     ) WITHOUT ROWID;",
+    // 12: the suppression list (see store/suppression). `changed` numbers each change from
+    // one counter (a removal keeps the row a day as a tombstone), so an index in memory
+    // applies every writer's changes past the last number it saw; the learner's position in
+    // the attempts is kept beside.
+    "CREATE TABLE suppression (
+        id INTEGER PRIMARY KEY,
+        sender_domain TEXT NOT NULL,
+        target TEXT NOT NULL,
+        source TEXT NOT NULL,
+        category TEXT,
+        dsn TEXT,
+        reply TEXT,
+        queue_id TEXT,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        removed_at INTEGER,
+        changed INTEGER NOT NULL,
+        UNIQUE (sender_domain, target)
+    );
+    CREATE INDEX suppression_changed ON suppression (changed);
+    CREATE TABLE suppression_strike (
+        sender_domain TEXT NOT NULL,
+        target TEXT NOT NULL,
+        failures INTEGER NOT NULL,
+        last_at INTEGER NOT NULL,
+        PRIMARY KEY (sender_domain, target)
+    ) WITHOUT ROWID;
+    CREATE TABLE suppression_state (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO suppression_state VALUES ('changes', 0), ('learned_attempt', 0);",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

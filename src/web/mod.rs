@@ -14,6 +14,7 @@ mod raw_log;
 mod records;
 mod serve;
 mod stats;
+mod suppression;
 mod tls;
 mod views;
 
@@ -220,6 +221,26 @@ impl WebState {
         .await?
     }
 
+    /// Writes to this host's store on the blocking pool (the suppression list's forms).
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, WebError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || match &inner.records {
+            records::Records::Local(store) => {
+                let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+                f(&mut store).map_err(WebError::from)
+            }
+            records::Records::Fleet(_) => Err(WebError::NotFound),
+        })
+        .await?
+    }
+
+    fn config(&self) -> Arc<crate::config::Config> {
+        self.inner.config.current()
+    }
+
     /// The bytes of an archived copy, read on the blocking pool.
     async fn archived(&self, name: String) -> Result<Option<Vec<u8>>, WebError> {
         let inner = self.inner.clone();
@@ -241,7 +262,12 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(lists::live))
         .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(metrics::healthz))
-        .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard));
+        .route("/fleet/copy/{id}", get(fleet::copy_for_dashboard))
+        .route("/suppression", get(suppression::page))
+        .route("/suppression.json", get(suppression::json))
+        .route("/suppression.csv", get(suppression::csv))
+        .route("/suppression/add", post(suppression::add))
+        .route("/suppression/remove", post(suppression::remove));
     guarded(routes, state)
 }
 

@@ -1084,8 +1084,14 @@ async fn stats_page_has_a_chart_and_table_per_section_and_exports() {
     assert_eq!(all["from"], "2026-11-01");
     assert_eq!(all["to"], "2026-12-01");
     let categories = f.get("/stats/categories.csv", Some(&cookie)).await.body;
-    assert!(categories.starts_with("category,count\r\n"), "{categories}");
-    assert!(categories.contains("invalid-mailbox,1\r\n"), "{categories}");
+    assert!(
+        categories.starts_with("category,count,refused\r\n"),
+        "{categories}"
+    );
+    assert!(
+        categories.contains("invalid-mailbox,1,0\r\n"),
+        "{categories}"
+    );
     let last = json(
         &f.get("/stats.json?period=last-month", Some(&cookie))
             .await
@@ -1333,4 +1339,152 @@ async fn a_next_hops_page_shows_the_envelope_and_copy_of_the_hop_before() {
         .await
         .body;
     assert!(!plain.contains("Handed over by"));
+}
+
+impl Fixture {
+    /// A form POST as the pages' own form sends it (same origin), logged in with `cookie`.
+    async fn post_form(&self, path: &str, cookie: &str, body: &str, site: &str) -> Reply {
+        let request = Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .header("sec-fetch-site", site)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+/// The suppression list's page: an unscoped user adds and removes any entry; a scoped user
+/// sees and changes only their sender domains'; another site's form is refused; what a user
+/// typed comes back escaped.
+#[tokio::test]
+async fn the_suppression_page_keeps_each_user_to_their_domains() {
+    let f = fixture();
+    let admin = f.login("admin", "admin-pw").await;
+    let alice = f.login("alice", "alice-pw").await;
+    let add = |address: &str, domain: &str, reason: &str| {
+        format!(
+            "address={}&domain={}&reason={}",
+            views::url_encode(address),
+            views::url_encode(domain),
+            views::url_encode(reason)
+        )
+    };
+    for (address, domain) in [
+        ("gone@x.example", "a.example"),
+        ("*@dead.example", "b.example"),
+        ("old@y.example", "*"),
+    ] {
+        let reply = f
+            .post_form(
+                "/suppression/add",
+                &admin,
+                &add(address, domain, XSS),
+                "same-origin",
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    }
+    let all = json(&f.get("/suppression.json", Some(&admin)).await.body);
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    let page = f.get("/suppression", Some(&admin)).await;
+    assert!(page.body.contains(XSS_ESCAPED) && !page.body.contains(XSS));
+    assert!(page.body.contains("every sender"));
+
+    // Alice (a.example) sees her domain's entry only, in every format.
+    let hers = json(&f.get("/suppression.json", Some(&alice)).await.body);
+    let addresses: Vec<&str> = hers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses, ["gone@x.example"]);
+    let csv = f.get("/suppression.csv", Some(&alice)).await.body;
+    assert!(csv.starts_with("sender_domain,address,source"), "{csv}");
+    assert!(
+        !csv.contains("dead.example") && !csv.contains("old@y.example"),
+        "{csv}"
+    );
+    assert!(
+        !f.get("/suppression", Some(&alice))
+            .await
+            .body
+            .contains("dead.example")
+    );
+    // ... and may not add or remove another domain's, or one for every sender.
+    for (path, address, domain) in [
+        ("/suppression/add", "new@x.example", "b.example"),
+        ("/suppression/add", "new@x.example", "*"),
+        ("/suppression/remove", "*@dead.example", "b.example"),
+        ("/suppression/remove", "old@y.example", "*"),
+    ] {
+        let reply = f
+            .post_form(path, &alice, &add(address, domain, ""), "same-origin")
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path} {address} {domain}"
+        );
+    }
+    assert_eq!(
+        json(&f.get("/suppression.json", Some(&admin)).await.body)
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let reply = f
+        .post_form(
+            "/suppression/remove",
+            &alice,
+            &add("gone@x.example", "a.example", ""),
+            "same-origin",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        json(&f.get("/suppression.json", Some(&alice)).await.body),
+        serde_json::json!([])
+    );
+
+    // Nonsense and a pattern for every address are refused with the reason.
+    let reply = f
+        .post_form(
+            "/suppression/add",
+            &admin,
+            &add("*@*", "a.example", ""),
+            "same-origin",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(
+        reply.body.contains("would match every address"),
+        "{}",
+        reply.body
+    );
+
+    // A form another site sends in the user's browser changes nothing.
+    let reply = f
+        .post_form(
+            "/suppression/add",
+            &admin,
+            &add("forged@x.example", "a.example", ""),
+            "cross-site",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = f
+        .post_form(
+            "/suppression/remove",
+            &admin,
+            &add("old@y.example", "*", ""),
+            "cross-site",
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let after = json(&f.get("/suppression.json", Some(&admin)).await.body);
+    assert_eq!(after.as_array().unwrap().len(), 2, "{after}");
+    assert!(!after.to_string().contains("forged"));
 }

@@ -40,6 +40,7 @@ pub(super) fn layout(
             ("/week", "Last 7 days"),
             ("/raw", "Raw log"),
             ("/stats", "Statistics"),
+            ("/suppression", "Suppression"),
         ],
     };
     html! {
@@ -403,6 +404,86 @@ pub fn message(
                     @if !view.attachments.is_empty() {
                         h3 { "Attachments" }
                         ul { @for (name, ctype, size) in &view.attachments { li { (name) " (" (ctype) ", " (size) " bytes)" } } }
+                    }
+                }
+            }
+        }))
+    }
+}
+
+pub struct SuppressionPage<'a> {
+    pub mode: crate::suppression::Mode,
+    pub domain: &'a str,
+    pub address: &'a str,
+    /// What the last form did.
+    pub done: Option<&'a str>,
+    pub rows: &'a [crate::suppression::Suppression],
+    /// More entries than the page shows.
+    pub capped: bool,
+}
+
+pub fn suppression(user: &CurrentUser, p: SuppressionPage, offset: UtcOffset) -> Markup {
+    use crate::suppression::{ALL_SENDERS, Mode};
+    let export = format!(
+        "domain={}&address={}",
+        url_encode(p.domain),
+        url_encode(p.address)
+    );
+    let scoped = !user.user.domains.is_empty();
+    let sender_label = |d: &str| match d {
+        ALL_SENDERS => "every sender".to_string(),
+        d => d.to_string(),
+    };
+    html! {
+        (layout("Suppression list", "/suppression", Some(user), html! {
+            p {
+                @match p.mode {
+                    Mode::Off => { "The list is kept, not enforced: " code { "[suppression] mode = \"off\"" } "." }
+                    Mode::Record => { "Recipients on the list are let through and counted (" code { "mode = \"record\"" } "): nothing is refused." }
+                    Mode::Refuse => { "Mail from a sender domain to a recipient on its list is refused at RCPT with 550 5.7.1." }
+                }
+            }
+            @if let Some(done) = p.done { p.done role="status" { (done) } }
+            form.filter method="get" action="/suppression" {
+                label { "Sender domain" input name="domain" value=(p.domain); }
+                label { "Address" input name="address" value=(p.address); }
+                button type="submit" { "Filter" }
+            }
+            p { (p.rows.len()) @if p.capped { "+" } " entries · "
+                a href={ "/suppression.json?" (export) } { "JSON" } " · "
+                a href={ "/suppression.csv?" (export) } { "CSV" } }
+            form.filter method="post" action="/suppression/add" {
+                label { "Address or *@domain" input name="address" required; }
+                label { "For mail from"
+                    @if scoped {
+                        select name="domain" { @for d in &user.user.domains { option value=(d) { (d) } } }
+                    } @else {
+                        input name="domain" placeholder="example.com, or * for every sender" required;
+                    }
+                }
+                label { "Reason" input name="reason" maxlength="200"; }
+                button type="submit" { "Suppress" }
+            }
+            table {
+                thead { tr { th { "For mail from" } th { "Address" } th { "Source" } th { "Why" } th { "Queue id" } th { "Since" } th { "Until" } th {} } }
+                tbody {
+                    @for e in p.rows {
+                        tr {
+                            td { (sender_label(&e.sender_domain)) }
+                            td { (e.target) }
+                            td { (e.source.as_str()) }
+                            td title=(e.reply.as_deref().unwrap_or("")) { (e.why()) }
+                            td { (e.queue_id.as_deref().unwrap_or("")) }
+                            td { (local_time(e.created_at, offset)) }
+                            td { (e.expires_at.map_or("removed by hand".to_string(), |t| local_time(t, offset))) }
+                            td {
+                                form method="post" action="/suppression/remove" {
+                                    input type="hidden" name="address" value=(e.target);
+                                    input type="hidden" name="domain" value=(e.sender_domain);
+                                    button type="submit" { "Remove" }
+                                }
+                            }
+                        }
                     }
                 }
             }

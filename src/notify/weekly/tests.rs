@@ -51,6 +51,7 @@ fn stats(messages: u64, delivered: u64, sender: &str) -> Stats {
         categories: vec![CategoryRow {
             category: "invalid-mailbox".parse().unwrap(),
             count: 2,
+            refused: 0,
         }],
         by_mta_host: Vec::new(),
     }

@@ -660,8 +660,9 @@ fn aggregate_rejects(
     report: &mut RefreshReport,
     span: &Span,
 ) -> Result<(), StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT at, code, dsn, sender FROM reject WHERE at >= ?1 AND at < ?2")?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT at, code, dsn, sender, category FROM reject WHERE at >= ?1 AND at < ?2",
+    )?;
     let mut rows = stmt.query(params![span.start, span.end])?;
     while let Some(row) = rows.next()? {
         report.rejects += 1;
@@ -679,6 +680,15 @@ fn aggregate_rejects(
         rollups.key(Dimension::SmtpError, day, domain, code, dsn, |c| {
             c.rejected += 1
         });
+        // A refusal with a category counts under it too (the suppression list's refusals as
+        // `suppression-list`), beside the bounces of that category.
+        if let Some(category) = text(row, 4)? {
+            let category = rollups.names.id(category);
+            let empty = rollups.empty;
+            rollups.key(Dimension::Category, day, domain, category, empty, |c| {
+                c.rejected += 1
+            });
+        }
     }
     Ok(())
 }

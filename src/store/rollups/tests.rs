@@ -114,7 +114,11 @@ fn fill(store: &mut Store) {
     );
     let batch = store.log_batch().unwrap();
     batch
-        .insert_reject(&reject(t + 5, "x@other.example", 554, "5.7.1"))
+        .insert_reject(&RejectRow {
+            // The milter's refusal of a recipient on the suppression list.
+            category: Some(crate::bounce::Category::SuppressionList),
+            ..reject(t + 5, "x@other.example", 554, "5.7.1")
+        })
         .unwrap();
     batch
         .insert_reject(&reject(t + 6, "y@mine.example", 450, "4.2.0"))
@@ -203,10 +207,18 @@ fn rollups_count_messages_by_arrival_and_attempts_by_their_time() {
     );
     assert_eq!(
         s.categories,
-        vec![CategoryRow {
-            category: "invalid-mailbox".parse().unwrap(),
-            count: 1
-        }]
+        vec![
+            CategoryRow {
+                category: "invalid-mailbox".parse().unwrap(),
+                count: 1,
+                refused: 0,
+            },
+            CategoryRow {
+                category: "suppression-list".parse().unwrap(),
+                count: 0,
+                refused: 1,
+            }
+        ]
     );
     // Another month has nothing.
     let june = StatsPeriod::month(2026, Month::June).unwrap();
