@@ -3,7 +3,11 @@
 //! 16 concurrent MTA connections (indymilter-test clients) each send 10 KB messages; printed are
 //! messages/s and p50/p99 end-of-message latency for
 //!   (a) a no-op indymilter milter (the baseline: protocol and loopback cost only), and
-//!   (b) mailtrail with the archive Maildir and the store on, every message durable.
+//!   (b) mailtrail with the archive Maildir and the store on, every message durable, and
+//!   (c) (b) with the suppression list enforced (`mode = "refuse"`) and 1,000,000 entries in it
+//!       (half of them for the benchmark's own sender domain), none matching its recipient:
+//!       every RCPT is looked up. Also printed: RCPT latency, and the resident memory the
+//!       daemon holds once started, (c) against (b): the index's size.
 //!
 //! Both milters listen on a unix socket: indymilter-test writes each command in several small
 //! writes and cannot turn Nagle's algorithm off, so over TCP its own 40 ms delayed-ACK stalls would
@@ -29,6 +33,9 @@ struct Figures {
     messages: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    rcpt_latencies: Vec<Duration>,
+    /// Resident memory the milter added by the time it was ready (in-process runs).
+    ready_rss: Option<u64>,
 }
 
 impl Figures {
@@ -40,6 +47,51 @@ impl Figures {
         let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
         self.latencies[i]
     }
+
+    fn rcpt_percentile(&self, p: f64) -> Duration {
+        let i = ((self.rcpt_latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.rcpt_latencies[i]
+    }
+}
+
+/// This process's resident memory, bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Entries of the suppression list for (c): half for the benchmark's sender domain.
+const SUPPRESSED: usize = 1_000_000;
+
+/// A store with [`SUPPRESSED`] entries, none for `rcpt@example.net`.
+fn suppressed_store(state: &Path) {
+    let mut store = mailtrail::store::Store::open(&state.join("mailtrail.db")).unwrap();
+    let entries: Vec<mailtrail::suppression::NewSuppression> = (0..SUPPRESSED)
+        .map(|n| mailtrail::suppression::NewSuppression {
+            sender_domain: match n % 2 {
+                0 => "example.com".into(),
+                _ => format!("sender{}.example", n % 99),
+            },
+            target: format!("user{n}@dest{}.example", n % 5000),
+            reason: None,
+        })
+        .collect();
+    let started = Instant::now();
+    store.suppression_add(&entries, 1_796_083_200).unwrap();
+    // As a store that has been up a while: the bulk insert's write-ahead log copied back, and
+    // on disk (its writeback would otherwise slow the run's syncs).
+    store.checkpoint().unwrap();
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    println!(
+        "(c) {SUPPRESSED} suppression entries stored in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn main() {
@@ -54,21 +106,41 @@ fn main() {
     runtime.block_on(async {
         // Warm up both paths (page cache, SQLite file growth) before measuring.
         let _ = noop_milter(messages / 8).await;
-        let _ = mailtrail_milter(messages / 8).await;
+        let _ = mailtrail_milter(messages / 8, false).await;
         let baseline = noop_milter(messages).await;
-        let durable = mailtrail_milter(messages).await;
+        let durable = mailtrail_milter(messages, false).await;
+        let suppressing = mailtrail_milter(messages, true).await;
 
         println!("milter benchmark: {CONNECTIONS} connections, {MESSAGE_BYTES} byte messages, {messages} per run");
-        println!("{:<34} {:>12} {:>10} {:>10}", "", "messages/s", "p50 eom", "p99 eom");
-        for (name, f) in [("(a) no-op indymilter milter", &baseline), ("(b) mailtrail, archive + store", &durable)] {
+        println!("{:<42} {:>12} {:>10} {:>10} {:>10}", "", "messages/s", "p50 eom", "p99 eom", "p99 rcpt");
+        for (name, f) in [
+            ("(a) no-op indymilter milter", &baseline),
+            ("(b) mailtrail, archive + store", &durable),
+            ("(c) (b) + 1M-entry suppression list", &suppressing),
+        ] {
             println!(
-                "{name:<34} {:>12.0} {:>8.2}ms {:>8.2}ms",
+                "{name:<42} {:>12.0} {:>8.2}ms {:>8.2}ms {:>8.3}ms",
                 f.rate(),
                 f.percentile(0.50).as_secs_f64() * 1e3,
-                f.percentile(0.99).as_secs_f64() * 1e3
+                f.percentile(0.99).as_secs_f64() * 1e3,
+                f.rcpt_percentile(0.99).as_secs_f64() * 1e3
             );
         }
         println!("mailtrail / no-op throughput ratio: {:.2}", durable.rate() / baseline.rate());
+        println!(
+            "with the suppression list: throughput {:.2} of (b), p99 eom {:.2} of (b), p99 rcpt {:.2} of (b)",
+            suppressing.rate() / durable.rate(),
+            suppressing.percentile(0.99).as_secs_f64() / durable.percentile(0.99).as_secs_f64(),
+            suppressing.rcpt_percentile(0.99).as_secs_f64() / durable.rcpt_percentile(0.99).as_secs_f64()
+        );
+        if let (Some(with), Some(without)) = (suppressing.ready_rss, durable.ready_rss) {
+            println!(
+                "resident memory at start: {:.1} MB with the list, {:.1} MB without: the index of {SUPPRESSED} entries takes {:.1} MB",
+                with as f64 / 1e6,
+                without as f64 / 1e6,
+                with.saturating_sub(without) as f64 / 1e6
+            );
+        }
     });
 }
 
@@ -99,7 +171,7 @@ async fn noop_milter(messages: usize) -> Figures {
     figures
 }
 
-async fn mailtrail_milter(messages: usize) -> Figures {
+async fn mailtrail_milter(messages: usize, suppression: bool) -> Figures {
     // The state directory lives under target/, on the same disk as a real installation would.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let socket = dir.path().join("milter.sock");
@@ -107,12 +179,22 @@ async fn mailtrail_milter(messages: usize) -> Figures {
     std::fs::write(
         &config_path,
         format!(
-            "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[web]\nenabled = false\n[milter]\nlisten = \"unix:{}\"\n",
+            "[state]\ndir = \"{}\"\n[maillog]\nsource = \"off\"\n[web]\nenabled = false\n[milter]\nlisten = \"unix:{}\"\n[suppression]\nmode = \"{}\"\n",
             dir.path().join("state").display(),
-            socket.display()
+            socket.display(),
+            if suppression { "refuse" } else { "off" }
         ),
     )
     .unwrap();
+    if suppression {
+        suppressed_store(&dir.path().join("state"));
+    }
+    // What the runs before freed goes back to the system, so that the figure below is what
+    // the daemon holds.
+    // SAFETY: glibc's malloc_trim has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
     let source = Source::File(config_path);
     let handle = ConfigHandle::new(source.clone(), source.load().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -125,8 +207,11 @@ async fn mailtrail_milter(messages: usize) -> Figures {
             let _ = ready.send(());
         },
     ));
+    let before = rss();
     is_ready.await.unwrap();
-    let figures = drive(&socket, messages).await;
+    let ready_rss = rss().saturating_sub(before);
+    let mut figures = drive(&socket, messages).await;
+    figures.ready_rss = Some(ready_rss);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let archived = std::fs::read_dir(dir.path().join("state/archive/new"))
@@ -159,9 +244,13 @@ async fn drive(addr: &Path, messages: usize) -> Figures {
                 .unwrap();
             conn.helo("client.example.org").await.unwrap();
             let mut latencies = Vec::with_capacity(count);
+            let mut rcpt_latencies = Vec::with_capacity(count);
             for n in 0..count {
                 conn.mail(["<sender@example.com>"]).await.unwrap();
-                conn.rcpt(["<rcpt@example.net>"]).await.unwrap();
+                let sent = Instant::now();
+                let status = conn.rcpt(["<rcpt@example.net>"]).await.unwrap();
+                rcpt_latencies.push(sent.elapsed());
+                assert_eq!(status, Status::Continue);
                 conn.header("From", "sender@example.com").await.unwrap();
                 conn.header("To", "rcpt@example.net").await.unwrap();
                 conn.header("Subject", format!("benchmark {c}-{n}"))
@@ -182,18 +271,24 @@ async fn drive(addr: &Path, messages: usize) -> Figures {
                 assert_eq!(status, Status::Continue);
             }
             conn.close().await.unwrap();
-            latencies
+            (latencies, rcpt_latencies)
         }));
     }
     let mut latencies = Vec::with_capacity(messages);
+    let mut rcpt_latencies = Vec::with_capacity(messages);
     for client in clients {
-        latencies.extend(client.await.unwrap());
+        let (eom, rcpt) = client.await.unwrap();
+        latencies.extend(eom);
+        rcpt_latencies.extend(rcpt);
     }
     let elapsed = start.elapsed();
     latencies.sort();
+    rcpt_latencies.sort();
     Figures {
         messages,
         elapsed,
         latencies,
+        rcpt_latencies,
+        ready_rss: None,
     }
 }

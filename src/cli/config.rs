@@ -33,6 +33,26 @@ pub fn check_config(
             .as_ref()
             .map_or(String::new(), |d| format!(", config {}", d.display()))
     )?;
+    let s = &config.suppression;
+    writeln!(
+        out,
+        "suppression: {}; learned from {}, full-mailbox after {}, kept {}; enforced for {}",
+        serde_json::to_value(s.mode)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        s.categories
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        s.full_mailbox_after,
+        humantime::format_duration(s.keep),
+        match s.modes.is_empty() {
+            true => "every mode".to_string(),
+            false => s.modes.join(", "),
+        }
+    )?;
     for (mode, policy) in &config.policies {
         let warn = policy.warn_after.map_or("never".into(), |d| {
             humantime::format_duration(d).to_string()

@@ -617,3 +617,44 @@ fn bad_fleet_values_name_their_line_and_key() {
     let e = error_at("[fleet]\nhost = \"relay1\"\n", 1, "fleet.database");
     assert!(e.contains("missing"), "{e}");
 }
+
+#[test]
+fn suppression_settings_are_checked_with_file_line_and_key() {
+    let c = parse_str(
+        "[suppression]\nmode = \"refuse\"\ncategories = [\"invalid-mailbox\"]\n\
+         full_mailbox_after = 0\nkeep = \"30d\"\nmodes = [\"bulk\"]\n",
+    )
+    .unwrap();
+    let s = &c.suppression;
+    assert_eq!(s.mode, crate::suppression::Mode::Refuse);
+    assert_eq!(s.categories, [crate::bounce::Category::InvalidMailbox]);
+    assert_eq!(
+        (s.full_mailbox_after, s.keep),
+        (0, Duration::from_secs(30 * 86400))
+    );
+    assert!(s.refuses_for("bulk") && !s.refuses_for("normal"));
+    assert!(
+        !SuppressionConfig::default().refuses_for("normal"),
+        "off by default"
+    );
+
+    let e = error_at("[suppression]\nmode = \"block\"\n", 2, "suppression.mode");
+    assert!(e.contains("\"refuse\""), "{e}");
+    error_at(
+        "[suppression]\ncategories = [\"invalid-mailbox\",\n  \"no-such\"]\n",
+        3,
+        "suppression.categories",
+    );
+    error_at(
+        "[suppression]\nfull_mailbox_after = -1\n",
+        2,
+        "suppression.full_mailbox_after",
+    );
+    error_at("[suppression]\nkeep = \"forever\"\n", 2, "suppression.keep");
+    let e = error_at(
+        "[suppression]\nmodes = [\"urgent\"]\n",
+        2,
+        "suppression.modes",
+    );
+    assert!(e.contains("bulk, normal"), "{e}");
+}

@@ -260,6 +260,16 @@ impl Store {
         rules: &SuppressionConfig,
         now: i64,
     ) -> Result<Learned, StoreError> {
+        // Most rounds find nothing new: they read, and leave the write lock to the writers.
+        let newer: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM attempt WHERE id >
+                (SELECT value FROM suppression_state WHERE name = 'learned_attempt'))",
+            [],
+            |row| row.get(0),
+        )?;
+        if !newer {
+            return Ok(Learned::default());
+        }
         let tx = self.write_transaction()?;
         let position: i64 = tx.query_row(
             "SELECT value FROM suppression_state WHERE name = 'learned_attempt'",

@@ -193,3 +193,52 @@ fn the_index_finds_a_senders_entries_then_every_senders() {
     index.remove("shop.example", "gone@x.example");
     assert_eq!(index.len(), 2);
 }
+
+#[test]
+fn the_index_stays_right_across_many_removals() {
+    let mut index = SuppressionIndex::default();
+    for n in 0..1000 {
+        index.insert(&entry(
+            "shop.example",
+            &format!("u{n}@x.example"),
+            Source::Learned,
+            None,
+        ));
+    }
+    index.insert(&entry("shop.example", "*@u5.example", Source::Manual, None));
+    // Removing most keys compacts the arena the survivors point into.
+    for n in (0..1000).filter(|n| n % 10 != 0) {
+        index.remove("shop.example", &format!("u{n}@x.example"));
+    }
+    assert_eq!(index.len(), 101);
+    for n in 0..1000 {
+        let found = index
+            .lookup("shop.example", &format!("u{n}@x.example"), 0)
+            .is_some();
+        assert_eq!(found, n % 10 == 0, "u{n}");
+    }
+    // A domain entry and an address that spells the same text are different keys.
+    assert!(
+        index
+            .lookup("shop.example", "anyone@u5.example", 0)
+            .unwrap()
+            .whole_domain
+    );
+    index.insert(&entry(
+        "shop.example",
+        "u1@x.example",
+        Source::Learned,
+        None,
+    ));
+    assert_eq!(index.len(), 102);
+    index.insert(&entry("shop.example", "u1@x.example", Source::Manual, None));
+    assert_eq!(index.len(), 102, "replaced, not added");
+    assert_eq!(
+        index
+            .lookup("shop.example", "u1@x.example", 0)
+            .unwrap()
+            .mark
+            .source(),
+        Source::Manual
+    );
+}

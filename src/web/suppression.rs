@@ -94,8 +94,7 @@ fn checked(user: &CurrentUser, form: &EntryForm) -> Result<NewSuppression, WebEr
         .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let scoped = !user.user.domains.is_empty();
     if scoped
-        && (entry.sender_domain == ALL_SENDERS
-            || !user.user.domains.contains(&entry.sender_domain))
+        && (entry.sender_domain == ALL_SENDERS || !user.user.domains.contains(&entry.sender_domain))
     {
         return Err(WebError::Forbidden);
     }
