@@ -574,3 +574,158 @@ fn sendmail_submission_hop_is_one_message_with_one_delivery() {
         v["summary"]
     );
 }
+
+/// `mailtrail user …` with the password on standard input.
+fn user_cmd(s: &Setup, args: &[&str], password: &str) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&s.config)
+        .arg("user")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn login(port: u16, name: &str, password: &str) -> String {
+    let body = format!("name={name}&password={password}");
+    http(
+        port,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// A first run with no user anywhere makes `admin` with a random password, said once on one
+/// log line, and only its hash is kept; `mailtrail user` manages the users file while the
+/// daemon runs, and says clearly what it cannot do.
+#[test]
+fn a_first_run_makes_an_admin_and_user_manages_the_rest() {
+    let web_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = Setup::new("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "enabled = false",
+        &format!("listen = \"127.0.0.1:{web_port}\""),
+    );
+    let hash = {
+        let mut child = Command::new(BIN)
+            .arg("hash-password")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"ops pw\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    std::fs::write(
+        &s.config,
+        format!("{text}[[web.user]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"),
+    )
+    .unwrap();
+    // A user of the configuration file is not the users file's to change.
+    let (ok, _, err) = user_cmd(&s, &["add", "ops"], "secret");
+    assert!(!ok);
+    assert!(
+        err.contains("user `ops` is defined in") && err.contains("mailtrail.toml:"),
+        "{err}"
+    );
+    std::fs::write(&s.config, &text).unwrap();
+
+    let start = || {
+        let mut daemon = Command::new(BIN)
+            .arg("--config")
+            .arg(&s.config)
+            .arg("run")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(daemon.stderr.take().unwrap())
+            .lines()
+            .map_while(Result::ok);
+        (daemon, lines)
+    };
+    let (daemon, mut lines) = start();
+    let first = wait_for_line(&mut lines, "first run");
+    let password = first
+        .split("with password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the password on the line")
+        .to_string();
+    assert!(
+        first.contains(&format!("http://127.0.0.1:{web_port}/ as admin")),
+        "{first}"
+    );
+    wait_for_line(&mut lines, "web pages on");
+    let users_file = std::fs::read_to_string(s.state().join("users.toml")).unwrap();
+    assert!(!users_file.contains(&password), "only the hash is kept");
+    assert!(users_file.contains("$argon2id$"), "{users_file}");
+    assert!(login(web_port, "admin", &password).starts_with("HTTP/1.1 303"));
+    assert!(login(web_port, "admin", "wrong").starts_with("HTTP/1.1 401"));
+
+    // Users added while the daemon runs can log in at once.
+    let (ok, out, err) = user_cmd(&s, &["add", "alice", "--domain", "A.example"], "alice pw");
+    assert!(ok, "{err}");
+    assert!(out.contains("user alice added"), "{out}");
+    assert!(login(web_port, "alice", "alice+pw").starts_with("HTTP/1.1 303"));
+    let (ok, _, err) = user_cmd(&s, &["add", "alice"], "again");
+    assert!(!ok && err.contains("user `alice` exists already"), "{err}");
+    let (ok, _, err) = user_cmd(&s, &["passwd", "bob"], "x");
+    assert!(!ok && err.contains("no user `bob`"), "{err}");
+    let (ok, _, _) = user_cmd(&s, &["passwd", "alice"], "new pw");
+    assert!(ok);
+    assert!(login(web_port, "alice", "alice+pw").starts_with("HTTP/1.1 401"));
+    assert!(login(web_port, "alice", "new+pw").starts_with("HTTP/1.1 303"));
+    let (_, listed, _) = user_cmd(&s, &["list", "--json"], "");
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[1]["name"], "alice");
+    assert_eq!(listed[1]["domains"][0], "a.example");
+    let (ok, _, _) = user_cmd(&s, &["remove", "alice"], "");
+    assert!(ok);
+    assert!(login(web_port, "alice", "new+pw").starts_with("HTTP/1.1 401"));
+
+    let mut daemon = daemon;
+    signal(daemon.id(), "TERM");
+    wait_for_line(&mut lines, "stopped");
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+    // The next start makes no second admin and says no password.
+    let (mut daemon, mut lines) = start();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("the daemon's output ended");
+        assert!(!line.contains("first run"), "{line}");
+        if line.contains("web pages on") {
+            break;
+        }
+        seen.push(line);
+    }
+    assert!(login(web_port, "admin", &password).starts_with("HTTP/1.1 303"));
+    signal(daemon.id(), "TERM");
+    wait_for_line(&mut lines, "stopped");
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}

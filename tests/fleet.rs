@@ -765,3 +765,77 @@ fn an_older_fleet_schema_moves_raw_lines_to_their_hosts_partitions() {
         local_rows(&mt.store_path(), raw_line).len().to_string(),
     );
 }
+
+fn suppressing_daemon(pg: &Postgres, host: &str) -> Mailtrail {
+    Mailtrail::configure_with_web(&format!(
+        "[web]\nenabled = false\n\n[suppression]\nmode = \"refuse\"\n\n[fleet]\ndatabase = \"{}\"\nhost = \"{host}\"\ntoken = \"{TOKEN}\"\n",
+        pg.url()
+    ))
+}
+
+fn suppressed(mt: &Mailtrail) -> Vec<serde_json::Value> {
+    let list: serde_json::Value =
+        serde_json::from_str(&mt.command(&["suppress", "list", "--json"])).unwrap();
+    list.as_array().unwrap().clone()
+}
+
+/// The suppression list goes through the fleet database: an entry added on one relay holds on
+/// the other within seconds, and the other's removal reaches the first.
+#[test]
+fn a_suppression_on_one_relay_holds_on_every_relay() {
+    let pg = Postgres::start();
+    let mut a = suppressing_daemon(&pg, "relay-a");
+    let mut b = suppressing_daemon(&pg, "relay-b");
+    a.start();
+    b.start();
+    a.command(&[
+        "suppress",
+        "add",
+        "Gone@X.example",
+        "--domain",
+        "shop.example",
+        "--reason",
+        "asked to stop",
+    ]);
+    let on_b = wait_for(
+        T,
+        "relay-a's entry on relay-b",
+        || {
+            let list = suppressed(&b);
+            (!list.is_empty()).then_some(list)
+        },
+        || format!("{}\n{}", a.log(), b.log()),
+    );
+    assert_eq!(on_b.len(), 1);
+    assert_eq!(on_b[0]["address"], "gone@x.example");
+    assert_eq!(on_b[0]["sender_domain"], "shop.example");
+    assert_eq!(on_b[0]["reason"], "asked to stop");
+    assert_eq!(on_b[0]["source"], "manual");
+
+    b.command(&[
+        "suppress",
+        "remove",
+        "gone@x.example",
+        "--domain",
+        "shop.example",
+    ]);
+    wait_until(
+        T,
+        "relay-b's removal on relay-a",
+        || suppressed(&a).is_empty(),
+        || format!("{}\n{}", a.log(), b.log()),
+    );
+    assert_eq!(
+        pg.query("SELECT host || '|' || (removed_at IS NOT NULL)::text FROM suppression")
+            .trim(),
+        "relay-b|true"
+    );
+    // Neither relay sends back what it took: the row stays relay-b's removal.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        pg.query("SELECT host FROM suppression").trim(),
+        "relay-b",
+        "{}",
+        a.log()
+    );
+}

@@ -70,6 +70,14 @@ pub fn check_config(
 /// `mailtrail hash-password`: asks for the password on a terminal, else reads one line of
 /// standard input, and prints its argon2id hash.
 pub fn hash_password(out: &mut impl Write) -> Result<(), CliError> {
+    let hash = crate::config::hash_password(&read_password()?)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    writeln!(out, "{hash}")?;
+    Ok(())
+}
+
+/// A password from the terminal (asked for), else one line of standard input.
+pub(super) fn read_password() -> Result<String, CliError> {
     let read = if std::io::stdin().is_terminal() {
         rpassword::prompt_password("Password: ")
     } else {
@@ -83,8 +91,5 @@ pub fn hash_password(out: &mut impl Write) -> Result<(), CliError> {
     if password.is_empty() {
         return Err(CliError::Usage("empty password".into()));
     }
-    let hash =
-        crate::config::hash_password(&password).map_err(|e| CliError::Usage(e.to_string()))?;
-    writeln!(out, "{hash}")?;
-    Ok(())
+    Ok(password)
 }

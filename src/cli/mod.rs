@@ -7,6 +7,7 @@ mod policy;
 mod report;
 mod stats;
 mod suppress;
+mod users;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub use policy::policy_show;
 pub use report::report_command;
 pub use stats::{StatusList, StatusSource, stats_command, status_command};
 pub use suppress::{SuppressCommand, suppress_command};
+pub use users::{UserCommand, user_command};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -115,6 +117,9 @@ pub enum Command {
     /// The suppression list: recipients a sender domain's mail is refused for at RCPT
     #[command(subcommand)]
     Suppress(SuppressCommand),
+    /// Users of the pages kept in the state directory (beside [[web.user]] of the file)
+    #[command(subcommand)]
+    User(UserCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -320,6 +325,7 @@ pub fn execute(
         Command::Classify { lines } => classify(config, &lines, out),
         Command::Report(command) => report_command(config, command, offset, out),
         Command::Suppress(command) => suppress_command(config, command, offset, out),
+        Command::User(command) => user_command(config, command, out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
             today,

@@ -9,11 +9,12 @@ mod params;
 mod parse;
 mod password;
 mod reload;
+pub mod users;
 
 pub use error::ConfigError;
 pub use model::*;
 pub use params::{Interval, ListenSocket, ParseParamError, ServerAddr, TimeOfDay, Weekday};
-pub use parse::{load, parse};
+pub use parse::{load, parse, web_user_line};
 pub use password::{DUMMY_HASH, PasswordError, hash_password, verify_password};
 pub use reload::{ConfigHandle, Source};
 

@@ -177,6 +177,17 @@ fn parse_suppression(
     Ok(())
 }
 
+/// The line of the `[[web.user]]` entry named `name` in the configuration file at `path`.
+pub fn web_user_line(path: &Path, name: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let raw: RawConfig = toml::from_str(&text).ok()?;
+    let loc = Locator { path, text: &text };
+    raw.web?.user.iter().find_map(|user| {
+        let n = user.get_ref().name.as_ref()?;
+        (n.get_ref() == name).then(|| loc.line(n.span().start))
+    })
+}
+
 /// `[milter]`.
 fn parse_milter(loc: &Locator, m: RawMilter, milter: &mut MilterConfig) -> Result<(), ConfigError> {
     if let Some(listen) = m.listen {

@@ -12,7 +12,7 @@ use crate::{
         fleet::{
             BATCH, error_chain as chain,
             postgres::{self, FleetDbError, HostClaim, Shipper},
-            tables,
+            suppression, tables,
         },
     },
 };
@@ -193,6 +193,17 @@ impl ShipLoop {
                 error!("fleet: cannot mark shipped statistics: {e}");
             }
         }
+        if self.config.current().suppression.mode != crate::suppression::Mode::Off {
+            let synced =
+                tokio::time::timeout(BATCH_TIMEOUT, self.share_suppression(&mut client)).await;
+            match synced {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return self.failed(e),
+                Err(_) => {
+                    return self.failed_text("the suppression list took over two minutes".into());
+                }
+            }
+        }
         self.recovered();
         self.expire(&mut client).await;
         self.client = Some(client);
@@ -200,6 +211,39 @@ impl ShipLoop {
             true => Round::More,
             false => Round::Idle,
         }
+    }
+
+    /// Sends this host's changes to the suppression list and takes the other hosts'.
+    async fn share_suppression(&mut self, client: &mut Client) -> Result<(), FleetDbError> {
+        let host = self.fleet.host.0.clone();
+        loop {
+            let (changes, position) = self
+                .store
+                .suppression_unsent(&host, suppression::CHUNK)
+                .map_err(FleetDbError::Local)?;
+            if changes.is_empty() {
+                break;
+            }
+            suppression::send(client, &changes).await?;
+            self.store
+                .suppression_sent(position)
+                .map_err(FleetDbError::Local)?;
+            if changes.len() < suppression::CHUNK {
+                break;
+            }
+        }
+        let after = self
+            .store
+            .suppression_taken()
+            .map_err(FleetDbError::Local)?;
+        let store = &mut self.store;
+        suppression::take(client, &host, after, |changes, position| {
+            store
+                .suppression_take(changes, position)
+                .map(|_| ())
+                .map_err(FleetDbError::Local)
+        })
+        .await
     }
 
     /// Drops this host's raw-line days past its `maillog.raw_retention`, once an hour.

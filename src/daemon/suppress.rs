@@ -84,7 +84,7 @@ pub fn start(
                 learn(&mut store, &current.suppression, now, &counters);
                 if Instant::now() >= next_expiry {
                     next_expiry = Instant::now() + EXPIRE_EVERY;
-                    match store.suppression_expire(now) {
+                    match store.suppression_expire(now, current.fleet.is_some()) {
                         Ok(0) => {}
                         Ok(n) => info!("suppression: {n} learned entries expired"),
                         Err(e) => error!("suppression: expiring entries: {e}"),

@@ -266,6 +266,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value INTEGER NOT NULL
     );
     INSERT INTO suppression_state VALUES ('changes', 0), ('learned_attempt', 0);",
+    // 13: the suppression list shared through the fleet database: `origin` is the host a
+    // change came from (NULL: this one, to be sent); the positions of what was sent and taken.
+    "ALTER TABLE suppression ADD COLUMN origin TEXT;
+    CREATE INDEX suppression_unsent ON suppression (changed) WHERE origin IS NULL;
+    INSERT INTO suppression_state VALUES ('fleet_sent', 0), ('fleet_taken', 0);",
 ];
 
 /// Secondary indexes that no statement of an import into an empty store reads and that rows

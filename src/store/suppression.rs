@@ -32,6 +32,22 @@ pub enum SuppressionChange {
     },
 }
 
+/// An entry as it travels between a host and the fleet database: its state after its last
+/// change (`removed_at` for a removal), and the host that made it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SharedSuppression {
+    pub entry: Suppression,
+    pub removed_at: Option<i64>,
+    pub host: String,
+}
+
+impl SharedSuppression {
+    /// When it last changed: a newer change wins, on every host and in the fleet database.
+    pub fn changed_at(&self) -> i64 {
+        self.removed_at.unwrap_or(self.entry.created_at)
+    }
+}
+
 /// What a learning round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Learned {
@@ -113,7 +129,7 @@ fn remove_entry(
 ) -> Result<bool, StoreError> {
     let change = next_change(tx)?;
     let removed = tx.execute(
-        "UPDATE suppression SET removed_at = ?4, changed = ?5
+        "UPDATE suppression SET removed_at = ?4, changed = ?5, origin = NULL
         WHERE sender_domain = ?1 AND target = ?2 AND removed_at IS NULL
             AND (NOT ?3 OR source = 'learned')",
         params![sender_domain, target, learned_only, now, change],
@@ -137,7 +153,8 @@ impl Store {
                 ON CONFLICT (sender_domain, target) DO UPDATE SET source = 'manual',
                     category = NULL, dsn = NULL, reply = NULL, queue_id = NULL,
                     reason = excluded.reason, created_at = excluded.created_at,
-                    expires_at = NULL, removed_at = NULL, changed = excluded.changed",
+                    expires_at = NULL, removed_at = NULL, changed = excluded.changed,
+                    origin = NULL",
                 params![e.sender_domain, e.target, e.reason, now, change],
             )?;
         }
@@ -379,9 +396,120 @@ impl Store {
         Ok(learned)
     }
 
-    /// Ends the learned entries whose time ran out, and forgets removals older than a day;
-    /// returns how many entries expired.
-    pub fn suppression_expire(&mut self, now: i64) -> Result<usize, StoreError> {
+    /// This host's changes not yet sent to the fleet database (at most `limit`), with the
+    /// position to mark once they are.
+    pub fn suppression_unsent(
+        &self,
+        host: &str,
+        limit: usize,
+    ) -> Result<(Vec<SharedSuppression>, i64), StoreError> {
+        let mut statement = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS}, removed_at, changed FROM suppression
+            WHERE origin IS NULL
+                AND changed > (SELECT value FROM suppression_state WHERE name = 'fleet_sent')
+            ORDER BY changed LIMIT ?1"
+        ))?;
+        let mut last = self.suppression_position("fleet_sent")?;
+        let rows = statement
+            .query_map([limit as i64], |row| {
+                Ok((
+                    entry(row)?,
+                    row.get::<_, Option<i64>>(11)?,
+                    row.get::<_, i64>(12)?,
+                ))
+            })?
+            .map(|r| {
+                r.map(|(entry, removed_at, changed)| {
+                    last = last.max(changed);
+                    SharedSuppression {
+                        entry,
+                        removed_at,
+                        host: host.to_string(),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((rows, last))
+    }
+
+    /// Marks this host's changes up to `position` as sent.
+    pub fn suppression_sent(&mut self, position: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE suppression_state SET value = max(value, ?1) WHERE name = 'fleet_sent'",
+            [position],
+        )?;
+        Ok(())
+    }
+
+    /// The fleet database's position up to which other hosts' changes were taken.
+    pub fn suppression_taken(&self) -> Result<i64, StoreError> {
+        self.suppression_position("fleet_taken")
+    }
+
+    fn suppression_position(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT value FROM suppression_state WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Takes other hosts' changes from the fleet database, in one transaction with the
+    /// position they came up to (`None`: more follow at the same position). A change replaces
+    /// the entry here only when it is newer, so every host ends with the latest.
+    pub fn suppression_take(
+        &mut self,
+        changes: &[SharedSuppression],
+        position: Option<i64>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.write_transaction()?;
+        let mut taken = 0;
+        for c in changes {
+            let e = &c.entry;
+            let change = next_change(&tx)?;
+            taken += tx.execute(
+                "INSERT INTO suppression (sender_domain, target, source, category, dsn, reply,
+                    queue_id, reason, created_at, expires_at, removed_at, changed, origin)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                ON CONFLICT (sender_domain, target) DO UPDATE SET source = excluded.source,
+                    category = excluded.category, dsn = excluded.dsn, reply = excluded.reply,
+                    queue_id = excluded.queue_id, reason = excluded.reason,
+                    created_at = excluded.created_at, expires_at = excluded.expires_at,
+                    removed_at = excluded.removed_at, changed = excluded.changed,
+                    origin = excluded.origin
+                WHERE coalesce(excluded.removed_at, excluded.created_at)
+                    > coalesce(suppression.removed_at, suppression.created_at)",
+                params![
+                    e.sender_domain,
+                    e.target,
+                    e.source.as_str(),
+                    e.category.map(Category::as_str),
+                    e.dsn,
+                    e.reply,
+                    e.queue_id,
+                    e.reason,
+                    e.created_at,
+                    e.expires_at,
+                    c.removed_at,
+                    change,
+                    c.host
+                ],
+            )?;
+        }
+        if let Some(position) = position {
+            tx.execute(
+                "UPDATE suppression_state SET value = ?1 WHERE name = 'fleet_taken'",
+                [position],
+            )?;
+        }
+        tx.commit()?;
+        Ok(taken)
+    }
+
+    /// Ends the learned entries whose time ran out, and forgets removals older than a day
+    /// (with `fleet`, only those already sent to the fleet database); returns how many entries
+    /// expired.
+    pub fn suppression_expire(&mut self, now: i64, fleet: bool) -> Result<usize, StoreError> {
         let tx = self.write_transaction()?;
         let due: Vec<(String, String)> = tx
             .prepare(
@@ -394,8 +522,10 @@ impl Store {
             remove_entry(&tx, sender_domain, target, now, false)?;
         }
         tx.execute(
-            "DELETE FROM suppression WHERE removed_at < ?1",
-            [now - TOMBSTONE_SECS],
+            "DELETE FROM suppression WHERE removed_at < ?1
+                AND (NOT ?2 OR origin IS NOT NULL
+                    OR changed <= (SELECT value FROM suppression_state WHERE name = 'fleet_sent'))",
+            params![now - TOMBSTONE_SECS, fleet],
         )?;
         tx.commit()?;
         Ok(due.len())
@@ -439,7 +569,8 @@ impl Learnt<'_> {
             ON CONFLICT (sender_domain, target) DO UPDATE SET source = 'learned',
                 category = excluded.category, dsn = excluded.dsn, reply = excluded.reply,
                 queue_id = excluded.queue_id, reason = NULL, created_at = excluded.created_at,
-                expires_at = excluded.expires_at, removed_at = NULL, changed = excluded.changed
+                expires_at = excluded.expires_at, removed_at = NULL, changed = excluded.changed,
+                origin = NULL
             WHERE suppression.source = 'learned' OR suppression.removed_at IS NOT NULL",
             params![
                 self.sender_domain,

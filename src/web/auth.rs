@@ -167,15 +167,43 @@ impl WebState {
         self.user(&name)
     }
 
+    /// A user of the configuration file, else of the state directory's users file.
     fn user(&self, name: &str) -> Option<WebUser> {
-        self.inner
-            .config
-            .current()
-            .web
-            .users
-            .iter()
-            .find(|u| u.name == name)
-            .cloned()
+        let config = self.inner.config.current();
+        if let Some(user) = config.web.users.iter().find(|u| u.name == name) {
+            return Some(user.clone());
+        }
+        let path = crate::config::users::Users::path_in(&config.state_dir);
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut file = self
+            .inner
+            .file_users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let current = Some((path.clone(), modified));
+        if file.read != current {
+            file.users = match crate::config::users::Users::load(&path) {
+                Ok(users) => {
+                    for u in users.users() {
+                        if config.web.users.iter().any(|c| c.name == u.name) {
+                            tracing::error!(
+                                "web: user `{}` is in {} and in [[web.user]]: the file's cannot log in",
+                                u.name,
+                                path.display()
+                            );
+                        }
+                    }
+                    users.users().to_vec()
+                }
+                Err(e) => {
+                    // Its users cannot log in until it reads again; mail goes on.
+                    tracing::error!("web: users file: {e}");
+                    Vec::new()
+                }
+            };
+            file.read = current;
+        }
+        file.users.iter().find(|u| u.name == name).cloned()
     }
 
     /// `Err(())` when this IP or user name has failed too often recently; otherwise the user

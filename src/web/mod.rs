@@ -116,6 +116,15 @@ struct Inner {
     stats_cache: Mutex<HashMap<stats::CacheKey, stats::CachedStats>>,
     /// The dashboard's client for archived copies kept on their hosts.
     copies: fleet::CopyClient,
+    /// The users file of the state directory, as last read (with its modification time):
+    /// read again when it changes, so `mailtrail user` needs no restart.
+    file_users: Mutex<FileUsers>,
+}
+
+#[derive(Default)]
+struct FileUsers {
+    read: Option<(std::path::PathBuf, Option<std::time::SystemTime>)>,
+    users: Vec<crate::config::WebUser>,
 }
 
 impl WebState {
@@ -166,6 +175,7 @@ impl WebState {
                 offset,
                 stats_cache: Mutex::new(HashMap::new()),
                 copies: fleet::CopyClient::new(),
+                file_users: Mutex::default(),
             }),
             health: Arc::default(),
         }
@@ -384,7 +394,7 @@ pub fn pages(
     let clock: Clock = Arc::new(OffsetDateTime::now_utc);
     let state = WebState::new(config.clone(), offset, clock)?.with_health(health);
     if start.web.users.is_empty() {
-        tracing::warn!("web: no [[web.user]] configured, nobody can log in");
+        first_run_user(&start);
     }
     Ok(Some(serve_forever(
         start.web.listen,
@@ -409,7 +419,7 @@ pub async fn dashboard(config: ConfigHandle, offset: UtcOffset) -> Result<(), We
         error!("dashboard: fleet database {}: {e}", fleet.database);
     }
     if start.web.users.is_empty() {
-        tracing::warn!("dashboard: no [[web.user]] configured, nobody can log in");
+        first_run_user(&start);
     }
     let clock: Clock = Arc::new(OffsetDateTime::now_utc);
     let state = WebState::fleet(config.clone(), reader, offset, clock);
@@ -422,6 +432,50 @@ pub async fn dashboard(config: ConfigHandle, offset: UtcOffset) -> Result<(), We
     )
     .await;
     Ok(())
+}
+
+/// With no user in the configuration file and no users file yet: makes the user `admin` with a
+/// random password, keeps its hash in the state directory and says the address, the name and
+/// the password once, on one log line. A failure is logged; the milter runs on regardless.
+fn first_run_user(config: &crate::config::Config) {
+    use crate::config::users::Users;
+    let path = Users::path_in(&config.state_dir);
+    let made = (|| -> Result<Option<String>, String> {
+        let mut users = Users::load(&path).map_err(|e| e.to_string())?;
+        if users.exists() {
+            if users.users().is_empty() {
+                tracing::warn!(
+                    "web: no user in {} nor [[web.user]]: nobody can log in (mailtrail user add NAME)",
+                    path.display()
+                );
+            }
+            return Ok(None);
+        }
+        let password = crate::config::users::random_password()?;
+        let password_hash = crate::config::hash_password(&password).map_err(|e| e.to_string())?;
+        users
+            .add(crate::config::WebUser {
+                name: "admin".into(),
+                password_hash,
+                domains: Vec::new(),
+            })
+            .map_err(|e| e.to_string())?;
+        users.save().map_err(|e| e.to_string())?;
+        Ok(Some(password))
+    })();
+    let scheme = match config.web.tls {
+        Some(_) => "https",
+        None => "http",
+    };
+    match made {
+        Ok(Some(password)) => tracing::warn!(
+            "web: first run: log in at {scheme}://{}/ as admin with password {password} (shown this once; only its hash is kept, in {}; change it with `mailtrail user passwd admin`)",
+            config.web.listen,
+            path.display()
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!("web: cannot make the first user: {e}; nobody can log in"),
+    }
 }
 
 /// Serves the pages; binding (and reading the TLS files) is retried, so the pages come up once

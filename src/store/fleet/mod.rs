@@ -10,6 +10,7 @@
 mod outbox;
 pub mod postgres;
 mod read;
+pub mod suppression;
 pub mod tables;
 
 pub use outbox::{ColumnValues, OutboxBatch, OutboxLag, RollupBatch, RollupRows, TableRows};

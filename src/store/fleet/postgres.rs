@@ -22,6 +22,9 @@ pub enum FleetDbError {
     TooNew { found: i32, supported: i32 },
     #[error("fleet database TLS: {0}")]
     Tls(String),
+    /// This host's own store, while exchanging with the fleet database.
+    #[error("local store: {0}")]
+    Local(#[source] crate::store::StoreError),
     #[error(
         "the fleet database took changes of `{host}` up to {shipped_seq}, but this store has written only up to {high_water}: it was restored from a backup or copied, and shipping it would overwrite or skip records; give it a [fleet] host of its own"
     )]
@@ -324,6 +327,27 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX recipient_category_at ON recipient (category, last_attempt_at)
         INCLUDE (host, message) WHERE category IS NOT NULL;
     DROP INDEX recipient_category;",
+    // 9: the suppression list every host shares: one row per (sender domain, address), in the
+    // state of its newest change, with the host that made it and the transaction that wrote
+    // it (a host takes the changes of transactions older than any still running: none is
+    // skipped by a commit that lands late). See store/fleet/suppression.rs.
+    "CREATE TABLE suppression (
+        sender_domain text NOT NULL,
+        target text NOT NULL,
+        source text NOT NULL,
+        category text,
+        dsn text,
+        reply text,
+        queue_id text,
+        reason text,
+        created_at bigint NOT NULL,
+        expires_at bigint,
+        removed_at bigint,
+        host text NOT NULL,
+        xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+        PRIMARY KEY (sender_domain, target)
+    );
+    CREATE INDEX suppression_xid ON suppression (xid);",
 ];
 
 /// Serialises migrations and partition changes between hosts starting side by side.

@@ -281,7 +281,7 @@ fn manual_entries_stay_until_removed_and_every_change_is_numbered() {
     assert!(newest > last);
 
     // Removals are forgotten after a day; the numbers go on from where they were.
-    store.suppression_expire(T0 + 2 * DAY).unwrap();
+    store.suppression_expire(T0 + 2 * DAY, false).unwrap();
     store
         .suppression_add(&[add("shop.example", "again@x.example")], T0 + 2 * DAY)
         .unwrap();
@@ -338,11 +338,87 @@ fn learned_entries_expire_and_a_scoped_list_shows_only_its_domains() {
 
     let later = T0 + 91 * DAY;
     assert!(live(&store, later).is_empty(), "past keep, not listed");
-    assert_eq!(store.suppression_expire(later).unwrap(), 2);
+    assert_eq!(store.suppression_expire(later, false).unwrap(), 2);
     let (changes, _) = store.suppression_changes(0, 100).unwrap();
     assert!(
         changes
             .iter()
             .all(|c| matches!(c, SuppressionChange::Gone { .. }))
     );
+}
+
+#[test]
+fn changes_from_the_fleet_replace_only_older_ones_and_are_not_sent_back() {
+    let (_dir, mut store) = store();
+    let remote = |target: &str, created_at: i64, removed_at: Option<i64>| SharedSuppression {
+        entry: Suppression {
+            id: 0,
+            sender_domain: "shop.example".into(),
+            target: target.into(),
+            source: Source::Learned,
+            category: Some(Category::InvalidMailbox),
+            dsn: Some("5.1.1".into()),
+            reply: None,
+            queue_id: Some("R1".into()),
+            reason: None,
+            created_at,
+            expires_at: Some(created_at + 90 * DAY),
+        },
+        removed_at,
+        host: "relay2".into(),
+    };
+    store
+        .suppression_add(
+            &[NewSuppression {
+                sender_domain: "shop.example".into(),
+                target: "mine@x.example".into(),
+                reason: None,
+            }],
+            T0,
+        )
+        .unwrap();
+    let (unsent, position) = store.suppression_unsent("relay1", 100).unwrap();
+    assert_eq!(unsent.len(), 1);
+    assert_eq!(unsent[0].host, "relay1");
+    store.suppression_sent(position).unwrap();
+    assert!(
+        store
+            .suppression_unsent("relay1", 100)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+
+    // Another relay's entry is taken, and not sent back.
+    store
+        .suppression_take(&[remote("theirs@x.example", T0 + 10, None)], Some(42))
+        .unwrap();
+    assert_eq!(store.suppression_taken().unwrap(), 42);
+    assert_eq!(live(&store, T0 + 20).len(), 2);
+    assert!(
+        store
+            .suppression_unsent("relay1", 100)
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    // An older change of an entry changed here later is ignored; a newer one replaces it.
+    store
+        .suppression_take(&[remote("mine@x.example", T0 - 10, Some(T0 - 5))], None)
+        .unwrap();
+    assert_eq!(live(&store, T0 + 20).len(), 2);
+    store
+        .suppression_take(&[remote("mine@x.example", T0, Some(T0 + 30))], None)
+        .unwrap();
+    assert_eq!(live(&store, T0 + 40).len(), 1);
+    // A change made here to a taken entry is this host's again, to send.
+    assert!(
+        store
+            .suppression_remove("shop.example", "theirs@x.example", T0 + 50)
+            .unwrap()
+    );
+    let (unsent, _) = store.suppression_unsent("relay1", 100).unwrap();
+    assert_eq!(unsent.len(), 1);
+    assert_eq!(unsent[0].removed_at, Some(T0 + 50));
+    assert_eq!(unsent[0].changed_at(), T0 + 50);
 }
