@@ -13,6 +13,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # tests/fleet.rs starts private PostgreSQL servers (initdb, pg_ctl, psql) for the fleet database.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/null 2>&1 || need+=(postgresql)
+# The package check below: its maintainer scripts add a system user; `man -w` finds its pages.
+command -v adduser >/dev/null 2>&1 || need+=(adduser)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   # Install postfix without configuring the machine's own mail system.
@@ -52,3 +55,23 @@ for target in $(cargo fuzz list); do
   RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
     -max_total_time="${MAILTRAIL_FUZZ_SECONDS:-10}" -max_len=4096 -rss_limit_mb=2048
 done
+
+# The Debian package (README "Install"): built, installed, checked, purged. Debian's minimal
+# images drop man pages at install (dpkg path-exclude); the check reads them from the package
+# there.
+deb=$(bash scripts/package.sh)
+dpkg -i "$deb"
+mailtrail --version
+if grep -qs 'path-exclude=/usr/share/man' /etc/dpkg/dpkg.cfg.d/*; then
+  dpkg -c "$deb" | grep 'usr/share/man/man8/mailtrail.8.gz' >/dev/null
+else
+  man -w mailtrail
+  man -w 5 mailtrail.toml
+fi
+mailtrail check-config --config /etc/mailtrail/mailtrail.toml | grep '^store = /var/lib/mailtrail/mailtrail.db$' >/dev/null
+test "$(stat -c '%U:%G %a' /var/lib/mailtrail)" = "mailtrail:mailtrail 750"
+test "$(stat -c '%G %a' /etc/mailtrail/mailtrail.toml)" = "mailtrail 640"
+dpkg --purge mailtrail
+if getent passwd mailtrail >/dev/null; then echo "purge left the mailtrail user" >&2; exit 1; fi
+test ! -e /var/lib/mailtrail
+echo "package $deb: installed, checked and purged"

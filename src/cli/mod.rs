@@ -2,6 +2,7 @@
 
 mod archive;
 mod config;
+mod docs;
 mod import;
 mod policy;
 mod report;
@@ -120,6 +121,9 @@ pub enum Command {
     /// Users of the pages kept in the state directory (beside [[web.user]] of the file)
     #[command(subcommand)]
     User(UserCommand),
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateDocs { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -326,6 +330,7 @@ pub fn execute(
         Command::Report(command) => report_command(config, command, offset, out),
         Command::Suppress(command) => suppress_command(config, command, offset, out),
         Command::User(command) => user_command(config, command, out),
+        Command::GenerateDocs { dir } => docs::generate_docs(&dir, out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
             today,
