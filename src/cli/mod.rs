@@ -3,6 +3,7 @@
 mod archive;
 mod config;
 mod docs;
+mod doctor;
 mod import;
 mod policy;
 mod report;
@@ -121,6 +122,9 @@ pub enum Command {
     /// Users of the pages kept in the state directory (beside [[web.user]] of the file)
     #[command(subcommand)]
     User(UserCommand),
+    /// Check how mailtrail is wired to the MTA and the machine; print only what is wrong, each
+    /// with the line to paste (exit 1), or that nothing is (exit 0)
+    Doctor,
     /// Write the man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
@@ -263,6 +267,8 @@ pub enum CliError {
     },
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0} {things} to fix", things = if *.0 == 1 { "thing" } else { "things" })]
+    Findings(usize),
 }
 
 /// Replaces control characters so text from mail cannot drive the terminal.
@@ -331,6 +337,7 @@ pub fn execute(
         Command::Suppress(command) => suppress_command(config, command, offset, out),
         Command::User(command) => user_command(config, command, out),
         Command::GenerateDocs { dir } => docs::generate_docs(&dir, out),
+        Command::Doctor => doctor::doctor(config, out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
             today,
