@@ -134,7 +134,13 @@ impl StatsAssembler {
                 .collect(),
             by_recipient_domain: top_rows(keyed(Dimension::RcptDomain)?, StatsCounts::attempts),
             by_relay_host: top_rows(keyed(Dimension::Relay)?, StatsCounts::attempts),
-            by_sender: top_rows(keyed(Dimension::Sender)?, |c| c.messages),
+            by_sender: top_rows(
+                keyed(Dimension::Sender)?
+                    .into_iter()
+                    .map(|(key, key2, counts)| (sender_key(key), key2, counts))
+                    .collect(),
+                |c| c.messages,
+            ),
             smtp_errors: smtp_errors(keyed(Dimension::SmtpError)?),
             categories: categories(keyed(Dimension::Category)?),
             by_mta_host: Vec::new(),
@@ -144,6 +150,14 @@ impl StatsAssembler {
 
 /// The [`TOP_ROWS`] heaviest rows by `weight` (ties by key), then one "other" row summing the
 /// rest.
+/// The null sender (bounces) as mail people write it, `<>`, not an empty name.
+fn sender_key(key: String) -> String {
+    match key.is_empty() {
+        true => "<>".into(),
+        false => key,
+    }
+}
+
 fn top_rows(rows: Vec<KeyedRow>, weight: fn(&StatsCounts) -> u64) -> Vec<StatsRow> {
     let mut rows: Vec<StatsRow> = rows
         .into_iter()

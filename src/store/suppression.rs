@@ -456,7 +456,8 @@ impl Store {
 
     /// Takes other hosts' changes from the fleet database, in one transaction with the
     /// position they came up to (`None`: more follow at the same position). A change replaces
-    /// the entry here only when it is newer, so every host ends with the latest.
+    /// the entry here only when it is newer — in the same second, a removal is newer than an
+    /// addition, as in the fleet database — so every host ends with the same latest state.
     pub fn suppression_take(
         &mut self,
         changes: &[SharedSuppression],
@@ -477,8 +478,10 @@ impl Store {
                     created_at = excluded.created_at, expires_at = excluded.expires_at,
                     removed_at = excluded.removed_at, changed = excluded.changed,
                     origin = excluded.origin
-                WHERE coalesce(excluded.removed_at, excluded.created_at)
-                    > coalesce(suppression.removed_at, suppression.created_at)",
+                WHERE (coalesce(excluded.removed_at, excluded.created_at),
+                        excluded.removed_at IS NOT NULL)
+                    > (coalesce(suppression.removed_at, suppression.created_at),
+                        suppression.removed_at IS NOT NULL)",
                 params![
                     e.sender_domain,
                     e.target,

@@ -37,10 +37,13 @@ fn count(n: u64) -> String {
     out
 }
 
+/// A size in one readable unit: "836.0 MB", not "835.982522 MB".
 fn bytes(n: u64) -> String {
-    byte_unit::Byte::from_u64(n)
-        .get_appropriate_unit(byte_unit::UnitType::Decimal)
-        .to_string()
+    let adjusted = byte_unit::Byte::from_u64(n).get_appropriate_unit(byte_unit::UnitType::Decimal);
+    match adjusted.get_unit() {
+        byte_unit::Unit::B => format!("{n} B"),
+        unit => format!("{:.1} {unit}", adjusted.get_value()),
+    }
 }
 
 fn rate(r: Option<f64>) -> String {

@@ -20,7 +20,8 @@ use tokio_postgres::{Client, IsolationLevel};
 /// Changes per statement (sending) and per local transaction (taking).
 pub const CHUNK: usize = 5_000;
 
-/// Sends this host's changes; each replaces the row when it is at least as new.
+/// Sends this host's changes; each replaces the row when it is at least as new (times are in
+/// seconds: in the same second a removal is newer than an addition, on every host too).
 pub async fn send(client: &mut Client, changes: &[SharedSuppression]) -> Result<(), FleetDbError> {
     let tx = client.transaction().await?;
     let statement = tx
@@ -36,8 +37,10 @@ pub async fn send(client: &mut Client, changes: &[SharedSuppression]) -> Result<
                 created_at = excluded.created_at, expires_at = excluded.expires_at,
                 removed_at = excluded.removed_at, host = excluded.host,
                 xid = pg_current_xact_id()
-            WHERE coalesce(excluded.removed_at, excluded.created_at)
-                >= coalesce(suppression.removed_at, suppression.created_at)",
+            WHERE (coalesce(excluded.removed_at, excluded.created_at),
+                    excluded.removed_at IS NOT NULL)
+                >= (coalesce(suppression.removed_at, suppression.created_at),
+                    suppression.removed_at IS NOT NULL)",
         )
         .await?;
     for chunk in changes.chunks(CHUNK) {

@@ -411,6 +411,26 @@ fn changes_from_the_fleet_replace_only_older_ones_and_are_not_sent_back() {
         .suppression_take(&[remote("mine@x.example", T0, Some(T0 + 30))], None)
         .unwrap();
     assert_eq!(live(&store, T0 + 40).len(), 1);
+    // In the same second, a removal is newer than an addition (as in the fleet database).
+    store
+        .suppression_add(
+            &[NewSuppression {
+                sender_domain: "shop.example".into(),
+                target: "tie@x.example".into(),
+                reason: None,
+            }],
+            T0 + 45,
+        )
+        .unwrap();
+    store
+        .suppression_take(&[remote("tie@x.example", T0, Some(T0 + 45))], None)
+        .unwrap();
+    assert!(
+        live(&store, T0 + 46)
+            .iter()
+            .all(|(_, t, _)| t != "tie@x.example"),
+        "the removal in the same second wins"
+    );
     // A change made here to a taken entry is this host's again, to send.
     assert!(
         store

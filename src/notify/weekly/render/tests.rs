@@ -33,3 +33,10 @@ fn text_tables_align_their_columns() {
         "  Domain     Count\n  a.example      5\n  b          1,000\n"
     );
 }
+
+#[test]
+fn sizes_are_in_one_readable_unit() {
+    assert_eq!(super::bytes(835_982_522), "836.0 MB");
+    assert_eq!(super::bytes(5_600_000), "5.6 MB");
+    assert_eq!(super::bytes(999), "999 B");
+}
