@@ -285,8 +285,8 @@ fn http(port: u16, request: &str) -> String {
     response
 }
 
-#[test]
-fn hash_password_then_log_in_to_the_daemons_web_pages() {
+/// `mailtrail hash-password` of `password` (given on standard input).
+fn hash_password(password: &str) -> String {
     let mut child = Command::new(BIN)
         .arg("hash-password")
         .stdin(Stdio::piped())
@@ -295,11 +295,22 @@ fn hash_password_then_log_in_to_the_daemons_web_pages() {
         .unwrap();
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"pa ss\n").unwrap();
+        let line = format!("{password}\n");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn hash_password_then_log_in_to_the_daemons_web_pages() {
+    let hash = hash_password("pa ss");
     assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
 
     let web_port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -630,18 +641,7 @@ fn a_first_run_makes_an_admin_and_user_manages_the_rest() {
         "enabled = false",
         &format!("listen = \"127.0.0.1:{web_port}\""),
     );
-    let hash = {
-        let mut child = Command::new(BIN)
-            .arg("hash-password")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"ops pw\n").unwrap();
-        let out = child.wait_with_output().unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let hash = hash_password("ops pw");
     std::fs::write(
         &s.config,
         format!("{text}[[web.user]]\nname = \"ops\"\npassword_hash = \"{hash}\"\n"),

@@ -122,12 +122,7 @@ fn postfix(config: &Config, findings: &mut Vec<Finding>) -> String {
         ));
     }
     if config.notify.enabled {
-        let longest = config
-            .policies
-            .values()
-            .map(|p| p.give_up_after)
-            .max()
-            .unwrap_or_default();
+        let longest = config.longest_give_up_after();
         if postfix_duration(get("delay_warning_time"), 'h') != Some(Duration::ZERO) {
             findings.push(finding(
                 format!(

@@ -117,7 +117,7 @@ pub fn suppress_command(
                 out,
                 "suppressed {} for mail from {}",
                 entry.target,
-                crate::store::suppression::sender_domain_label(&entry.sender_domain)
+                crate::suppression::sender_label(&entry.sender_domain)
             )?;
         }
         SuppressCommand::Remove { address, domain } => {
@@ -126,7 +126,7 @@ pub fn suppress_command(
                 return Err(CliError::NotFound(format!(
                     "{} is not suppressed for mail from {}",
                     entry.target,
-                    crate::store::suppression::sender_domain_label(&entry.sender_domain)
+                    crate::suppression::sender_label(&entry.sender_domain)
                 )));
             }
             writeln!(

@@ -477,6 +477,15 @@ impl Config {
         self.policies.get(mode)
     }
 
+    /// The longest `give_up_after` of any mode: how long a message may stay open.
+    pub fn longest_give_up_after(&self) -> std::time::Duration {
+        self.policies
+            .values()
+            .map(|p| p.give_up_after)
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Whether a sender's mail must not be archived.
     pub fn archive_excluded(&self, mail_from: &str) -> bool {
         self.archive.exclude.iter().any(|p| p.matches(mail_from))

@@ -65,12 +65,7 @@ async fn apply_policies(
     now: OffsetDateTime,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    let longest = config
-        .policies
-        .values()
-        .map(|p| p.give_up_after)
-        .max()
-        .unwrap_or_default();
+    let longest = config.longest_give_up_after();
     // A day of slack: a tick that was down for a while still expires what it should.
     let since = now - longest - Duration::days(1);
     for message in store.policy_messages(since)? {

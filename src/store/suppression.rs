@@ -9,7 +9,7 @@ use crate::{
     config::SuppressionConfig,
     model::status::DeliveryStatus,
     suppression::{
-        ALL_SENDERS, NewSuppression, Source, Suppression,
+        NewSuppression, Source, Suppression,
         learn::{Lesson, lesson},
         sender_domain_of,
     },
@@ -61,7 +61,7 @@ pub struct Learned {
 #[derive(Clone, Debug)]
 pub struct SuppressionFilter {
     pub scope: DomainScope,
-    /// One sender domain (or [`ALL_SENDERS`]'s entries).
+    /// One sender domain (or `*`: the entries for every sender).
     pub sender_domain: Option<String>,
     /// A substring of the suppressed address.
     pub target: Option<String>,
@@ -588,14 +588,6 @@ impl Learnt<'_> {
             ],
         )?;
         Ok(written > 0)
-    }
-}
-
-/// The sender domain an entry is listed under, as the pages and command line write it.
-pub fn sender_domain_label(domain: &str) -> &str {
-    match domain {
-        ALL_SENDERS => "every sender",
-        domain => domain,
     }
 }
 

@@ -87,6 +87,14 @@ pub fn parse_sender_domain(text: &str) -> Result<String, TargetError> {
     }
 }
 
+/// An entry's sender domain as the pages and the command line write it.
+pub fn sender_label(domain: &str) -> &str {
+    match domain {
+        ALL_SENDERS => "every sender",
+        domain => domain,
+    }
+}
+
 /// The domain of a sender address, lower-case; `None` for the null sender.
 pub fn sender_domain_of(mail_from: &str) -> Option<String> {
     let (_, domain) = mail_from.rsplit_once('@')?;

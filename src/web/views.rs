@@ -423,17 +423,13 @@ pub struct SuppressionPage<'a> {
 }
 
 pub fn suppression(user: &CurrentUser, p: SuppressionPage, offset: UtcOffset) -> Markup {
-    use crate::suppression::{ALL_SENDERS, Mode};
+    use crate::suppression::Mode;
     let export = format!(
         "domain={}&address={}",
         url_encode(p.domain),
         url_encode(p.address)
     );
     let scoped = !user.user.domains.is_empty();
-    let sender_label = |d: &str| match d {
-        ALL_SENDERS => "every sender".to_string(),
-        d => d.to_string(),
-    };
     html! {
         (layout("Suppression list", "/suppression", Some(user), html! {
             p {
@@ -469,7 +465,7 @@ pub fn suppression(user: &CurrentUser, p: SuppressionPage, offset: UtcOffset) ->
                 tbody {
                     @for e in p.rows {
                         tr {
-                            td { (sender_label(&e.sender_domain)) }
+                            td { (crate::suppression::sender_label(&e.sender_domain)) }
                             td { (e.target) }
                             td { (e.source.as_str()) }
                             td title=(e.reply.as_deref().unwrap_or("")) { (e.why()) }

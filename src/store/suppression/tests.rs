@@ -1,6 +1,6 @@
 use super::*;
 use crate::store::{AttemptRow, LogMessageFields};
-use crate::suppression::NewSuppression;
+use crate::suppression::{ALL_SENDERS, NewSuppression};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_796_083_200; // 2026-12-01
