@@ -16,6 +16,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v psql >/dev/nul
 # The package check below: its maintainer scripts add a system user; `man -w` finds its pages.
 command -v adduser >/dev/null 2>&1 || need+=(adduser)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+# tests/doctor.rs asks sudo whether a user may run the remove command (sudo -l -U).
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   # Install postfix without configuring the machine's own mail system.

@@ -1,8 +1,10 @@
 //! The web UI in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
 //! installed by scripts/test.sh), driven over WebDriver by fantoccini. The browser logs in through
 //! the form, opens the live page, and a message that goes through the milter of the real daemon
-//! appears on it without a reload. A screenshot of the page is left in
-//! `target/artifacts/live.png` for CI to keep.
+//! appears on it without a reload; the statistics page of a generated postfix log reads at a
+//! glance (headline figures with units, the month's days so far, charts as wide as the page,
+//! headings in words). Screenshots of both pages are left in `target/artifacts/` (`live.png`,
+//! `stats.png`) for CI to keep.
 
 mod support;
 
@@ -13,6 +15,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::maillog::{append, generated_postfix_log};
 use support::mailtrail::Mailtrail;
 use support::milter_client::{self, Mail};
 use support::util::{POLL, free_port, port_open, wait_until};
@@ -127,6 +130,39 @@ where
     }
 }
 
+/// Logs in through the form the browser is on; waits until it leads to the live page.
+async fn log_in(browser: &Client, name: &str, password: &str) {
+    browser
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form.login button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    poll_until(T, "the login to lead to the live page", || async {
+        let url = browser.current_url().await.map_err(|e| e.to_string())?;
+        match url.path() {
+            "/" => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
+}
+
 /// Texts of the live table's rows, top (newest) first.
 async fn live_rows(browser: &Client) -> Vec<String> {
     let mut texts = Vec::new();
@@ -140,9 +176,16 @@ async fn live_rows(browser: &Client) -> Vec<String> {
     texts
 }
 
-/// Where CI picks up the screenshot.
-fn artifact_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/artifacts/live.png")
+/// Keeps a screenshot where CI picks it up: `target/artifacts/NAME`.
+async fn keep_screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/artifacts")
+        .join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    eprintln!("screenshot: {}", path.display());
 }
 
 const SUBJECT: &str = "<script>window.__injected = 1</script> arrives live";
@@ -184,35 +227,7 @@ async fn logged_in_browser_sees_a_new_message_appear_on_the_live_page_without_re
     // Not logged in: the live page sends the browser to the login form.
     browser.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/login");
-    browser
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form.login button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    poll_until(T, "the login to lead to the live page", || async {
-        let url = browser.current_url().await.map_err(|e| e.to_string())?;
-        match url.path() {
-            "/" => Ok(()),
-            other => Err(other.to_string()),
-        }
-    })
-    .await;
+    log_in(&browser, "admin", password).await;
     browser
         .wait()
         .at_most(T)
@@ -275,13 +290,164 @@ async fn logged_in_browser_sees_a_new_message_appear_on_the_live_page_without_re
         .unwrap();
     assert_eq!(injected, json!(true), "the subject's script ran");
 
-    let png = browser.screenshot().await.unwrap();
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    let path = artifact_path();
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    eprintln!("screenshot: {}", path.display());
+    keep_screenshot(&browser, "live.png").await;
+    browser.close().await.unwrap();
+    daemon.stop();
+}
 
+/// Texts of the elements `css` finds.
+async fn texts(browser: &Client, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for element in browser.find_all(Locator::Css(css)).await.unwrap() {
+        texts.push(element.text().await.unwrap());
+    }
+    texts
+}
+
+/// The figure of the statistics headline labelled `label`: (value, change line).
+async fn headline_figure(browser: &Client, label: &str) -> (String, String) {
+    for figure in browser
+        .find_all(Locator::Css("dl.headline .figure"))
+        .await
+        .unwrap()
+    {
+        let dt = figure.find(Locator::Css("dt")).await.unwrap();
+        if dt.text().await.unwrap() == label {
+            let value = figure.find(Locator::Css("dd.value")).await.unwrap();
+            let change = figure.find(Locator::Css("dd.change")).await.unwrap();
+            return (value.text().await.unwrap(), change.text().await.unwrap());
+        }
+    }
+    panic!("no headline figure {label:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statistics_page_reads_at_a_glance_in_the_browser() {
+    let password = "correct horse battery staple";
+    let hash = mailtrail::config::hash_password(password).unwrap();
+    let web_port = free_port();
+    let mut daemon = Mailtrail::configure_with_web(&format!(
+        "[web]\nlisten = \"127.0.0.1:{web_port}\"\nstats_refresh = \"1s\"\n\n\
+         [[web.user]]\nname = \"admin\"\npassword_hash = \"{hash}\"\n"
+    ));
+    daemon.start();
+    // Today's mail as postfix logs it: a few hundred messages from the start of this hour.
+    let log = generated_postfix_log(3_000, 17, 0, 20_000);
+    append(&daemon.mta_log_path(), &log);
+    daemon.wait_counter("log_lines", log.lines().count() as u64, T);
+    wait_until(
+        T,
+        "the web pages to accept connections",
+        || port_open(web_port),
+        || daemon.log(),
+    );
+    let base = format!("http://127.0.0.1:{web_port}");
+
+    let driver = ChromeDriver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let browser = driver.session(profile.path()).await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+    log_in(&browser, "admin", password).await;
+
+    // The rollups refresh every second: reload until today's messages are counted.
+    let (messages, _) = poll_until(T, "today's messages in the statistics", || async {
+        browser
+            .goto(&format!("{base}/stats"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let figure = headline_figure(&browser, "Messages").await;
+        match figure.0.as_str() {
+            "0" => Err(format!("{figure:?}")),
+            _ => Ok(figure),
+        }
+    })
+    .await;
+    // Counts with thousands separators, figures with their units and their change.
+    assert!(
+        messages.chars().all(|c| c.is_ascii_digit() || c == ','),
+        "{messages}"
+    );
+    let (rate, rate_change) = headline_figure(&browser, "Delivery rate").await;
+    assert!(
+        rate.ends_with(" %") && rate.trim_end_matches(" %").parse::<f64>().is_ok(),
+        "{rate}"
+    );
+    // The same days of last month had no mail in this new store.
+    assert_eq!(rate_change, "nothing to compare with");
+    let (_, messages_change) = headline_figure(&browser, "Messages").await;
+    assert_eq!(messages_change, "new · was 0");
+    let (delay, _) = headline_figure(&browser, "Median delay").await;
+    assert!(
+        [" s", " min", " h"]
+            .iter()
+            .any(|unit| delay.ends_with(unit)),
+        "{delay}"
+    );
+    let (size, _) = headline_figure(&browser, "Size").await;
+    assert!(
+        [" kB", " MB", " GB"]
+            .iter()
+            .any(|unit| size.ends_with(unit)),
+        "{size}"
+    );
+
+    // The days of this month up to today, none after: "2026-12-01 to 2026-12-07, compared
+    // with ..." (today in the server's zone, within a day of UTC's).
+    let period = browser
+        .find(Locator::Css("p.period"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last = period
+        .split(", compared")
+        .next()
+        .and_then(|p| p.rsplit(' ').next())
+        .and_then(|d| {
+            time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]")).ok()
+        })
+        .unwrap_or_else(|| panic!("no period in {period:?}"));
+    let utc_today = time::OffsetDateTime::now_utc().date();
+    assert!((last - utc_today).whole_days().abs() <= 1, "{period}");
+    let days = texts(&browser, "#day tbody tr td:first-child").await;
+    let expected: Vec<String> = (1..=last.day()).map(|d| d.to_string()).collect();
+    assert_eq!(days, expected, "{period}");
+
+    // Headings in words, never a field name.
+    let headings = texts(&browser, "section th").await;
+    assert!(
+        headings.contains(&"Recipient domain".to_string()),
+        "{headings:?}"
+    );
+    assert!(
+        headings.iter().all(|h| !h.contains('_') && !h.is_empty()),
+        "{headings:?}"
+    );
+
+    // Each chart as wide as its section (the page less its margins).
+    let widths = browser
+        .execute(
+            "return [...document.querySelectorAll('section')].map(s => { \
+               const svg = s.querySelector('.chart svg'); \
+               return [s.id, svg ? svg.getBoundingClientRect().width : 0, \
+                       s.getBoundingClientRect().width]; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let widths = widths.as_array().unwrap();
+    assert_eq!(widths.len(), 10, "{widths:?}");
+    for w in widths {
+        let (chart, section) = (w[1].as_f64().unwrap(), w[2].as_f64().unwrap());
+        assert!(
+            chart > 1000.0 && (chart - section).abs() < 2.0,
+            "chart of {} is {chart} px in a section of {section} px",
+            w[0]
+        );
+    }
+
+    keep_screenshot(&browser, "stats.png").await;
     browser.close().await.unwrap();
     daemon.stop();
 }

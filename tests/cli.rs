@@ -446,7 +446,7 @@ fn status_lists_and_stats_tables_from_the_binary() {
     assert!(
         summary
             .iter()
-            .any(|l| l.starts_with("messages") && l.ends_with(" 2")),
+            .any(|l| l.starts_with("Messages") && l.ends_with(" 2")),
         "{out}"
     );
     let width = summary[0].chars().count();

@@ -8,50 +8,18 @@ use mailtrail::store::fleet::tables::{ColumnType, ROLLUPS, SHIPPED, ShippedTable
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+use support::maillog::{append, generated_postfix_log};
 use support::mailtrail::Mailtrail;
 use support::postgres::Postgres;
 use support::util::{wait_for, wait_until};
 
-const GENERATOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/tools/gen_postfix_log.py"
-);
 const TOKEN: &str = "fleet-secret-0123456789abcdef";
 const T: Duration = Duration::from_secs(120);
 
 /// A generated postfix log of `lines` lines starting two days ago (its raw lines within
 /// retention).
 fn generated_log(lines: usize, seed: u64) -> String {
-    generated_log_over(lines, seed, 2, 30_000)
-}
-
-/// A generated postfix log of `lines` lines starting `days_ago` days ago, of `per_day`
-/// messages a day.
-fn generated_log_over(lines: usize, seed: u64, days_ago: i64, per_day: u32) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("maillog");
-    let start = time::OffsetDateTime::now_utc() - time::Duration::days(days_ago);
-    let out = Command::new("python3")
-        .arg(GENERATOR)
-        .args(["--lines", &lines.to_string(), "--seed", &seed.to_string()])
-        .args(["--msgs-per-day", &per_day.to_string(), "--start"])
-        .arg(format!(
-            "{:04}-{:02}-{:02}T{:02}:00:00",
-            start.year(),
-            start.month() as u8,
-            start.day(),
-            start.hour()
-        ))
-        .arg("-o")
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("python3 {GENERATOR}: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(&file).unwrap()
+    generated_postfix_log(lines, seed, 2, 30_000)
 }
 
 fn split_at_fraction(text: &str, fraction: f64) -> (&str, &str) {
@@ -65,17 +33,6 @@ fn fleet_daemon(pg: &Postgres, host: &str) -> Mailtrail {
         "[web]\nenabled = false\n\n[fleet]\ndatabase = \"{}\"\nhost = \"{host}\"\ntoken = \"{TOKEN}\"\n",
         pg.url()
     ))
-}
-
-fn append(path: &Path, text: &str) {
-    use std::io::Write;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
 }
 
 fn import(mt: &Mailtrail, text: &str) {
@@ -635,7 +592,7 @@ fn the_database_over_tls_trusts_the_configured_ca() {
 #[test]
 fn each_hosts_raw_lines_expire_at_its_own_retention() {
     let pg = Postgres::start();
-    let text = generated_log_over(6_000, 23, 5, 250);
+    let text = generated_postfix_log(6_000, 23, 5, 250);
     let mut hosts = [
         fleet_daemon(&pg, "relay-short"),
         fleet_daemon(&pg, "relay-long"),

@@ -28,12 +28,18 @@ fn finding(what: impl Into<String>, fix: impl Into<String>) -> Finding {
     }
 }
 
-pub fn doctor(config: &Config, out: &mut impl Write) -> Result<(), CliError> {
+/// `user`: the user mailtrail runs as (`doctor --user`); by default the installed unit's
+/// `User=`, else whoever runs doctor.
+pub fn doctor(config: &Config, user: Option<&str>, out: &mut impl Write) -> Result<(), CliError> {
     let mut findings = Vec::new();
     let mta = match config.mta.kind {
         MtaKind::Postfix => postfix(config, &mut findings),
         MtaKind::Sendmail => sendmail(config, &mut findings),
     };
+    if config.notify.enabled && config.mta.kind == MtaKind::Postfix {
+        let user = user.map_or_else(service_user, str::to_string);
+        remove_allowed(config, &user, &mut findings);
+    }
     machine(config, &mut findings);
     for f in &findings {
         writeln!(out, "✗ {}\n    {}", f.what, f.fix)?;
@@ -123,7 +129,7 @@ fn postfix(config: &Config, findings: &mut Vec<Finding>) -> String {
     }
     if config.notify.enabled {
         let longest = config.longest_give_up_after();
-        if postfix_duration(get("delay_warning_time"), 'h') != Some(Duration::ZERO) {
+        if mta_duration(get("delay_warning_time"), 'h') != Some(Duration::ZERO) {
             findings.push(finding(
                 format!(
                     "delay_warning_time is \"{}\": postfix warns senders too, beside mailtrail's notices",
@@ -133,7 +139,7 @@ fn postfix(config: &Config, findings: &mut Vec<Finding>) -> String {
             ));
         }
         for name in ["maximal_queue_lifetime", "bounce_queue_lifetime"] {
-            let lifetime = postfix_duration(get(name), 'd');
+            let lifetime = mta_duration(get(name), 'd');
             if lifetime.is_none_or(|l| l <= longest) {
                 let hours = longest.as_secs().div_ceil(3600) + 1;
                 findings.push(finding(
@@ -195,22 +201,152 @@ fn host_is(host: &str, addr: &SocketAddr) -> bool {
 }
 
 /// A postfix time value (`0`, `5d`, `4h`, `30m`, `10s`, `1w`); a bare number is in `unit`.
-fn postfix_duration(value: &str, unit: char) -> Option<Duration> {
+fn mta_duration(value: &str, unit: char) -> Option<Duration> {
+    // Postfix writes one number and unit; sendmail may chain them ("1d12h").
     let value = value.trim();
-    let (number, unit) = match value.chars().last()? {
-        c if c.is_ascii_alphabetic() => (&value[..value.len() - 1], c),
-        _ => (value, unit),
+    let mut total = Duration::ZERO;
+    let mut number = String::new();
+    let mut seen = false;
+    let mut add = |number: &mut String, unit: char| -> Option<()> {
+        let n: u64 = number.parse().ok()?;
+        let seconds = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return None,
+        };
+        total += Duration::from_secs(n.checked_mul(seconds)?);
+        number.clear();
+        Some(())
     };
-    let n: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
+    for c in value.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            c if c.is_ascii_alphabetic() => {
+                add(&mut number, c)?;
+                seen = true;
+            }
+            _ => return None,
+        }
+    }
+    if !number.is_empty() {
+        add(&mut number, unit)?;
+        seen = true;
+    }
+    seen.then_some(total)
+}
+
+/// Where the packaged unit is, and where an administrator's copy or drop-ins override it.
+const UNIT_FILES: [&str; 2] = [
+    "/lib/systemd/system/mailtrail.service",
+    "/etc/systemd/system/mailtrail.service",
+];
+const UNIT_DROP_INS: &str = "/etc/systemd/system/mailtrail.service.d";
+
+/// The user the daemon runs as: the last `User=` of the unit and its drop-ins, else whoever
+/// runs doctor.
+fn service_user() -> String {
+    let mut files: Vec<PathBuf> = UNIT_FILES.iter().map(PathBuf::from).collect();
+    if let Ok(entries) = std::fs::read_dir(UNIT_DROP_INS) {
+        let mut drop_ins: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        drop_ins.sort();
+        files.extend(drop_ins);
+    }
+    let from_unit = files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("User=").map(|u| u.trim().to_string()))
+                .collect::<Vec<_>>()
+        })
+        .next_back()
+        .filter(|u| !u.is_empty());
+    from_unit.unwrap_or_else(current_user)
+}
+
+fn current_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// A queue id to ask sudo about (any id: sudoers rules match `-d *`).
+const SAMPLE_QUEUE_ID: &str = "4F2A1B3C5D";
+
+/// sudo's options that take a value, to find the command past them.
+const SUDO_OPTIONS_WITH_VALUE: [&str; 9] = ["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"];
+
+/// With notices on, mailtrail removes a message it gave up on from postfix's queue (it has
+/// told the sender already): `postsuper -d` needs root, so `[mta] remove` must be allowed to
+/// `user` through sudo, or `user` must be root.
+fn remove_allowed(config: &Config, user: &str, findings: &mut Vec<Finding>) {
+    let argv: Vec<String> = config
+        .mta
+        .remove
+        .iter()
+        .map(|a| a.replace(crate::config::QUEUE_ID_PLACEHOLDER, SAMPLE_QUEUE_ID))
+        .collect();
+    let program = |arg: &str| {
+        Path::new(arg)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
     };
-    Some(Duration::from_secs(n * seconds))
+    let Some(first) = argv.first() else {
+        return;
+    };
+    let rule = |command: &str| format!("{user} ALL=(root) NOPASSWD: {command} -d *");
+    if program(first).as_deref() == Some("sudo") {
+        let mut rest = argv[1..].iter().peekable();
+        while let Some(option) = rest.next_if(|a| a.starts_with('-')) {
+            if SUDO_OPTIONS_WITH_VALUE.contains(&option.as_str()) {
+                rest.next();
+            }
+        }
+        let command: Vec<&String> = rest.collect();
+        let Some(target) = command.first() else {
+            return;
+        };
+        let mut check = Command::new(first);
+        check.args(["-n", "-l"]);
+        if user != current_user() {
+            check.args(["-U", user]);
+        }
+        let shown = command
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        match check.args(&command).output() {
+            Err(e) => findings.push(finding(
+                format!("[mta] remove runs {first}, which cannot be run ({e})"),
+                "apt-get install sudo",
+            )),
+            Ok(out) if !out.status.success() => findings.push(finding(
+                format!(
+                    "{user} may not run `{shown}` through sudo: messages mailtrail gave up on stay in postfix's queue"
+                ),
+                format!("{}   (in /etc/sudoers.d/mailtrail)", rule(target)),
+            )),
+            Ok(_) => {}
+        }
+    } else if program(first).as_deref() == Some("postsuper") && user != "root" {
+        findings.push(finding(
+            format!(
+                "[mta] remove runs postsuper as {user}: postsuper -d needs root, so messages mailtrail gave up on stay in postfix's queue"
+            ),
+            format!(
+                "remove = [\"sudo\", \"-n\", \"/usr/sbin/postsuper\", \"-d\", \"{{queue_id}}\"]   ([mta] in mailtrail.toml), with  {}   in /etc/sudoers.d/mailtrail",
+                rule("/usr/sbin/postsuper")
+            ),
+        ));
+    }
 }
 
 /// The sendmail checks: an `X` line for mailtrail's socket without `F=T` or `F=R` (which would
@@ -261,7 +397,61 @@ fn sendmail(config: &Config, findings: &mut Vec<Finding>) -> String {
             }
         }
     }
+    if config.notify.enabled {
+        sendmail_timeouts(config, &text, findings);
+    }
     format!("sendmail ({})", cf.display())
+}
+
+/// Sendmail's `O Timeout.NAME=VALUE` as written (the `.normal` priority's when given) and as a
+/// duration; sendmail's default when the file has none.
+fn sendmail_timeout(cf: &str, name: &str, default: &str, unit: char) -> (String, Option<Duration>) {
+    let value_of = |option: &str| {
+        cf.lines().rev().find_map(|l| {
+            let (key, value) = l.strip_prefix("O ")?.split_once('=')?;
+            (key.trim() == option).then(|| value.trim().to_string())
+        })
+    };
+    let value = value_of(&format!("Timeout.{name}.normal"))
+        .or_else(|| value_of(&format!("Timeout.{name}")))
+        .unwrap_or_else(|| default.to_string());
+    let duration = mta_duration(&value, unit);
+    (value, duration)
+}
+
+/// With notices on, sendmail must keep mail queued longer than mailtrail's longest promise
+/// (`Timeout.queuereturn`) and never warn senders itself (`Timeout.queuewarn` beyond it).
+fn sendmail_timeouts(config: &Config, cf: &str, findings: &mut Vec<Finding>) {
+    let longest = config.longest_give_up_after();
+    let days = |d: Duration| d.as_secs().div_ceil(86_400);
+    // Sendmail's defaults: 5 days, 4 hours; a bare number counts days and hours.
+    let (returned, queuereturn) = sendmail_timeout(cf, "queuereturn", "5d", 'd');
+    let (warned, queuewarn) = sendmail_timeout(cf, "queuewarn", "4h", 'h');
+    let mut keep = queuereturn.unwrap_or_default();
+    if queuereturn.is_none_or(|r| r <= longest) {
+        keep = Duration::from_secs((days(longest) + 1) * 86_400);
+        findings.push(finding(
+            format!(
+                "Timeout.queuereturn is \"{returned}\": sendmail gives up before mailtrail's longest give_up_after ({})",
+                humantime::format_duration(longest)
+            ),
+            format!(
+                "define(`confTO_QUEUERETURN', `{}d')dnl   (sendmail.mc, then make -C /etc/mail)",
+                days(keep)
+            ),
+        ));
+    }
+    if queuewarn.is_none_or(|w| w <= keep) {
+        findings.push(finding(
+            format!(
+                "Timeout.queuewarn is \"{warned}\": sendmail warns senders too, beside mailtrail's notices"
+            ),
+            format!(
+                "define(`confTO_QUEUEWARN', `{}d')dnl   (longer than the return time: sendmail never warns)",
+                days(keep) + 1
+            ),
+        ));
+    }
 }
 
 fn sendmail_socket_is(spec: &str, listen: &ListenAddr) -> bool {
@@ -358,19 +548,16 @@ mod tests {
         let unix = ListenAddr::Unix("/run/mailtrail/milter.sock".into());
         assert!(milters_reach("unix:/run/mailtrail/milter.sock", &unix));
         assert_eq!(
-            postfix_duration("5d", 'd'),
+            mta_duration("5d", 'd'),
             Some(Duration::from_secs(5 * 86_400))
         );
-        assert_eq!(postfix_duration("0", 'h'), Some(Duration::ZERO));
+        assert_eq!(mta_duration("0", 'h'), Some(Duration::ZERO));
+        assert_eq!(mta_duration("4", 'h'), Some(Duration::from_secs(4 * 3600)));
         assert_eq!(
-            postfix_duration("4", 'h'),
-            Some(Duration::from_secs(4 * 3600))
-        );
-        assert_eq!(
-            postfix_duration("1w", 'd'),
+            mta_duration("1w", 'd'),
             Some(Duration::from_secs(7 * 86_400))
         );
-        assert_eq!(postfix_duration("soon", 'd'), None);
+        assert_eq!(mta_duration("soon", 'd'), None);
         assert!(sendmail_socket_is("inet:8899@127.0.0.1", &listen));
         assert!(sendmail_socket_is("inet:8899@localhost", &listen));
         assert!(!sendmail_socket_is("inet:25@127.0.0.1", &listen));

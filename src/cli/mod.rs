@@ -124,7 +124,11 @@ pub enum Command {
     User(UserCommand),
     /// Check how mailtrail is wired to the MTA and the machine; print only what is wrong, each
     /// with the line to paste (exit 1), or that nothing is (exit 0)
-    Doctor,
+    Doctor {
+        /// The user mailtrail runs as [default: the installed unit's User=, else you]
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
     /// Write the man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
     GenerateDocs { dir: PathBuf },
@@ -337,7 +341,7 @@ pub fn execute(
         Command::Suppress(command) => suppress_command(config, command, offset, out),
         Command::User(command) => user_command(config, command, out),
         Command::GenerateDocs { dir } => docs::generate_docs(&dir, out),
-        Command::Doctor => doctor::doctor(config, out),
+        Command::Doctor { user } => doctor::doctor(config, user.as_deref(), out),
         Command::Counters { json } => counters_command(config, json, out),
         Command::Status {
             today,

@@ -192,8 +192,10 @@ pub fn stats_command(
     now: OffsetDateTime,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let period = StatsPeriod::parse(period, now.to_offset(offset).date())
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let today = now.to_offset(offset).date();
+    let period = StatsPeriod::parse(period, today)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .reached(today);
     let stats = match source {
         StatusSource::Local => local_stats(config, &period, offset, now)?,
         StatusSource::Fleet { host } => with_fleet(config, async |reader| {
@@ -209,9 +211,8 @@ pub fn stats_command(
     }
     writeln!(
         out,
-        "Statistics {} to {} (end exclusive){}",
-        stats.from,
-        stats.to,
+        "Statistics {}{}",
+        period.describe(),
         stats
             .refreshed_at
             .map(|at| format!(", as of {}", crate::render::local_time(at, offset)))
@@ -225,44 +226,24 @@ pub fn stats_command(
             .iter()
             .map(|r| {
                 r.iter()
-                    .map(|c| if c.is_empty() { "-".into() } else { cut(c) })
+                    .map(|c| match c.shown() {
+                        shown if shown.is_empty() => "-".into(),
+                        shown => cut(&shown),
+                    })
                     .collect()
             })
             .collect();
-        write_table(out, &t.header, &rows, |i| i > 0)?;
+        write_table(out, &t.titles(), &rows, |i| i > 0)?;
     }
     if !stats.by_mta_host.is_empty() {
         writeln!(out, "\nBy MTA host")?;
-        let rows: Vec<Vec<String>> = stats
-            .by_mta_host
+        let t = crate::render::tables::mta_host_table(&stats.by_mta_host);
+        let rows: Vec<Vec<String>> = t
+            .rows
             .iter()
-            .map(|r| {
-                let c = &r.counts;
-                [
-                    c.messages,
-                    c.recipients,
-                    c.delivered,
-                    c.deferred,
-                    c.bounced,
-                    c.expired,
-                ]
-                .iter()
-                .fold(vec![printable(&r.key)], |mut row, n| {
-                    row.push(n.to_string());
-                    row
-                })
-            })
+            .map(|r| r.iter().map(|c| printable(&c.shown())).collect())
             .collect();
-        let header = [
-            "host",
-            "messages",
-            "recipients",
-            "delivered",
-            "deferred",
-            "bounced",
-            "expired",
-        ];
-        write_table(out, &header, &rows, |i| i > 0)?;
+        write_table(out, &t.titles(), &rows, |i| i > 0)?;
     }
     Ok(())
 }

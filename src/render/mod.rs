@@ -1,7 +1,8 @@
 //! What the pages, the command line and the weekly report draw alike: charts (plotters, SVG
-//! or PNG) and the tables of each statistics section.
+//! or PNG), the tables of each statistics section and figures with their units.
 
 pub mod chart;
+pub mod figures;
 pub mod tables;
 
 use time::{UtcOffset, macros::format_description};

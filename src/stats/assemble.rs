@@ -56,6 +56,9 @@ pub struct StatsAssembler {
     delays: DelayHistogram,
     months: BTreeMap<(i32, u8), StatsCounts>,
     by_day: [StatsCounts; 31],
+    /// The days of the month the period has: a month under way lists the days it reached,
+    /// November no 31st.
+    has_day: [bool; 31],
     by_weekday: [StatsCounts; 7],
     by_hour: [StatsCounts; 24],
 }
@@ -68,8 +71,15 @@ impl StatsAssembler {
             months.insert((month.year(), month.month() as u8), StatsCounts::default());
             month = next_month(month.year(), month.month()).unwrap_or(period.to);
         }
+        let mut has_day = [false; 31];
+        let mut day = period.from;
+        while day < period.to && !has_day.iter().all(|d| *d) {
+            has_day[usize::from(day.day() - 1)] = true;
+            day = day.next_day().unwrap_or(period.to);
+        }
         StatsAssembler {
             period,
+            has_day,
             summary: StatsCounts::default(),
             delays: DelayHistogram::default(),
             months,
@@ -121,7 +131,9 @@ impl StatsAssembler {
                 .collect(),
             by_day: (1..)
                 .zip(self.by_day)
-                .map(|(day, c)| row(day.to_string(), c))
+                .zip(self.has_day)
+                .filter(|(_, has)| *has)
+                .map(|((day, c), _)| row(day.to_string(), c))
                 .collect(),
             by_weekday: WEEKDAYS
                 .into_iter()
@@ -148,8 +160,6 @@ impl StatsAssembler {
     }
 }
 
-/// The [`TOP_ROWS`] heaviest rows by `weight` (ties by key), then one "other" row summing the
-/// rest.
 /// The null sender (bounces) as mail people write it, `<>`, not an empty name.
 fn sender_key(key: String) -> String {
     match key.is_empty() {
@@ -158,6 +168,8 @@ fn sender_key(key: String) -> String {
     }
 }
 
+/// The [`TOP_ROWS`] heaviest rows by `weight` (ties by key), then one "other" row summing the
+/// rest.
 fn top_rows(rows: Vec<KeyedRow>, weight: fn(&StatsCounts) -> u64) -> Vec<StatsRow> {
     let mut rows: Vec<StatsRow> = rows
         .into_iter()

@@ -103,6 +103,63 @@ impl StatsPeriod {
         Self::year(today.year()).unwrap_or_else(|_| Self::this_month(today))
     }
 
+    /// The days of the period up to `today`: a period still running ends after today, so days
+    /// not reached yet are not listed. A period wholly before or after today stays as it is.
+    pub fn reached(self, today: Date) -> Self {
+        match today.next_day() {
+            Some(end) if self.from < end && end < self.to => StatsPeriod {
+                from: self.from,
+                to: end,
+            },
+            _ => self,
+        }
+    }
+
+    /// The stretch to compare the period with: the same days of the month (year) before for a
+    /// calendar month (year), else as many days just before. A period still running is compared
+    /// for the days it has reached: the 1st to the 7th of November for the first week of
+    /// December, not the whole of November.
+    pub fn previous(&self, today: Date) -> Self {
+        let reached = self.reached(today);
+        let length = reached.to - reached.from;
+        let (year, month) = (self.from.year(), self.from.month());
+        let is_year = self.from == first_of_month(year, Month::January).unwrap_or(self.to)
+            && Some(self.to)
+                == year
+                    .checked_add(1)
+                    .and_then(|y| first_of_month(y, Month::January));
+        let is_month = self.from.day() == 1 && Some(self.to) == next_month(year, month);
+        let start = if is_year {
+            year.checked_sub(1)
+                .and_then(|y| first_of_month(y, Month::January))
+        } else if is_month {
+            self.from
+                .previous_day()
+                .map(|last| Self::this_month(last).from)
+        } else {
+            self.from.checked_sub(length)
+        };
+        let Some(start) = start else {
+            return *self;
+        };
+        let end = start
+            .checked_add(length)
+            .map_or(self.from, |end| end.min(self.from));
+        StatsPeriod {
+            from: start,
+            to: end.max(start.next_day().unwrap_or(end)),
+        }
+    }
+
+    /// "2026-12-01 to 2026-12-07", the last day included; one date for one day.
+    pub fn describe(&self) -> String {
+        let last = self.to.previous_day().unwrap_or(self.to).max(self.from);
+        match last == self.from {
+            true => self.from.to_string(),
+            false => format!("{} to {last}", self.from),
+        }
+    }
+
     /// `this-month`, `last-month`, `year` (this one), `YYYY-MM`, `YYYY` or
     /// `YYYY-MM-DD..YYYY-MM-DD` (end exclusive).
     pub fn parse(text: &str, today: Date) -> Result<Self, StatsPeriodError> {

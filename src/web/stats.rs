@@ -10,10 +10,11 @@
 
 use super::{CurrentUser, WebError, WebState, csv, views};
 use crate::render::local_time;
-use crate::stats::{Stats, StatsPeriod, StatsRow};
+use crate::stats::{Stats, StatsPeriod, StatsRow, StatsSummary};
 use crate::{
     render::chart::{self, Series},
-    render::tables::{Section, Table, table},
+    render::figures,
+    render::tables::{self, Cell, Section, Table, table},
     store::DomainScope,
 };
 use axum::{
@@ -32,7 +33,9 @@ pub const PERIODS: [(&str, &str); 3] = [
 ];
 /// Bars of a horizontal (hosts, senders ...) chart; the table lists the whole top list.
 const CHART_TOP: usize = 15;
-const CHART_WIDTH: u32 = 760;
+/// Drawn this wide and scaled to the page's width (the SVG has a viewBox): text stays about
+/// the page's size on a common screen.
+const CHART_WIDTH: u32 = 1200;
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 pub(super) struct StatsQuery {
@@ -127,12 +130,17 @@ pub fn chart_svg(section: Section, s: &Stats) -> Result<String, chart::ChartErro
     }
 }
 
-/// The period and scope of a request; 400 on a bad period, 403 for a domain outside the user's.
-fn request(
-    state: &WebState,
-    user: &CurrentUser,
-    q: &StatsQuery,
-) -> Result<(StatsPeriod, DomainScope, String), WebError> {
+/// What a request asks for: the period as far as it has come (days not reached yet left out),
+/// the stretch to compare it with, the scope and the period as given.
+struct Request {
+    period: StatsPeriod,
+    previous: StatsPeriod,
+    scope: DomainScope,
+    text: String,
+}
+
+/// 400 on a bad period, 403 for a domain outside the user's.
+fn request(state: &WebState, user: &CurrentUser, q: &StatsQuery) -> Result<Request, WebError> {
     let text = q
         .period
         .as_deref()
@@ -140,8 +148,9 @@ fn request(
         .filter(|p| !p.is_empty())
         .unwrap_or("this-month")
         .to_string();
-    let period = StatsPeriod::parse(&text, state.now().date())
-        .map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let today = state.now().date();
+    let asked =
+        StatsPeriod::parse(&text, today).map_err(|e| WebError::BadRequest(e.to_string()))?;
     let scope = match q.domain.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
         None => user.scope(),
         Some(domain) => {
@@ -156,7 +165,12 @@ fn request(
             DomainScope::Only(vec![domain])
         }
     };
-    Ok((period, scope, text))
+    Ok(Request {
+        period: asked.reached(today),
+        previous: asked.previous(today),
+        scope,
+        text,
+    })
 }
 
 /// Period and scope of cached statistics.
@@ -166,12 +180,25 @@ pub(super) type CachedStats = (Option<i64>, Arc<Stats>);
 /// Entries kept; the cache starts over beyond (periods × scopes in use is small).
 const CACHE_ENTRIES: usize = 64;
 
+/// The statistics a request asks for, and the request.
 async fn read_stats(
     state: &WebState,
     user: &CurrentUser,
     q: &StatsQuery,
-) -> Result<(Arc<Stats>, String), WebError> {
-    let (period, scope, text) = request(state, user, q)?;
+) -> Result<(Arc<Stats>, Request), WebError> {
+    let request = request(state, user, q)?;
+    let stats = read_period(state, request.period, &request.scope, q).await?;
+    Ok((stats, request))
+}
+
+/// The statistics of `period` in `scope` (and `q`'s host, on the dashboard), cached until the
+/// rollups change.
+async fn read_period(
+    state: &WebState,
+    period: StatsPeriod,
+    scope: &DomainScope,
+    q: &StatsQuery,
+) -> Result<Arc<Stats>, WebError> {
     if let Some(fleet) = state.fleet_reader() {
         // The hosts' rollups change when each refreshes (every few minutes) and ships: the
         // dashboard reuses what it read within the same minute.
@@ -187,9 +214,9 @@ async fn read_stats(
             .filter(|(at, _)| *at == minute)
             .map(|(_, stats)| stats.clone());
         if let Some(stats) = cached {
-            return Ok((stats, text));
+            return Ok(stats);
         }
-        let stats = Arc::new(fleet.stats(&period, &scope, host.as_deref()).await?);
+        let stats = Arc::new(fleet.stats(&period, scope, host.as_deref()).await?);
         let mut cache = state
             .inner
             .stats_cache
@@ -199,9 +226,10 @@ async fn read_stats(
             cache.clear();
         }
         cache.insert(key, (minute, stats.clone()));
-        return Ok((stats, text));
+        return Ok(stats);
     }
     let inner = state.inner.clone();
+    let scope = scope.clone();
     let stats = state
         .read(move |s| {
             let refreshed = s.stats_refreshed_at()?;
@@ -221,7 +249,7 @@ async fn read_stats(
             Ok(stats)
         })
         .await?;
-    Ok((stats, text))
+    Ok(stats)
 }
 
 pub(super) async fn page(
@@ -229,7 +257,8 @@ pub(super) async fn page(
     user: CurrentUser,
     Query(q): Query<StatsQuery>,
 ) -> Result<Response, WebError> {
-    let (stats, period) = read_stats(&state, &user, &q).await?;
+    let (stats, request) = read_stats(&state, &user, &q).await?;
+    let previous = read_period(&state, request.previous, &request.scope, &q).await?;
     let mut charts = Vec::new();
     for section in Section::ALL {
         // A chart that fails to draw leaves its table standing.
@@ -243,8 +272,9 @@ pub(super) async fn page(
     let host = q.host.unwrap_or_default();
     Ok(view(
         &user,
-        &stats,
-        (&period, domain.trim(), host.trim()),
+        (&stats, &previous),
+        &request,
+        (domain.trim(), host.trim()),
         &charts,
         state.inner.offset,
     )
@@ -283,21 +313,23 @@ pub(super) async fn section_export(
         .into_response());
     }
     let t = table(section, &stats);
-    let body = csv::document(&t.header, t.rows);
+    let body = csv::document(&t.keys(), t.raw_rows());
     Ok(csv::response(
         &format!("stats-{}.csv", section.slug()),
         body,
     ))
 }
 
-/// `(period, domain, host)`: the page's filters as given.
+/// `(domain, host)`: the page's filters as given.
 fn view(
     user: &CurrentUser,
-    stats: &Stats,
-    (period, domain, host): (&str, &str, &str),
+    (stats, previous): (&Stats, &Stats),
+    request: &Request,
+    (domain, host): (&str, &str),
     charts: &[String],
     offset: time::UtcOffset,
 ) -> Markup {
+    let period = request.text.as_str();
     let mut query = format!("period={}", views::url_encode(period));
     if !domain.is_empty() {
         query.push_str(&format!("&domain={}", views::url_encode(domain)));
@@ -323,8 +355,8 @@ fn view(
             }
             button type="submit" { "Show" }
         }
-        p {
-            (stats.from) " to " (stats.to) " (end exclusive) · "
+        p.period {
+            (request.period.describe()) ", compared with " (request.previous.describe()) " · "
             @match stats.refreshed_at {
                 Some(at) => { "as of " (local_time(at, offset)) }
                 None => { "not computed yet" }
@@ -335,58 +367,84 @@ fn view(
             @if !stats.by_mta_host.is_empty() { a href="#mta-host" { "By MTA host" } " " }
             @for section in Section::ALL { a href={ "#" (section.slug()) } { (section.title()) } " " }
         }
-        @if !stats.by_mta_host.is_empty() {
-            section id="mta-host" {
-                h2 { "By MTA host" }
-                (mta_host_table(&stats.by_mta_host))
-            }
-        }
         @for (section, svg) in Section::ALL.iter().zip(charts) {
+            @if *section == Section::Month && !stats.by_mta_host.is_empty() {
+                section id="mta-host" {
+                    h2 { "By MTA host" }
+                    (table_html(&tables::mta_host_table(&stats.by_mta_host), Some(host_link)))
+                }
+            }
             section id=(section.slug()) {
                 h2 { (section.title()) }
+                @if *section == Section::Summary {
+                    (headline(&stats.summary, &previous.summary))
+                }
                 p {
                     a href={ "/stats/" (section.slug()) ".json?" (query) } { "JSON" } " · "
                     a href={ "/stats/" (section.slug()) ".csv?" (query) } { "CSV" }
                 }
                 // Drawn by plotters, whose SVG backend escapes every text it writes.
                 div.chart { (PreEscaped(svg)) }
-                (table_html(&table(*section, stats)))
+                @if *section != Section::Summary {
+                    (table_html(&table(*section, stats), None))
+                }
             }
         }
     };
     views::layout("Statistics", "/stats", Some(user), body)
 }
 
-/// The fleet's hosts, each with its messages and its recipients' outcomes.
-fn mta_host_table(rows: &[StatsRow]) -> Markup {
+/// The summary as figures with their units, each with its change against the earlier period.
+fn headline(this: &StatsSummary, previous: &StatsSummary) -> Markup {
     html! {
-        table {
-            thead { tr {
-                th { "MTA host" } th { "Messages" } th { "Recipients" } th { "Bytes" }
-                th { "Delivered" } th { "Deferred" } th { "Bounced" } th { "Expired" }
-                th { "Rejected" }
-            } }
-            tbody { @for row in rows {
-                @let c = &row.counts;
-                tr {
-                    td { a href={ "/stats?host=" (views::url_encode(&row.key)) } { (row.key) } }
-                    td.num { (c.messages) } td.num { (c.recipients) } td.num { (c.bytes) }
-                    td.num { (c.delivered) } td.num { (c.deferred) } td.num { (c.bounced) }
-                    td.num { (c.expired) } td.num { (c.rejected) }
+        dl.headline {
+            @for figure in figures::headline(this, previous) {
+                div.figure {
+                    dt { (figure.label) }
+                    dd.value { (figure.this) }
+                    dd.change {
+                        @if figure.change == "-" {
+                            "nothing to compare with"
+                        } @else {
+                            span class=(figure.trend.class()) { (figure.change) }
+                            " · was " (figure.previous)
+                        }
+                    }
                 }
-            } }
+            }
         }
     }
 }
 
-fn table_html(t: &Table) -> Markup {
+fn host_link(host: &str) -> String {
+    format!("/stats?host={}", views::url_encode(host))
+}
+
+/// `link` makes the first column's cells links (a host to its own statistics).
+fn table_html(t: &Table, link: Option<fn(&str) -> String>) -> Markup {
+    // A column is set right when its cells are numbers.
+    let numeric: Vec<bool> = (0..t.columns.len())
+        .map(|i| {
+            t.rows
+                .first()
+                .and_then(|r| r.get(i))
+                .is_some_and(Cell::is_number)
+        })
+        .collect();
     html! {
         table {
-            thead { tr { @for h in &t.header { th { (h) } } } }
+            thead { tr { @for (title, num) in t.titles().iter().zip(&numeric) {
+                th class=[num.then_some("num")] { (title) }
+            } } }
             tbody {
                 @for row in &t.rows {
                     tr { @for (i, cell) in row.iter().enumerate() {
-                        @if i == 0 { td { (cell) } } @else { td.num { (cell) } }
+                        td class=[cell.is_number().then_some("num")] {
+                            @match link.filter(|_| i == 0) {
+                                Some(link) => a href=(link(&cell.raw())) { (cell.shown()) },
+                                None => (cell.shown()),
+                            }
+                        }
                     } }
                 }
             }

@@ -1081,8 +1081,43 @@ async fn stats_page_has_a_chart_and_table_per_section_and_exports() {
     assert_eq!(summary["delivered"], 1);
     assert_eq!(summary["deferred"], 1);
     assert_eq!(summary["bounced"], 2);
+    // The month so far: its days up to today, the 23rd.
     assert_eq!(all["from"], "2026-11-01");
-    assert_eq!(all["to"], "2026-12-01");
+    assert_eq!(all["to"], "2026-11-24");
+    assert_eq!(all["by_day"].as_array().unwrap().len(), 23);
+    assert!(
+        page.body
+            .contains("2026-11-01 to 2026-11-23, compared with 2026-10-01 to 2026-10-23"),
+        "{}",
+        page.body
+    );
+    // The summary as figures with units, not field names: 1 of 3 final attempts delivered.
+    assert!(
+        page.body
+            .contains("<dt>Delivery rate</dt><dd class=\"value\">33.3 %</dd>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<dt>Messages</dt><dd class=\"value\">5</dd>")
+    );
+    assert!(!page.body.contains("delivery_rate"));
+    // Headings in words on the page, keys in the CSV.
+    assert!(page.body.contains("<th>Recipient domain</th>"));
+    assert!(
+        page.body
+            .contains("<th class=\"num\">Rejected commands</th>")
+    );
+    assert!(!page.body.contains("<th>recipient_domain</th>"));
+    let domains = f
+        .get("/stats/recipient-domain.csv", Some(&cookie))
+        .await
+        .body;
+    assert!(
+        domains.starts_with("recipient_domain,delivered,deferred,bounced,expired\r\n"),
+        "{domains}"
+    );
     let categories = f.get("/stats/categories.csv", Some(&cookie)).await.body;
     assert!(
         categories.starts_with("category,count,refused\r\n"),
@@ -1141,6 +1176,59 @@ async fn stats_pages_show_a_new_refresh_at_once() {
         )
         .unwrap();
     assert_eq!(messages(&f.get("/stats.json", Some(&cookie)).await.body), 6);
+}
+
+#[tokio::test]
+async fn stats_compare_with_the_same_days_before_and_show_the_null_sender_as_brackets() {
+    let f = fixture();
+    let cookie = f.login("admin", "admin-pw").await;
+    let mut store = Store::open(&f.dir.path().join("mailtrail.db")).unwrap();
+    // A bounce (null sender) this month; in October one message within the same days, one
+    // after them (the 30th is past the 23rd: not compared).
+    let bounce = envelope("QN1", "", "r@dest.example", "Undelivered", NOW - 60);
+    let october = envelope(
+        "QP1",
+        "p@a.example",
+        "r@dest.example",
+        "Oct",
+        NOW - 40 * 86400,
+    );
+    let late = envelope(
+        "QP2",
+        "p@a.example",
+        "r@dest.example",
+        "Oct 30",
+        NOW - 24 * 86400,
+    );
+    store.insert_envelopes(&[&bounce, &october, &late]).unwrap();
+    store
+        .refresh_stats(
+            UtcOffset::UTC,
+            OffsetDateTime::from_unix_timestamp(NOW + 1).unwrap(),
+        )
+        .unwrap();
+    let page = f.get("/stats", Some(&cookie)).await.body;
+    // 6 messages against 1: +500 %, was 1.
+    assert!(
+        page.contains(
+            "<dt>Messages</dt><dd class=\"value\">6</dd><dd class=\"change\">\
+             <span class=\"neutral\">+500.0 %</span> · was 1</dd>"
+        ),
+        "{page}"
+    );
+    // The null sender is written as mail people write it, escaped on the page.
+    assert!(page.contains("<td>&lt;&gt;</td>"), "{page}");
+    let senders = f.get("/stats/sender.csv", Some(&cookie)).await.body;
+    assert!(senders.contains("\r\n<>,1,1,"), "{senders}");
+    let json = json(&f.get("/stats/sender.json", Some(&cookie)).await.body);
+    assert!(
+        json["sender"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == "<>" && r["messages"] == 1),
+        "{json}"
+    );
 }
 
 #[tokio::test]

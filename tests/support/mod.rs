@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod maillog;
 pub mod mailtrail;
 pub mod message;
 pub mod milter_client;

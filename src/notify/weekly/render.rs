@@ -1,7 +1,8 @@
 //! The report's text and HTML parts: the same sections, tables and figures in both.
 
 use super::{TOP, WeeklyReport};
-use crate::stats::{StatsCounts, StatsRow, StatsSummary};
+use crate::render::figures::{bytes, count, headline};
+use crate::stats::{StatsCounts, StatsRow};
 use maud::{Markup, html};
 use std::fmt::Write as _;
 use time::Weekday;
@@ -22,100 +23,6 @@ pub(super) fn weekday_name(day: Weekday) -> &'static str {
         Weekday::Saturday => "Sat",
         Weekday::Sunday => "Sun",
     }
-}
-
-/// `1234567` → `1,234,567`.
-fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A size in one readable unit: "836.0 MB", not "835.982522 MB".
-fn bytes(n: u64) -> String {
-    let adjusted = byte_unit::Byte::from_u64(n).get_appropriate_unit(byte_unit::UnitType::Decimal);
-    match adjusted.get_unit() {
-        byte_unit::Unit::B => format!("{n} B"),
-        unit => format!("{:.1} {unit}", adjusted.get_value()),
-    }
-}
-
-fn rate(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".into(), |r| format!("{:.1}%", r * 100.0))
-}
-
-fn delay(secs: Option<f64>) -> String {
-    match secs {
-        None => "-".into(),
-        Some(s) if s < 10.0 => format!("{s:.1} s"),
-        Some(s) if s < 120.0 => format!("{s:.0} s"),
-        Some(s) if s < 7200.0 => format!("{:.0} min", s / 60.0),
-        Some(s) => format!("{:.1} h", s / 3600.0),
-    }
-}
-
-/// The change from `before` to `now`, in percent; none when there was nothing before.
-fn change(now: f64, before: f64) -> String {
-    if before == 0.0 {
-        return if now == 0.0 { "=".into() } else { "new".into() };
-    }
-    let pct = (now - before) / before * 100.0;
-    if pct.abs() < 0.05 {
-        "=".into()
-    } else {
-        format!("{pct:+.1}%")
-    }
-}
-
-/// One line of the totals: label, this week, the week before, change.
-struct TotalLine {
-    label: &'static str,
-    this: String,
-    previous: String,
-    change: String,
-}
-
-fn totals(this: &StatsSummary, previous: &StatsSummary) -> Vec<TotalLine> {
-    let counter = |label, f: fn(&StatsCounts) -> u64, show: fn(u64) -> String| {
-        let (a, b) = (f(&this.counts), f(&previous.counts));
-        TotalLine {
-            label,
-            this: show(a),
-            previous: show(b),
-            change: change(a as f64, b as f64),
-        }
-    };
-    let measure = |label, f: fn(&StatsSummary) -> Option<f64>, show: fn(Option<f64>) -> String| {
-        let (a, b) = (f(this), f(previous));
-        TotalLine {
-            label,
-            this: show(a),
-            previous: show(b),
-            change: match (a, b) {
-                (Some(a), Some(b)) => change(a, b),
-                _ => "-".into(),
-            },
-        }
-    };
-    vec![
-        counter("Messages", |c| c.messages, count),
-        counter("Recipients", |c| c.recipients, count),
-        counter("Size", |c| c.bytes, bytes),
-        counter("Delivered", |c| c.delivered, count),
-        counter("Deferred (attempts)", |c| c.deferred, count),
-        counter("Bounced", |c| c.bounced, count),
-        counter("Expired", |c| c.expired, count),
-        counter("Rejected SMTP commands", |c| c.rejected, count),
-        measure("Delivery rate", |s| s.delivery_rate, rate),
-        measure("Delay, median", |s| s.delay_p50, delay),
-        measure("Delay, 95th percentile", |s| s.delay_p95, delay),
-    ]
 }
 
 /// A section's table: its title, header and rows (the first column is the key).
@@ -269,7 +176,7 @@ impl WeeklyReport {
         let mut out = String::new();
         let _ = writeln!(out, "mailtrail weekly summary for {}", self.host);
         let _ = writeln!(out, "{}\n", self.period_line());
-        let lines = totals(&self.this.summary, &self.previous.summary);
+        let lines = headline(&self.this.summary, &self.previous.summary);
         let rows: Vec<Vec<String>> = lines
             .into_iter()
             .map(|l| vec![l.label.to_string(), l.this, l.previous, l.change])
@@ -297,7 +204,7 @@ impl WeeklyReport {
         let table_style = "border-collapse:collapse;margin:0 0 16px 0;font-size:13px";
         let cell = "padding:3px 8px;border-bottom:1px solid #ddd;text-align:right";
         let first = "padding:3px 8px;border-bottom:1px solid #ddd;text-align:left";
-        let lines = totals(&self.this.summary, &self.previous.summary);
+        let lines = headline(&self.this.summary, &self.previous.summary);
         let charts_of = |cid: &str| match cid {
             CHART_DAYS => "Attempts per day by status",
             CHART_HOURS => "Attempts per hour by status",
