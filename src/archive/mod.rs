@@ -1,6 +1,8 @@
-//! The archive Maildir: durable writes (tmp → fsync → new → directory fsync), reading, the
-//! retention sweep and export. It knows nothing about SMTP.
+//! The archive Maildir: durable writes (tmp → one file-system sync shared by the copies written
+//! meanwhile → new → directory fsync, see [`durable`]), reading, the retention sweep and export.
+//! It knows nothing about SMTP.
 
+mod durable;
 mod expire;
 mod export;
 mod reconcile;
@@ -10,7 +12,8 @@ pub use expire::{ExpiredCopy, SweepReport};
 pub use export::{export_eml, export_mbox};
 pub use reconcile::CopyFile;
 
-use maildir::{Maildir, TemporaryMailFile};
+use durable::{GroupSync, TmpCopy};
+use maildir::Maildir;
 use std::{
     fs::File,
     io::{self, Write},
@@ -30,12 +33,6 @@ pub enum ArchiveError {
         #[source]
         source: io::Error,
     },
-    #[error("archive {path}: {source}", path = path.display())]
-    Maildir {
-        path: PathBuf,
-        #[source]
-        source: maildir::MaildirError,
-    },
     #[error("no archived copy named {0}")]
     NotFound(String),
     #[error("this message has no copy to store")]
@@ -46,6 +43,8 @@ pub enum ArchiveError {
 pub struct Archive {
     maildir: Maildir,
     root: PathBuf,
+    /// Copies written at about the same time share one sync.
+    group: GroupSync,
 }
 
 impl Archive {
@@ -59,6 +58,7 @@ impl Archive {
         Ok(Archive {
             maildir,
             root: root.to_path_buf(),
+            group: GroupSync::default(),
         })
     }
 
@@ -67,6 +67,7 @@ impl Archive {
         Archive {
             maildir: Maildir::from(root.to_path_buf()),
             root: root.to_path_buf(),
+            group: GroupSync::default(),
         }
     }
 
@@ -122,13 +123,6 @@ impl Archive {
             source,
         }
     }
-
-    fn maildir_err(&self, source: maildir::MaildirError) -> ArchiveError {
-        ArchiveError::Maildir {
-            path: self.root.clone(),
-            source,
-        }
-    }
 }
 
 enum SpoolState {
@@ -143,7 +137,7 @@ pub struct Spool {
     /// `None` for a spool that only counts bytes.
     archive: Option<Arc<Archive>>,
     buf: Vec<u8>,
-    file: Option<TemporaryMailFile>,
+    file: Option<TmpCopy>,
     size: u64,
     max_size: u64,
     state: SpoolState,
@@ -176,20 +170,18 @@ impl Spool {
             return;
         }
         let result = match &mut self.file {
-            // A page-cache write of one body chunk (≤ 64 KB from the MTA); the slow fsync runs
-            // on a blocking thread at end-of-message.
+            // A page-cache write of one body chunk (≤ 64 KB from the MTA); the sync runs on a
+            // blocking thread at end-of-message.
             Some(file) => file.write_all(bytes),
-            None if self.buf.len() + bytes.len() > SPILL_THRESHOLD => archive
-                .maildir
-                .open_file_in_tmp()
-                .map_err(io::Error::other)
-                .and_then(|mut file| {
+            None if self.buf.len() + bytes.len() > SPILL_THRESHOLD => {
+                TmpCopy::create(&archive.root).and_then(|mut file| {
                     file.write_all(&self.buf)?;
                     file.write_all(bytes)?;
                     self.file = Some(file);
                     self.buf = Vec::new();
                     Ok(())
-                }),
+                })
+            }
             None => {
                 self.buf.extend_from_slice(bytes);
                 Ok(())
@@ -217,9 +209,10 @@ impl Spool {
         matches!(self.state, SpoolState::Keeping | SpoolState::Failed(_))
     }
 
-    /// Makes the copy durable in `new/` and returns its Maildir name. The file is synced before
-    /// the rename; the rename itself is durable after [`Archive::sync_new_dir`], which is batched
-    /// across messages. Blocking: call from a blocking thread.
+    /// Makes the copy durable in `new/` and returns its Maildir name. The file is on disk before
+    /// the rename (one sync shared with the copies written meanwhile); the rename itself is
+    /// durable after [`Archive::sync_new_dir`], which is batched across messages. Blocking: call
+    /// from a blocking thread.
     pub fn store(self) -> Result<String, ArchiveError> {
         let Some(archive) = self.archive else {
             return Err(ArchiveError::NothingToStore);
@@ -230,19 +223,14 @@ impl Spool {
         if !matches!(self.state, SpoolState::Keeping) {
             return Err(ArchiveError::NothingToStore);
         }
+        let io_err = |e| archive.io_err(e);
         let mut tmp = match self.file {
             Some(tmp) => tmp,
-            None => archive
-                .maildir
-                .open_file_in_tmp()
-                .map_err(|e| archive.maildir_err(e))?,
+            None => TmpCopy::create(&archive.root).map_err(io_err)?,
         };
-        tmp.write_all(&self.buf).map_err(|e| archive.io_err(e))?;
-        // Syncs the file, then renames it into new/.
-        archive
-            .maildir
-            .move_tmp_to_new(tmp)
-            .map_err(|e| archive.maildir_err(e))
+        tmp.write_all(&self.buf).map_err(io_err)?;
+        archive.group.sync_after_write(tmp.file()).map_err(io_err)?;
+        tmp.into_new(&archive.root).map_err(io_err)
     }
 }
 

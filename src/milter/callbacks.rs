@@ -65,6 +65,24 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
         .on_abort(stage!(abort))
 }
 
+/// The stages whose answer is always "continue": the MTA sends them without waiting for one,
+/// which saves a round trip per header, the body and the envelope's commands. RCPT keeps its
+/// answer (the suppression list refuses there); end-of-message's answer is the promise.
+const NO_REPLY: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
+    .union(ProtoOpts::NOREPLY_HELO)
+    .union(ProtoOpts::NOREPLY_MAIL)
+    .union(ProtoOpts::NOREPLY_HEADER)
+    .union(ProtoOpts::NOREPLY_EOH)
+    .union(ProtoOpts::NOREPLY_BODY);
+
+/// "Go on" at a stage the MTA may have been told not to wait at (`NO_REPLY`).
+fn go_on(cx: &Context<Session>, stage: ProtoOpts) -> Status {
+    match cx.data.as_ref().is_some_and(|s| s.no_reply.contains(stage)) {
+        true => Status::Noreply,
+        false => Status::Continue,
+    }
+}
+
 async fn negotiate(
     shared: &Shared,
     cx: &mut NegotiateContext<Session>,
@@ -73,7 +91,8 @@ async fn negotiate(
 ) -> Status {
     let config = shared.config.current();
     // Only ask for what the MTA offers: indymilter refuses the connection otherwise.
-    let wanted_opts = ProtoOpts::LEADING_SPACE | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA;
+    let wanted_opts =
+        ProtoOpts::LEADING_SPACE | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA | NO_REPLY;
     cx.requested_opts = mta_opts & wanted_opts;
     let mut wanted_actions = Actions::empty();
     if config.archive.bcc.is_some() {
@@ -99,6 +118,7 @@ async fn negotiate(
     cx.data = Some(Session {
         exact_leading_space: cx.requested_opts.contains(ProtoOpts::LEADING_SPACE),
         can_rewrite_recipients,
+        no_reply: cx.requested_opts & NO_REPLY,
         ..Session::default()
     });
     Status::Continue
@@ -119,12 +139,12 @@ async fn connect(
     session.client_name = Some(lossy(hostname.as_bytes()));
     session.client_addr = client_addr;
     session.mta_host = mta_host;
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_CONNECT)
 }
 
 async fn helo(_: &Shared, cx: &mut Context<Session>, name: CString) -> Status {
     cx.data.get_or_insert_with(Session::default).helo = Some(lossy(name.as_bytes()));
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_HELO)
 }
 
 async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -141,7 +161,7 @@ async fn mail(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) ->
     }
     // A new transaction always starts from clean state, whatever came before.
     cx.data.get_or_insert_with(Session::default).message = Some(message);
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_MAIL)
 }
 
 async fn rcpt(shared: &Shared, cx: &mut Context<Session>, args: Vec<CString>) -> Status {
@@ -214,21 +234,21 @@ async fn header(
     {
         Counters::add(&shared.counters.headers_dropped, 1);
     }
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_HEADER)
 }
 
 async fn eoh(_: &Shared, cx: &mut Context<Session>) -> Status {
     if let Some(message) = message_of(cx) {
         message.spool.append(b"\r\n");
     }
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_EOH)
 }
 
 async fn body(_: &Shared, cx: &mut Context<Session>, chunk: bytes::Bytes) -> Status {
     if let Some(message) = message_of(cx) {
         message.spool.append(&chunk);
     }
-    Status::Continue
+    go_on(cx, ProtoOpts::NOREPLY_BODY)
 }
 
 async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {

@@ -42,7 +42,28 @@ pub struct Shared {
 }
 
 /// A bound milter socket.
-pub type MilterListener = EitherListener<NoDelayListener, UnixListener>;
+pub type MilterListener = Buffered<EitherListener<NoDelayListener, UnixListener>>;
+
+/// Read buffer of a connection: a command and its macros, or a body chunk (postfix sends up to
+/// 64 KB) in one `read`.
+const READ_BUFFER: usize = 64 * 1024;
+/// Write buffer: a reply (and the modifications of end-of-message) in one `write`.
+const WRITE_BUFFER: usize = 8 * 1024;
+
+/// A listener whose connections are buffered both ways. indymilter reads a packet as its
+/// length, its command and its data (three reads), and writes a reply in three writes then
+/// flushes: buffered, that is one `read` for all that arrived and one `write` per reply.
+pub struct Buffered<L>(pub L);
+
+impl<L: Listener> Listener for Buffered<L> {
+    type Io = tokio::io::BufStream<L::Io>;
+
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Self::Io>> {
+        self.0
+            .poll_accept(cx)
+            .map_ok(|io| tokio::io::BufStream::with_capacity(READ_BUFFER, WRITE_BUFFER, io))
+    }
+}
 
 /// A TCP listener whose connections have Nagle's algorithm off. indymilter writes each reply as
 /// several small writes; with Nagle on, the later ones wait for the MTA's delayed ACK (up to
@@ -127,9 +148,9 @@ impl tokio::io::AsyncWrite for QuickAckStream {
 /// Binds the configured socket; a stale unix socket file from an earlier run is replaced.
 pub async fn bind(addr: &ListenAddr) -> io::Result<MilterListener> {
     match addr {
-        ListenAddr::Inet(addr) => Ok(EitherListener::Tcp(NoDelayListener(
+        ListenAddr::Inet(addr) => Ok(Buffered(EitherListener::Tcp(NoDelayListener(
             TcpListener::bind(addr).await?,
-        ))),
+        )))),
         ListenAddr::Unix(path) => {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 use std::os::unix::fs::FileTypeExt;
@@ -137,7 +158,7 @@ pub async fn bind(addr: &ListenAddr) -> io::Result<MilterListener> {
                     std::fs::remove_file(path)?;
                 }
             }
-            Ok(EitherListener::Unix(UnixListener::bind(path)?))
+            Ok(Buffered(EitherListener::Unix(UnixListener::bind(path)?)))
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Session {
     pub exact_leading_space: bool,
     /// The MTA lets us delete recipients and add them with ESMTP arguments (for DSN receipts).
     pub can_rewrite_recipients: bool,
+    /// The stages the MTA sends without waiting for our answer (negotiated `NOREPLY_*`).
+    pub no_reply: indymilter::ProtoOpts,
     pub message: Option<MessageInFlight>,
 }
 
