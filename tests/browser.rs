@@ -132,20 +132,18 @@ where
 
 /// Logs in through the form the browser is on; waits until it leads to the live page.
 async fn log_in(browser: &Client, name: &str, password: &str) {
-    browser
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    for (field, text) in [
+        ("input[name=name]", name),
+        ("input[name=password]", password),
+    ] {
+        browser
+            .find(Locator::Css(field))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
     browser
         .find(Locator::Css("form.login button[type=submit]"))
         .await

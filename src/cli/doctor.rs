@@ -37,8 +37,12 @@ pub fn doctor(config: &Config, user: Option<&str>, out: &mut impl Write) -> Resu
         MtaKind::Sendmail => sendmail(config, &mut findings),
     };
     if config.notify.enabled && config.mta.kind == MtaKind::Postfix {
-        let user = user.map_or_else(service_user, str::to_string);
-        remove_allowed(config, &user, &mut findings);
+        let me = current_user();
+        let user = user
+            .map(str::to_string)
+            .or_else(unit_user)
+            .unwrap_or_else(|| me.clone());
+        remove_allowed(config, (&user, &me), &mut findings);
     }
     machine(config, &mut findings);
     for f in &findings {
@@ -200,7 +204,8 @@ fn host_is(host: &str, addr: &SocketAddr) -> bool {
         .is_ok_and(|mut found| found.any(|a| a.ip() == addr.ip()))
 }
 
-/// A postfix time value (`0`, `5d`, `4h`, `30m`, `10s`, `1w`); a bare number is in `unit`.
+/// A postfix or sendmail time value (`0`, `5d`, `4h`, `30m`, `10s`, `1w`; sendmail's `1d12h`); a
+/// bare number is in `unit`.
 fn mta_duration(value: &str, unit: char) -> Option<Duration> {
     // Postfix writes one number and unit; sendmail may chain them ("1d12h").
     let value = value.trim();
@@ -245,16 +250,15 @@ const UNIT_FILES: [&str; 2] = [
 ];
 const UNIT_DROP_INS: &str = "/etc/systemd/system/mailtrail.service.d";
 
-/// The user the daemon runs as: the last `User=` of the unit and its drop-ins, else whoever
-/// runs doctor.
-fn service_user() -> String {
+/// The user the daemon runs as: the last `User=` of the installed unit and its drop-ins.
+fn unit_user() -> Option<String> {
     let mut files: Vec<PathBuf> = UNIT_FILES.iter().map(PathBuf::from).collect();
     if let Ok(entries) = std::fs::read_dir(UNIT_DROP_INS) {
         let mut drop_ins: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         drop_ins.sort();
         files.extend(drop_ins);
     }
-    let from_unit = files
+    files
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
         .flat_map(|text| {
@@ -263,8 +267,7 @@ fn service_user() -> String {
                 .collect::<Vec<_>>()
         })
         .next_back()
-        .filter(|u| !u.is_empty());
-    from_unit.unwrap_or_else(current_user)
+        .filter(|u| !u.is_empty())
 }
 
 fn current_user() -> String {
@@ -285,8 +288,9 @@ const SUDO_OPTIONS_WITH_VALUE: [&str; 9] = ["-u", "-g", "-C", "-D", "-h", "-p", 
 
 /// With notices on, mailtrail removes a message it gave up on from postfix's queue (it has
 /// told the sender already): `postsuper -d` needs root, so `[mta] remove` must be allowed to
-/// `user` through sudo, or `user` must be root.
-fn remove_allowed(config: &Config, user: &str, findings: &mut Vec<Finding>) {
+/// `user` through sudo, or `user` must be root. `me`: whoever runs doctor (sudo answers for
+/// another user only with `-U`).
+fn remove_allowed(config: &Config, (user, me): (&str, &str), findings: &mut Vec<Finding>) {
     let argv: Vec<String> = config
         .mta
         .remove
@@ -315,7 +319,7 @@ fn remove_allowed(config: &Config, user: &str, findings: &mut Vec<Finding>) {
         };
         let mut check = Command::new(first);
         check.args(["-n", "-l"]);
-        if user != current_user() {
+        if user != me {
             check.args(["-U", user]);
         }
         let shown = command
@@ -558,6 +562,11 @@ mod tests {
             Some(Duration::from_secs(7 * 86_400))
         );
         assert_eq!(mta_duration("soon", 'd'), None);
+        assert_eq!(
+            mta_duration("1d12h", 'd'),
+            Some(Duration::from_secs(36 * 3600))
+        );
+        assert_eq!(mta_duration("", 'd'), None);
         assert!(sendmail_socket_is("inet:8899@127.0.0.1", &listen));
         assert!(sendmail_socket_is("inet:8899@localhost", &listen));
         assert!(!sendmail_socket_is("inet:25@127.0.0.1", &listen));

@@ -90,14 +90,10 @@ impl WeeklyReport {
     }
 
     fn period_line(&self) -> String {
-        let last = |p: &crate::stats::StatsPeriod| p.to.previous_day().unwrap_or(p.to);
-        let previous = self.week.previous_period();
         format!(
-            "{} to {} (compared with {} to {})",
-            self.week.period.from,
-            last(&self.week.period),
-            previous.from,
-            last(&previous)
+            "{} (compared with {})",
+            self.week.period.describe(),
+            self.week.previous_period().describe()
         )
     }
 

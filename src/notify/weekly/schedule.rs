@@ -23,12 +23,10 @@ impl ReportWeek {
         }
     }
 
-    /// The seven days before [`ReportWeek::period`], to compare with.
+    /// The seven days before [`ReportWeek::period`], to compare with (a week is over when its
+    /// report is due, so it is compared whole).
     pub fn previous_period(&self) -> StatsPeriod {
-        StatsPeriod {
-            from: self.period.from - Duration::days(7),
-            to: self.period.from,
-        }
+        self.period.previous(self.due.date())
     }
 }
 
