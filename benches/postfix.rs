@@ -1,24 +1,33 @@
 //! What mailtrail costs a real postfix: a private postfix instance (Debian's package) relays
-//! messages from `smtp-source` (16 sessions, 10 KB each) to `smtp-sink`, in three setups run
-//! one after the other on the same machine:
+//! messages from `smtp-source` (16 sessions, 10 KB each) to `smtp-sink`, in setups run one
+//! after the other on the same machine:
 //!   (1) postfix alone;
 //!   (2) postfix with `always_bcc` to a local virtual Maildir: the zero-code way to keep copies;
-//!   (3) postfix with `mailtrail run` as its milter (archive, store) and following its log;
-//!       then without the follower, then without the archive too, to split mailtrail's CPU by
-//!       part (follower, archive, milter with store).
+//!   (3, 4) postfix with an empty milter (indymilter on mailtrail's own listener, asking for
+//!       what mailtrail asks and keeping nothing), on loopback TCP and on a unix socket: what
+//!       any milter costs postfix and the machine, the floor under mailtrail's figures;
+//!   (5, 6) postfix with `mailtrail run` as its milter (archive, store) and following its log,
+//!       on loopback TCP and on a unix socket;
+//!   (7, 8) without the follower, then without the archive too.
 //!
-//! Printed: messages/s from the first connection to the last delivery, each setup's ratio to
-//! postfix alone, and mailtrail's CPU per message (user and system, from /proc), so the cost
-//! is visible beside the throughput. Needs root and postfix (as `scripts/test.sh` installs it).
+//! Printed: messages/s from the first connection to the last delivery and each setup's ratio to
+//! postfix alone; how busy the machine was and its CPU per message (every process, the kernel's
+//! writeback threads and interrupts: the machine is shared, so this is what decides the rate);
+//! mailtrail's CPU per message by thread (milter on the tokio workers, store writer, log reader
+//! and applier); and the machine's CPU per message by process, setup by setup. Needs root and
+//! postfix (as `scripts/test.sh` installs it).
 //!
 //! Run: `cargo bench --bench postfix` (`MAILTRAIL_BENCH_MESSAGES=N`, default 2000;
-//! `MAILTRAIL_BENCH_ROUNDS=N`, default 1, best of N per setup).
+//! `MAILTRAIL_BENCH_ROUNDS=N`, default 1, best of N per setup; `MAILTRAIL_BENCH_SETUPS=3,5`
+//! runs only those, with postfix alone, e.g. under `perf record -a`).
 
 #[path = "../tests/support/mod.rs"]
 #[allow(unused_imports)]
 mod support;
 
+use mailtrail::config::ListenAddr;
 use std::{
+    collections::BTreeMap,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -74,9 +83,8 @@ impl Drop for Sink {
     }
 }
 
-/// User and system CPU seconds of process `pid` so far.
-fn cpu_of(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// User and system CPU seconds in a `/proc/…/stat` line (the process's, or one thread's).
+fn cpu_in_stat(stat: &str) -> (f64, f64) {
     // The fields after the command name (which may hold spaces) start after its ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -92,6 +100,138 @@ fn cpu_of(pid: u32) -> (f64, f64) {
     (ticks(11) / hz, ticks(12) / hz)
 }
 
+/// CPU seconds (user, system) of process `pid` so far, and of each of its live threads by id,
+/// with the thread's name.
+#[derive(Default)]
+struct ProcessCpu {
+    total: (f64, f64),
+    threads: BTreeMap<u32, (String, (f64, f64))>,
+}
+
+impl ProcessCpu {
+    fn of(pid: u32) -> ProcessCpu {
+        let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+        let mut threads = BTreeMap::new();
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            let comm = read(format!("/proc/{pid}/task/{tid}/comm"))
+                .trim()
+                .to_string();
+            let cpu = cpu_in_stat(&read(format!("/proc/{pid}/task/{tid}/stat")));
+            threads.insert(tid, (comm, cpu));
+        }
+        ProcessCpu {
+            total: cpu_in_stat(&read(format!("/proc/{pid}/stat"))),
+            threads,
+        }
+    }
+
+    /// What was used since `before`, by thread name; threads gone meanwhile (tokio's blocking
+    /// pool retires idle ones) under "exited threads".
+    fn since(&self, before: &ProcessCpu) -> Vec<(String, (f64, f64))> {
+        let mut by_name: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+        let mut live = (0.0, 0.0);
+        for (tid, (name, (u, s))) in &self.threads {
+            let (u0, s0) = before.threads.get(tid).map_or((0.0, 0.0), |(_, c)| *c);
+            let part = by_name.entry(name.clone()).or_default();
+            part.0 += u - u0;
+            part.1 += s - s0;
+            live.0 += u - u0;
+            live.1 += s - s0;
+        }
+        let total = (self.total.0 - before.total.0, self.total.1 - before.total.1);
+        let exited = ((total.0 - live.0).max(0.0), (total.1 - live.1).max(0.0));
+        if exited.0 + exited.1 > 0.0 {
+            by_name.insert("exited threads".into(), exited);
+        }
+        by_name.insert("total".into(), total);
+        by_name.into_iter().collect()
+    }
+}
+
+/// The whole machine's CPU so far, in seconds: (busy, all). Busy is every state but idle and
+/// iowait, so the kernel's writeback and journal threads and the interrupts count too.
+fn machine_cpu() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let all: f64 = ticks.iter().sum();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    ((all - idle) / hz, all / hz)
+}
+
+/// Every process's CPU seconds so far, by pid: its name, its own user + system, and its
+/// reaped children's (how the CPU of a process that exits during a run is still counted).
+fn processes_cpu() -> BTreeMap<u32, (String, f64, f64)> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
+            continue;
+        };
+        let name = process_kind(&head[open + 1..]);
+        let fields: Vec<f64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        // utime, stime, cutime, cstime: fields 14 to 17 of the line, 12 to 15 after the name.
+        let field = |i: usize| fields.get(i).copied().unwrap_or(0.0) / hz;
+        all.insert(pid, (name, field(11) + field(12), field(13) + field(14)));
+    }
+    all
+}
+
+/// A process name without what varies between instances of one kind (`kworker/u4:2-events`,
+/// `jbd2/vda-8`, `ksoftirqd/1`): the part before the first '/'.
+fn process_kind(comm: &str) -> String {
+    comm.split('/').next().unwrap_or(comm).to_string()
+}
+
+/// CPU seconds used by process name between two [`processes_cpu`] snapshots. A process that
+/// exited meanwhile is counted through its parent's reaped-children time, under
+/// "exited children of PARENT".
+fn cpu_by_process(
+    before: &BTreeMap<u32, (String, f64, f64)>,
+    after: &BTreeMap<u32, (String, f64, f64)>,
+) -> BTreeMap<String, f64> {
+    let mut by_name: BTreeMap<String, f64> = BTreeMap::new();
+    for (pid, (name, own, children)) in after {
+        let (own0, children0) = before
+            .get(pid)
+            .filter(|(n, _, _)| n == name)
+            .map_or((0.0, 0.0), |(_, o, c)| (*o, *c));
+        *by_name.entry(name.clone()).or_default() += own - own0;
+        if children - children0 > 0.0 {
+            *by_name
+                .entry(format!("exited children of {name}"))
+                .or_default() += children - children0;
+        }
+    }
+    by_name
+}
+
 /// Messages relayed to the sink so far, from the instance's log.
 fn relayed(log: &Path, sink_port: u16) -> usize {
     let relay = format!("relay=127.0.0.1[127.0.0.1]:{sink_port},");
@@ -102,8 +242,28 @@ fn relayed(log: &Path, sink_port: u16) -> usize {
         .count()
 }
 
-/// Sends `n` messages through `pf` and waits until all are relayed; the elapsed time.
-fn run_load(pf: &Postfix, sink: &Sink, n: usize) -> Duration {
+/// What one run of `n` messages took.
+struct Outcome {
+    elapsed: Duration,
+    /// The whole machine's busy and total CPU seconds over the run.
+    machine: (f64, f64),
+    /// CPU seconds by process name over the run (see [`cpu_by_process`]).
+    processes: BTreeMap<String, f64>,
+    /// mailtrail's CPU seconds (user, system) by thread name, with its total (setup 3 only).
+    mailtrail: Option<Vec<(String, (f64, f64))>>,
+}
+
+impl Outcome {
+    fn mailtrail_total(&self) -> Option<(f64, f64)> {
+        let parts = self.mailtrail.as_ref()?;
+        parts.iter().find(|(n, _)| n == "total").map(|(_, c)| *c)
+    }
+}
+
+/// Sends `n` messages through `pf` and waits until all are relayed.
+fn run_load(pf: &Postfix, sink: &Sink, n: usize) -> Outcome {
+    let p0 = processes_cpu();
+    let m0 = machine_cpu();
     let t0 = Instant::now();
     let out = Command::new("/usr/sbin/smtp-source")
         .args(["-s", SESSIONS, "-l", MESSAGE_BYTES, "-m", &n.to_string()])
@@ -128,22 +288,21 @@ fn run_load(pf: &Postfix, sink: &Sink, n: usize) -> Duration {
         || relayed(&log, sink.port) >= n,
         || format!("{} relayed", relayed(&log, sink.port)),
     );
-    t0.elapsed()
-}
-
-struct Outcome {
-    elapsed: Duration,
-    /// mailtrail's user and system CPU seconds over the run (setup 3 only).
-    cpu: Option<(f64, f64)>,
+    let elapsed = t0.elapsed();
+    let m1 = machine_cpu();
+    let processes = cpu_by_process(&p0, &processes_cpu());
+    Outcome {
+        elapsed,
+        machine: (m1.0 - m0.0, m1.1 - m0.1),
+        processes,
+        mailtrail: None,
+    }
 }
 
 fn postfix_alone(n: usize) -> Outcome {
     let sink = Sink::start();
     let pf = Postfix::start(PostfixConfig::new(sink.port, None));
-    Outcome {
-        elapsed: run_load(&pf, &sink, n),
-        cpu: None,
-    }
+    run_load(&pf, &sink, n)
 }
 
 fn postfix_always_bcc(n: usize) -> Outcome {
@@ -167,7 +326,7 @@ fn postfix_always_bcc(n: usize) -> Outcome {
         .set("virtual_gid_maps", "static:105")
         .set("virtual_minimum_uid", "100");
     let pf = Postfix::start(config);
-    let elapsed = run_load(&pf, &sink, n);
+    let outcome = run_load(&pf, &sink, n);
     // The copies too: every one in the Maildir.
     let copies = vmail.path().join("archive/new");
     wait_until(
@@ -176,7 +335,125 @@ fn postfix_always_bcc(n: usize) -> Outcome {
         || std::fs::read_dir(&copies).map_or(0, |d| d.count()) >= n,
         String::new,
     );
-    Outcome { elapsed, cpu: None }
+    outcome
+}
+
+/// A milter that takes what mailtrail takes (the envelope, the headers, the body, with the same
+/// stages left unanswered) and keeps nothing: what any archiving milter costs postfix and the
+/// machine before it does any work. It runs on its own runtime, in threads named `empty-milter`.
+struct EmptyMilter {
+    address: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl EmptyMilter {
+    /// Listening on loopback TCP, or with `unix` on a socket in a directory of its own.
+    fn start(unix: bool) -> EmptyMilter {
+        use indymilter::{Callbacks, ProtoOpts, Status};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("empty-milter")
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mailtrail-bench-milter.")
+            .tempdir()
+            .unwrap();
+        let no_reply = ProtoOpts::NOREPLY_CONNECT
+            | ProtoOpts::NOREPLY_HELO
+            | ProtoOpts::NOREPLY_MAIL
+            | ProtoOpts::NOREPLY_HEADER
+            | ProtoOpts::NOREPLY_EOH
+            | ProtoOpts::NOREPLY_BODY;
+        let callbacks: Callbacks<()> = Callbacks::new()
+            .on_negotiate(move |cx, _, offered| {
+                Box::pin(async move {
+                    cx.requested_opts = offered
+                        & (ProtoOpts::LEADING_SPACE
+                            | ProtoOpts::NO_UNKNOWN
+                            | ProtoOpts::NO_DATA
+                            | no_reply);
+                    Status::Continue
+                })
+            })
+            .on_connect(|_, _, _| Box::pin(async { Status::Noreply }))
+            .on_helo(|_, _| Box::pin(async { Status::Noreply }))
+            .on_mail(|_, _| Box::pin(async { Status::Noreply }))
+            .on_rcpt(|_, _| Box::pin(async { Status::Continue }))
+            .on_header(|_, _, _| Box::pin(async { Status::Noreply }))
+            .on_eoh(|_| Box::pin(async { Status::Noreply }))
+            .on_body(|_, _| Box::pin(async { Status::Noreply }))
+            .on_eom(|_| Box::pin(async { Status::Continue }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // mailtrail's own listener: the same buffering and TCP options, so the two differ only
+        // in the work done per stage.
+        let listen = if unix {
+            ListenAddr::Unix(dir.path().join("milter.sock"))
+        } else {
+            ListenAddr::Inet(([127, 0, 0, 1], free_port()).into())
+        };
+        let listener = runtime.block_on(mailtrail::milter::bind(&listen)).unwrap();
+        if let ListenAddr::Unix(path) = &listen {
+            // Postfix's smtpd (as the postfix user, no chroot here) connects to it.
+            let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
+            std::fs::set_permissions(dir.path(), mode(0o755)).unwrap();
+            std::fs::set_permissions(path, mode(0o777)).unwrap();
+        }
+        runtime.spawn(indymilter::run(
+            listener,
+            callbacks,
+            Default::default(),
+            stopped,
+        ));
+        let address = listen.to_string();
+        EmptyMilter {
+            address,
+            runtime: Some(runtime),
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for EmptyMilter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn postfix_empty_milter(n: usize, unix: bool) -> Outcome {
+    let sink = Sink::start();
+    let milter = EmptyMilter::start(unix);
+    let config = PostfixConfig::new(sink.port, None)
+        .set("smtpd_milters", &milter.address)
+        .set("milter_default_action", "tempfail");
+    let pf = Postfix::start(config);
+    let pid = std::process::id();
+    let before = ProcessCpu::of(pid);
+    let mut outcome = run_load(&pf, &sink, n);
+    let threads = ProcessCpu::of(pid).since(&before);
+    let milter_threads: Vec<_> = threads
+        .into_iter()
+        .filter(|(name, _)| name == "empty-milter")
+        .collect();
+    let total = milter_threads
+        .iter()
+        .fold((0.0, 0.0), |acc, (_, c)| (acc.0 + c.0, acc.1 + c.1));
+    outcome.mailtrail = Some(
+        milter_threads
+            .into_iter()
+            .chain([("total".to_string(), total)])
+            .collect(),
+    );
+    outcome
 }
 
 /// Which parts of mailtrail run (the milter and its store always do).
@@ -184,6 +461,8 @@ fn postfix_always_bcc(n: usize) -> Outcome {
 struct Parts {
     archive: bool,
     follower: bool,
+    /// The milter on a unix socket rather than loopback TCP.
+    unix: bool,
 }
 
 fn postfix_with_mailtrail(n: usize, parts: Parts) -> Outcome {
@@ -198,37 +477,49 @@ fn postfix_with_mailtrail(n: usize, parts: Parts) -> Outcome {
     if !parts.archive {
         config.push_str("\n[archive]\nmaildir = false\n");
     }
+    let socket_dir = tempfile::Builder::new()
+        .prefix("mailtrail-bench-socket.")
+        .tempdir()
+        .unwrap();
+    let socket = socket_dir.path().join("milter.sock");
+    if parts.unix {
+        let from = config.find("listen = \"inet:").unwrap();
+        let to = from + config[from..].find('\n').unwrap();
+        config.replace_range(from..to, &format!("listen = \"unix:{}\"", socket.display()));
+    }
     std::fs::write(mt.config_path(), config).unwrap();
     mt.start();
-    let pf = Postfix::start(PostfixConfig::for_mailtrail(sink.port, &mt));
+    let mut postfix_config = PostfixConfig::for_mailtrail(sink.port, &mt);
+    if parts.unix {
+        // Postfix's smtpd (as the postfix user, no chroot here) connects to it.
+        let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
+        std::fs::set_permissions(socket_dir.path(), mode(0o755)).unwrap();
+        std::fs::set_permissions(&socket, mode(0o777)).unwrap();
+        let address = format!("unix:{}", socket.display());
+        postfix_config = postfix_config
+            .set("smtpd_milters", &address)
+            .set("non_smtpd_milters", &address);
+    }
+    let pf = Postfix::start(postfix_config);
     let pid = mt.pid().expect("mailtrail runs");
-    let (u0, s0) = cpu_of(pid);
-    let elapsed = run_load(&pf, &sink, n);
-    if !parts.follower {
-        let (u1, s1) = cpu_of(pid);
-        assert!(mt.stop());
-        return Outcome {
-            elapsed,
-            cpu: Some((u1 - u0, s1 - s0)),
-        };
+    let before = ProcessCpu::of(pid);
+    let mut outcome = run_load(&pf, &sink, n);
+    if parts.follower {
+        // Until the follower has read every delivery: its work belongs to the run.
+        let lines = std::fs::read_to_string(pf.maillog_path())
+            .unwrap_or_default()
+            .lines()
+            .count() as u64;
+        wait_until(
+            Duration::from_secs(600),
+            "mailtrail's follower to read every log line",
+            || mt.counters().get("log_lines").is_some_and(|&l| l >= lines),
+            || format!("{lines} lines; {:?}", mt.counters()),
+        );
     }
-    // Until the follower has read every delivery: its work belongs to the run.
-    let lines = std::fs::read_to_string(pf.maillog_path())
-        .unwrap_or_default()
-        .lines()
-        .count() as u64;
-    wait_until(
-        Duration::from_secs(600),
-        "mailtrail's follower to read every log line",
-        || mt.counters().get("log_lines").is_some_and(|&l| l >= lines),
-        || format!("{lines} lines; {:?}", mt.counters()),
-    );
-    let (u1, s1) = cpu_of(pid);
+    outcome.mailtrail = Some(ProcessCpu::of(pid).since(&before));
     assert!(mt.stop());
-    Outcome {
-        elapsed,
-        cpu: Some((u1 - u0, s1 - s0)),
-    }
+    outcome
 }
 
 fn best(rounds: usize, run: impl Fn() -> Outcome) -> Outcome {
@@ -236,6 +527,10 @@ fn best(rounds: usize, run: impl Fn() -> Outcome) -> Outcome {
         .map(|_| run())
         .min_by_key(|o| o.elapsed)
         .expect("a round")
+}
+
+fn per_message(seconds: f64, n: usize) -> String {
+    format!("{:.2} ms", seconds * 1000.0 / n as f64)
 }
 
 fn main() {
@@ -247,56 +542,136 @@ fn main() {
     println!(
         "postfix benchmark: smtp-source -s {SESSIONS} -m {n} -l {MESSAGE_BYTES} → private postfix → smtp-sink, best of {rounds}"
     );
-    let alone = best(rounds, || postfix_alone(n));
-    let bcc = best(rounds, || postfix_always_bcc(n));
     let all = Parts {
         archive: true,
         follower: true,
+        unix: false,
     };
-    let with = best(rounds, || postfix_with_mailtrail(n, all));
+    let all_unix = Parts { unix: true, ..all };
     let no_follower = Parts {
         follower: false,
         ..all
     };
-    let without_follower = best(rounds, || postfix_with_mailtrail(n, no_follower));
     let milter_only = Parts {
         archive: false,
         follower: false,
+        unix: false,
     };
-    let only_milter = best(rounds, || postfix_with_mailtrail(n, milter_only));
-    let rate = |o: &Outcome| n as f64 / o.elapsed.as_secs_f64();
-    println!();
-    println!(
-        "| setup | messages/s | vs postfix alone | mailtrail CPU per message (user + system) |"
-    );
-    println!("| --- | --- | --- | --- |");
-    for (name, o) in [
-        ("postfix alone", &alone),
-        ("postfix + always_bcc to a local virtual Maildir", &bcc),
+    type Setup<'a> = (&'a str, Box<dyn Fn() -> Outcome + 'a>);
+    let all_setups: Vec<Setup> = vec![
+        ("postfix alone", Box::new(|| postfix_alone(n))),
+        (
+            "postfix + always_bcc to a local virtual Maildir",
+            Box::new(|| postfix_always_bcc(n)),
+        ),
+        (
+            "postfix + an empty milter (indymilter on mailtrail's listener, keeps nothing)",
+            Box::new(|| postfix_empty_milter(n, false)),
+        ),
+        (
+            "postfix + the empty milter on a unix socket",
+            Box::new(|| postfix_empty_milter(n, true)),
+        ),
         (
             "postfix + mailtrail (milter, archive, store, log follower)",
-            &with,
+            Box::new(|| postfix_with_mailtrail(n, all)),
+        ),
+        (
+            "postfix + mailtrail (all parts) on a unix socket",
+            Box::new(|| postfix_with_mailtrail(n, all_unix)),
         ),
         (
             "postfix + mailtrail without the log follower",
-            &without_follower,
+            Box::new(|| postfix_with_mailtrail(n, no_follower)),
         ),
         (
             "postfix + mailtrail, milter and store only (`archive.maildir = false`, no follower)",
-            &only_milter,
+            Box::new(|| postfix_with_mailtrail(n, milter_only)),
         ),
-    ] {
-        let cpu = o.cpu.map_or("-".to_string(), |(u, s)| {
-            format!(
-                "{:.2} ms + {:.2} ms",
-                u * 1000.0 / n as f64,
-                s * 1000.0 / n as f64
-            )
+    ];
+    // `MAILTRAIL_BENCH_SETUPS=1,5` runs only those (the first, postfix alone, always: the
+    // ratios are to it), for a profiler's sake.
+    let chosen = std::env::var("MAILTRAIL_BENCH_SETUPS").ok();
+    let outcomes: Vec<(&str, Outcome)> = all_setups
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            *i == 0
+                || chosen
+                    .as_deref()
+                    .is_none_or(|c| c.split(',').any(|s| s.trim() == (i + 1).to_string()))
+        })
+        .map(|(_, (name, run))| (*name, best(rounds, run)))
+        .collect();
+    let alone = &outcomes[0].1;
+    let setups: Vec<(&str, &Outcome)> = outcomes.iter().map(|(n, o)| (*n, o)).collect();
+    let rate = |o: &Outcome| n as f64 / o.elapsed.as_secs_f64();
+    println!();
+    println!(
+        "| setup | messages/s | vs postfix alone | machine busy | machine CPU per message | mailtrail CPU per message (user + system) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for &(name, o) in &setups {
+        let cpu = o.mailtrail_total().map_or("-".to_string(), |(u, s)| {
+            format!("{} + {}", per_message(u, n), per_message(s, n))
         });
         println!(
-            "| {name} | {:.0} | {:.2} | {cpu} |",
+            "| {name} | {:.0} | {:.2} | {:.0} % | {} | {cpu} |",
             rate(o),
-            rate(o) / rate(&alone)
+            rate(o) / rate(alone),
+            100.0 * o.machine.0 / o.machine.1.max(f64::MIN_POSITIVE),
+            per_message(o.machine.0, n),
         );
+    }
+    // Where mailtrail's time goes, by thread: the milter runs on tokio's workers (with its
+    // archive writes on the blocking pool), the store writer commits envelopes, the log
+    // reader and applier follow the log.
+    println!();
+    println!("mailtrail's CPU per message by thread (user + system):");
+    println!();
+    println!("| setup | thread | user | system |");
+    println!("| --- | --- | --- | --- |");
+    for &(name, o) in &setups {
+        for (thread, (u, s)) in o.mailtrail.iter().flatten() {
+            println!(
+                "| {name} | {thread} | {} | {} |",
+                per_message(*u, n),
+                per_message(*s, n)
+            );
+        }
+    }
+    // Where the whole machine's time goes, by process (postfix's own, the load generator's, the
+    // kernel's writeback and journal threads, mailtrail's), for processes above 0.05 ms.
+    println!();
+    println!("The machine's CPU per message by process (user + system):");
+    println!();
+    let heading: Vec<String> = (1..=setups.len()).map(|i| format!("({i})")).collect();
+    println!("| process | {} |", heading.join(" | "));
+    println!("|{}", " --- |".repeat(setups.len() + 1));
+    let mut names: Vec<&String> = setups
+        .iter()
+        .flat_map(|(_, o)| o.processes.iter())
+        .filter(|(_, cpu)| **cpu * 1000.0 / n as f64 >= 0.05)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let cells: Vec<String> = setups
+            .iter()
+            .map(|(_, o)| per_message(o.processes.get(name).copied().unwrap_or(0.0), n))
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    let cells: Vec<String> = setups
+        .iter()
+        .map(|(_, o)| per_message(o.machine.0, n))
+        .collect();
+    println!(
+        "| whole machine (with interrupts) | {} |",
+        cells.join(" | ")
+    );
+    for (i, (name, _)) in setups.iter().enumerate() {
+        println!("({}) {name}", i + 1);
     }
 }

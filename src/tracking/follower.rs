@@ -158,7 +158,8 @@ fn spawn_file_reader(
 ) -> thread::JoinHandle<()> {
     let mut file = FileFollower::new(path.clone(), start);
     file.max_batch = MAX_LINES_PER_BATCH;
-    thread::spawn(move || {
+    let thread = thread::Builder::new().name("log-reader".into());
+    let spawned = thread.spawn(move || {
         let mut warned = false;
         while !stop.load(Ordering::Relaxed) {
             match file.poll() {
@@ -178,7 +179,8 @@ fn spawn_file_reader(
             }
             thread::sleep(poll);
         }
-    })
+    });
+    spawned.expect("spawning the log reader thread")
 }
 
 /// Stores the lines it receives, a batch per transaction with the read position reached; a
@@ -191,7 +193,8 @@ fn spawn_applier(
     mut rx: mpsc::Receiver<Vec<FollowedLine>>,
     applier_stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
+    let thread = thread::Builder::new().name("log-applier".into());
+    let spawned = thread.spawn(move || {
         while let Some(lines) = rx.blocking_recv() {
             for chunk in lines.chunks(MAX_LINES_PER_BATCH) {
                 let Some(last) = chunk.last() else { continue };
@@ -229,7 +232,8 @@ fn spawn_applier(
                 }
             }
         }
-    })
+    });
+    spawned.expect("spawning the log applier thread")
 }
 
 /// Sleeps `total` in short steps; false when the follower is stopped meanwhile.
