@@ -1,10 +1,9 @@
-//! Copies made durable together. Each copy is written to `tmp/` without a sync of its own; the
-//! messages ending at about the same time then share one `syncfs(2)` of the archive's file
-//! system (group commit: whoever finds no sync running starts one, the others wait for the
-//! next that starts after their write), and only then is each renamed into `new/`. A crash
-//! before the sync leaves files in `tmp/` only (cleared at start); a copy is never in `new/`
-//! before its bytes are on disk. The renames are made durable by the batched sync of `new/`
-//! ([`super::Archive::sync_new_dir`]) before the MTA gets its answer.
+//! Copies made durable together. The store writer takes the copies of the messages ending at
+//! about the same time: each is written to `tmp/` without a sync of its own, then all are
+//! written back at once ([`write_back`]), and only then renamed into `new/`; the one sync of
+//! `new/` that follows ([`super::Archive::sync_new_dir`], before the MTA gets its answers)
+//! makes the batch durable. A crash before it leaves files in `tmp/` (cleared at start) or, in
+//! `new/`, only copies whose bytes were written back before their rename: never a partial file.
 //!
 //! Names are those of the Maildir convention (and of the `maildir` crate, which reads them):
 //! `tmp/SECS.#COUNTERMNANOSPPID.HOST`, then `new/SECS.#COUNTERMNANOSPPIDVDEVIINO.HOST,S=SIZE`.
@@ -15,7 +14,7 @@ use std::{
     os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::{Path, PathBuf},
     sync::{
-        Condvar, Mutex, OnceLock,
+        OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -112,50 +111,83 @@ impl Drop for TmpCopy {
     }
 }
 
-#[derive(Default)]
-struct Generations {
-    /// Syncs started and finished so far; one runs while `started > finished`.
-    started: u64,
-    finished: u64,
-    /// The error of the last finished sync, if it failed.
-    failed: Option<(io::ErrorKind, String)>,
+/// How a batch of copies reaches the disk before its renames into `new/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataSync {
+    /// ext4 and XFS: each copy's pages are written back (`sync_file_range`), which allocates
+    /// its blocks and sets its size in the running journal transaction. The sync of `new/`
+    /// then commits that transaction, renames included, after a cache flush: one journal
+    /// commit for the batch, and nothing of other processes written out.
+    WriteBack,
+    /// Any other file system, whose journal (if any) promises no such order: one `syncfs(2)`
+    /// for the batch, before the renames.
+    FileSystem,
 }
 
-/// One `syncfs` for the copies written meanwhile (group commit).
-#[derive(Default)]
-pub struct GroupSync {
-    state: Mutex<Generations>,
-    done: Condvar,
-}
-
-impl GroupSync {
-    /// Returns once a sync of `file`'s file system that started after this call has finished:
-    /// everything written before the call is on disk. Blocking.
-    pub fn sync_after_write(&self, file: &File) -> io::Result<()> {
-        let lock = || self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut state = lock();
-        // The sync running now may have started before our write: the next one covers it.
-        let needed = state.started + 1;
-        loop {
-            if state.finished >= needed {
-                return match &state.failed {
-                    None => Ok(()),
-                    Some((kind, text)) => Err(io::Error::new(*kind, text.clone())),
-                };
-            }
-            if state.started == state.finished {
-                state.started += 1;
-                let generation = state.started;
-                drop(state);
-                let result = syncfs(file);
-                state = lock();
-                state.finished = generation;
-                state.failed = result.err().map(|e| (e.kind(), e.to_string()));
-                self.done.notify_all();
-                continue;
-            }
-            state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
+impl DataSync {
+    /// What the file system holding `dir` needs; [`DataSync::FileSystem`] when unsure.
+    pub fn of(dir: &Path) -> DataSync {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return DataSync::FileSystem;
+        };
+        // SAFETY: statfs fills the zeroed struct it is given; the path is NUL-terminated.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(path.as_ptr(), &mut fs) } != 0 {
+            return DataSync::FileSystem;
         }
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between platforms
+        match fs.f_type as i64 {
+            t if t == libc::EXT4_SUPER_MAGIC as i64 || t == libc::XFS_SUPER_MAGIC as i64 => {
+                DataSync::WriteBack
+            }
+            _ => DataSync::FileSystem,
+        }
+    }
+}
+
+/// Writes back every copy of a batch, as [`DataSync`] says; one result per copy, in order.
+/// Written back, a copy's pages are dropped from the page cache: a week of copies, seldom read,
+/// would otherwise crowd out the MTA's queue and the store.
+pub fn write_back(copies: &[TmpCopy], how: DataSync) -> Vec<io::Result<()>> {
+    let results: Vec<io::Result<()>> = match how {
+        DataSync::WriteBack => {
+            // Start every copy's writeback first, so the device sees them together, then wait.
+            for copy in copies {
+                let _ = sync_file_range(copy.file(), libc::SYNC_FILE_RANGE_WRITE);
+            }
+            let wait = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            copies
+                .iter()
+                .map(|copy| sync_file_range(copy.file(), wait))
+                .collect()
+        }
+        DataSync::FileSystem => match copies.first().map(|c| syncfs(c.file())) {
+            Some(Err(e)) => copies
+                .iter()
+                .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                .collect(),
+            _ => copies.iter().map(|_| Ok(())).collect(),
+        },
+    };
+    for (copy, result) in copies.iter().zip(&results) {
+        if result.is_ok() {
+            // SAFETY: a valid open descriptor; advice only, a failure changes nothing.
+            unsafe {
+                libc::posix_fadvise(copy.file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+            }
+        }
+    }
+    results
+}
+
+fn sync_file_range(file: &File, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file.
+    match unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -172,17 +204,22 @@ fn syncfs(file: &File) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    #[test]
-    fn a_copy_reaches_new_under_a_maildir_name_and_an_abandoned_one_leaves_nothing() {
+    fn maildir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
+        dir
+    }
+
+    #[test]
+    fn a_copy_reaches_new_under_a_maildir_name_and_an_abandoned_one_leaves_nothing() {
+        let dir = maildir();
         let mut copy = TmpCopy::create(dir.path()).unwrap();
         copy.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
-        GroupSync::default().sync_after_write(copy.file()).unwrap();
+        let how = DataSync::of(dir.path());
+        assert!(write_back(std::slice::from_ref(&copy), how)[0].is_ok());
         let name = copy.into_new(dir.path()).unwrap();
         assert!(name.ends_with(",S=20"), "{name}");
         assert_eq!(
@@ -204,29 +241,77 @@ mod tests {
     }
 
     #[test]
-    fn each_writer_waits_for_a_sync_started_after_its_call_and_starts_at_most_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = Arc::new(File::create(dir.path().join("f")).unwrap());
-        let group = Arc::new(GroupSync::default());
-        let writers: Vec<_> = (0..16)
-            .map(|_| {
-                let (group, file) = (group.clone(), file.clone());
-                std::thread::spawn(move || {
-                    for _ in 0..10 {
-                        let before = group.state.lock().unwrap().started;
-                        group.sync_after_write(&file).unwrap();
-                        // A sync that started after the call has finished.
-                        assert!(group.state.lock().unwrap().finished > before);
-                    }
+    fn a_batch_is_written_back_either_way_and_leaves_the_page_cache() {
+        for how in [DataSync::WriteBack, DataSync::FileSystem] {
+            let dir = maildir();
+            let copies: Vec<TmpCopy> = (0..8)
+                .map(|i| {
+                    let mut copy = TmpCopy::create(dir.path()).unwrap();
+                    copy.write_all(&vec![b'a' + i; 20_000]).unwrap();
+                    copy
                 })
-            })
-            .collect();
-        for w in writers {
-            w.join().unwrap();
+                .collect();
+            // Just written, the pages are in the page cache (dirty: nothing can drop them).
+            assert!(copies.iter().all(|c| resident_pages(&c.path) > 0));
+            let results = write_back(&copies, how);
+            assert_eq!(results.len(), 8);
+            assert!(results.iter().all(|r| r.is_ok()), "{how:?}: {results:?}");
+            // Only clean pages can be dropped: none left means every page was written back.
+            for copy in &copies {
+                assert_eq!(resident_pages(&copy.path), 0, "{how:?}");
+            }
+            for (i, copy) in copies.into_iter().enumerate() {
+                let name = copy.into_new(dir.path()).unwrap();
+                let bytes = std::fs::read(dir.path().join("new").join(name)).unwrap();
+                assert_eq!(bytes, vec![b'a' + i as u8; 20_000]);
+            }
         }
-        // A thread's ten calls in a row need ten syncs; no call starts more than one (how many
-        // are shared depends on timing, so it is the benchmark's to show).
-        let syncs = group.state.lock().unwrap().finished;
-        assert!((10..=160).contains(&syncs), "{syncs} syncs for 160 writes");
+    }
+
+    /// How many of the file's pages are in the page cache (`mincore(2)` of a mapping of it).
+    fn resident_pages(path: &Path) -> usize {
+        let file = File::open(path).unwrap();
+        let len = file.metadata().unwrap().len() as usize;
+        // SAFETY: a read-only shared mapping of a regular file of `len` bytes, unmapped below;
+        // mincore writes one byte per page into a vector of that many.
+        unsafe {
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let mut vec = vec![0u8; len.div_ceil(page)];
+            assert_eq!(libc::mincore(map, len, vec.as_mut_ptr()), 0);
+            libc::munmap(map, len);
+            vec.iter().filter(|&&b| b & 1 == 1).count()
+        }
+    }
+
+    #[test]
+    fn ext4_and_xfs_are_written_back_other_file_systems_synced_whole() {
+        // This machine's /tmp and /dev/shm: ext4 (or XFS) and tmpfs on Debian.
+        let tmp = DataSync::of(&std::env::temp_dir());
+        let shm = DataSync::of(Path::new("/dev/shm"));
+        assert_eq!(shm, DataSync::FileSystem);
+        assert_eq!(
+            DataSync::of(Path::new("/no/such/dir")),
+            DataSync::FileSystem
+        );
+        let kind = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(std::env::temp_dir())
+            .output()
+            .unwrap();
+        let kind = String::from_utf8_lossy(&kind.stdout);
+        let expected = match kind.trim() {
+            "ext2/ext3" | "xfs" => DataSync::WriteBack,
+            _ => DataSync::FileSystem,
+        };
+        assert_eq!(tmp, expected, "{kind}");
     }
 }

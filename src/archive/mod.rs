@@ -1,5 +1,5 @@
-//! The archive Maildir: durable writes (tmp → one file-system sync shared by the copies written
-//! meanwhile → new → directory fsync, see [`durable`]), reading, the retention sweep and export.
+//! The archive Maildir: durable writes (a batch of copies to tmp → written back together → new
+//! → one directory fsync, see [`durable`]), reading, the retention sweep and export.
 //! It knows nothing about SMTP.
 
 mod durable;
@@ -12,7 +12,8 @@ pub use expire::{ExpiredCopy, SweepReport};
 pub use export::{export_eml, export_mbox};
 pub use reconcile::CopyFile;
 
-use durable::{GroupSync, TmpCopy};
+pub use durable::DataSync;
+use durable::TmpCopy;
 use maildir::Maildir;
 use std::{
     fs::File,
@@ -37,14 +38,16 @@ pub enum ArchiveError {
     NotFound(String),
     #[error("this message has no copy to store")]
     NothingToStore,
+    #[error("the archive's sync thread has stopped")]
+    SyncStopped,
 }
 
 /// The archive Maildir.
 pub struct Archive {
     maildir: Maildir,
     root: PathBuf,
-    /// Copies written at about the same time share one sync.
-    group: GroupSync,
+    /// How the file system under `root` makes a batch of copies durable.
+    data_sync: DataSync,
 }
 
 impl Archive {
@@ -58,7 +61,7 @@ impl Archive {
         Ok(Archive {
             maildir,
             root: root.to_path_buf(),
-            group: GroupSync::default(),
+            data_sync: DataSync::of(root),
         })
     }
 
@@ -67,7 +70,7 @@ impl Archive {
         Archive {
             maildir: Maildir::from(root.to_path_buf()),
             root: root.to_path_buf(),
-            group: GroupSync::default(),
+            data_sync: DataSync::of(root),
         }
     }
 
@@ -85,6 +88,32 @@ impl Archive {
             max_size,
             state: SpoolState::Keeping,
         }
+    }
+
+    /// Stores a batch of copies (the messages ending at about the same time): each is written
+    /// to `tmp/`, then all are written back at once ([`DataSync`]) and renamed into `new/`.
+    /// Their Maildir names, or why a copy was not stored, in order. Durable once
+    /// [`Archive::sync_new_dir`] has returned. Blocking.
+    pub fn store_copies(&self, spools: Vec<Spool>) -> Vec<Result<String, ArchiveError>> {
+        let mut results: Vec<Result<String, ArchiveError>> = Vec::with_capacity(spools.len());
+        let mut written: Vec<(usize, TmpCopy)> = Vec::with_capacity(spools.len());
+        for (i, spool) in spools.into_iter().enumerate() {
+            match spool.into_tmp(self) {
+                Ok(copy) => {
+                    written.push((i, copy));
+                    results.push(Err(ArchiveError::NothingToStore)); // replaced below
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        let (places, copies): (Vec<usize>, Vec<TmpCopy>) = written.into_iter().unzip();
+        let synced = durable::write_back(&copies, self.data_sync);
+        for ((i, copy), synced) in places.into_iter().zip(copies).zip(synced) {
+            results[i] = synced
+                .and_then(|()| copy.into_new(&self.root))
+                .map_err(|e| self.io_err(e));
+        }
+        results
     }
 
     /// Makes the renames into `new/` durable: one directory sync covers every copy stored before.
@@ -209,28 +238,30 @@ impl Spool {
         matches!(self.state, SpoolState::Keeping | SpoolState::Failed(_))
     }
 
-    /// Makes the copy durable in `new/` and returns its Maildir name. The file is on disk before
-    /// the rename (one sync shared with the copies written meanwhile); the rename itself is
-    /// durable after [`Archive::sync_new_dir`], which is batched across messages. Blocking: call
-    /// from a blocking thread.
+    /// Stores the copy in `new/` ([`Archive::store_copies`] with this one) and returns its
+    /// Maildir name; durable once [`Archive::sync_new_dir`] has returned. Blocking.
     pub fn store(self) -> Result<String, ArchiveError> {
-        let Some(archive) = self.archive else {
+        let Some(archive) = self.archive.clone() else {
             return Err(ArchiveError::NothingToStore);
         };
-        if let SpoolState::Failed(source) = self.state {
-            return Err(archive.io_err(source));
+        let mut stored = archive.store_copies(vec![self]);
+        stored.pop().unwrap_or(Err(ArchiveError::NothingToStore))
+    }
+
+    /// Writes what is still in memory to the copy in the archive's `tmp/` (created now for a
+    /// message that stayed under the spill threshold); not synced.
+    fn into_tmp(self, archive: &Archive) -> Result<TmpCopy, ArchiveError> {
+        match self.state {
+            SpoolState::Keeping => {}
+            SpoolState::Failed(e) => return Err(archive.io_err(e)),
+            _ => return Err(ArchiveError::NothingToStore),
         }
-        if !matches!(self.state, SpoolState::Keeping) {
-            return Err(ArchiveError::NothingToStore);
-        }
-        let io_err = |e| archive.io_err(e);
         let mut tmp = match self.file {
             Some(tmp) => tmp,
-            None => TmpCopy::create(&archive.root).map_err(io_err)?,
+            None => TmpCopy::create(&archive.root).map_err(|e| archive.io_err(e))?,
         };
-        tmp.write_all(&self.buf).map_err(io_err)?;
-        archive.group.sync_after_write(tmp.file()).map_err(io_err)?;
-        tmp.into_new(&archive.root).map_err(io_err)
+        tmp.write_all(&self.buf).map_err(|e| archive.io_err(e))?;
+        Ok(tmp)
     }
 }
 

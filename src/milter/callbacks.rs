@@ -273,10 +273,10 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
     } else {
         Vec::new()
     };
-    let mut envelope = message.envelope(session, queue_id.clone());
+    let envelope = message.envelope(session, queue_id.clone());
     let spool = std::mem::replace(&mut message.spool, crate::archive::Spool::counting());
-    let mut failed = !store_copy(shared, qid, spool, &mut envelope).await;
-    failed |= !record(shared, qid, envelope).await;
+    let copy = copy_to_store(shared, qid, spool, &envelope);
+    let mut failed = !record(shared, qid, envelope, copy).await;
 
     if let Some(bcc) = bcc
         && let Err(e) = cx.actions.add_recipient(format!("<{bcc}>")).await
@@ -299,59 +299,48 @@ async fn eom(shared: &Shared, cx: &mut EomContext<Session>) -> Status {
     Status::Continue
 }
 
-/// Stores the message's copy when it is to be archived; false when that failed (logged and
-/// counted, the envelope marked `failed`).
-async fn store_copy(
+/// The message's copy when it is to be archived (the store writer stores it with the others
+/// of its batch); a copy over the size limit is only logged and counted.
+fn copy_to_store(
     shared: &Shared,
     qid: &str,
     spool: crate::archive::Spool,
-    envelope: &mut crate::model::envelope::Envelope,
-) -> bool {
-    let mut failed = false;
+    envelope: &crate::model::envelope::Envelope,
+) -> Option<crate::archive::Spool> {
     match envelope.archive_state {
-        ArchiveState::Stored => {
-            let size = envelope.size;
-            // Writing and fsyncing the copy is blocking I/O: keep it off the async workers.
-            let stored = match tokio::task::spawn_blocking(move || spool.store()).await {
-                Ok(Ok(name)) => Ok(name),
-                Ok(Err(e)) => Err(("archive copy not written", e.to_string())),
-                Err(e) => Err(("archive writer failed", e.to_string())),
-            };
-            match stored {
-                Ok(name) => {
-                    shared.health.succeeded(Part::Archive);
-                    Counters::add(&shared.counters.messages_archived, 1);
-                    Counters::add(&shared.counters.archive_bytes, size);
-                    envelope.archive_name = Some(name);
-                }
-                Err((what, e)) => {
-                    error!("{qid}: {what}: {e}");
-                    shared.health.failed(Part::Archive, &e);
-                    Counters::add(&shared.counters.archive_errors, 1);
-                    envelope.archive_state = ArchiveState::Failed;
-                    failed = true;
-                }
-            }
-        }
+        ArchiveState::Stored if shared.archive.is_some() => Some(spool),
         ArchiveState::TooLarge => {
             info!(
                 "{qid}: {} bytes, over archive.max_message_size: recorded, not archived",
                 envelope.size
             );
             Counters::add(&shared.counters.messages_too_large, 1);
+            None
         }
-        _ => {}
+        _ => None,
     }
-    !failed
 }
 
-/// Commits the envelope row (the recorder's group commit); false when that failed.
-async fn record(shared: &Shared, qid: &str, envelope: crate::model::envelope::Envelope) -> bool {
+/// Stores the copy and commits the envelope row (the recorder's group commit); false when
+/// either failed (logged, counted and shown in the health of its part).
+async fn record(
+    shared: &Shared,
+    qid: &str,
+    envelope: crate::model::envelope::Envelope,
+    copy: Option<crate::archive::Spool>,
+) -> bool {
+    use crate::milter::recorder::{CopyOutcome, RecordError};
     let (from, rcpts) = (envelope.mail_from.clone(), envelope.recipients.len());
-    let copy = envelope.archive_name.clone();
-    match shared.recorder.record(envelope).await {
-        Ok(id) => debug!("{qid}: recorded as message {id}: from=<{from}> nrcpt={rcpts}"),
-        Err(e @ crate::milter::recorder::RecordError::ArchiveSync(_)) => {
+    let copied = match shared.recorder.record(envelope, copy).await {
+        Ok(recorded) => {
+            debug!(
+                "{qid}: recorded as message {}: from=<{from}> nrcpt={rcpts}",
+                recorded.id
+            );
+            shared.health.succeeded(Part::Store);
+            recorded.copy
+        }
+        Err(e @ RecordError::ArchiveSync(_)) => {
             error!("{qid}: {e}");
             shared.health.failed(Part::Archive, &e.to_string());
             Counters::add(&shared.counters.archive_errors, 1);
@@ -361,17 +350,21 @@ async fn record(shared: &Shared, qid: &str, envelope: crate::model::envelope::En
             error!("{qid}: {e}");
             shared.health.failed(Part::Store, &e.to_string());
             Counters::add(&shared.counters.store_errors, 1);
-            // No row refers to the copy: it goes, rather than wait for the next start.
-            if let (Some(name), Some(archive)) = (copy, &shared.archive)
-                && let Err(e) = archive.discard(&name)
-            {
-                warn!("{qid}: copy without a record not removed: {e}");
-            }
             return false;
         }
+    };
+    match copied {
+        CopyOutcome::None => true,
+        CopyOutcome::Stored => {
+            shared.health.succeeded(Part::Archive);
+            true
+        }
+        CopyOutcome::Failed(e) => {
+            error!("{qid}: archive copy not stored: {e}");
+            shared.health.failed(Part::Archive, &e.to_string());
+            false
+        }
     }
-    shared.health.succeeded(Part::Store);
-    true
 }
 
 /// `receipts = "dsn"`: deletes each recipient and adds it again with NOTIFY. The milter
