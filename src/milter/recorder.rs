@@ -2,7 +2,7 @@
 //! copy and envelope to one writer thread, which stores the batch's copies together (written
 //! back at once, then renamed into `new/`), then syncs the archive directory once while it
 //! commits all the rows in one transaction, and only then answers each caller: durability at
-//! the cost of one journal commit per batch, whatever its size.
+//! the cost of one directory sync and one row commit per batch, whatever its size.
 
 use crate::{
     archive::{Archive, ArchiveError, Spool},
@@ -50,10 +50,9 @@ pub struct Recorded {
 }
 
 /// What became of a message's archive copy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum CopyOutcome {
     /// None was to be stored.
-    #[default]
     None,
     /// Durable in `new/`.
     Stored,
