@@ -85,26 +85,37 @@ impl Drop for Sink {
     }
 }
 
-/// User and system CPU seconds in a `/proc/…/stat` line (the process's, or one thread's).
-fn cpu_in_stat(stat: &str) -> (f64, f64) {
-    // The fields after the command name (which may hold spaces) start after its ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+/// Clock ticks a second, the unit of `/proc`'s CPU times.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// A `/proc/…/stat` line (a process's or one thread's): its name, and its user, system,
+/// reaped children's user and children's system CPU seconds.
+fn parse_stat(stat: &str) -> Option<(&str, [f64; 4])> {
+    // The name (which may hold spaces and parentheses) runs from the first '(' to the last ')'.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = &head[head.find('(')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    let ticks = |i: usize| {
+    // utime, stime, cutime, cstime: fields 14 to 17 of the line, 12 to 15 after the name.
+    let seconds = |i: usize| {
         fields
             .get(i)
             .and_then(|f| f.parse::<f64>().ok())
             .unwrap_or(0.0)
+            / ticks_per_second()
     };
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) / hz, ticks(12) / hz)
+    Some((name, [seconds(11), seconds(12), seconds(13), seconds(14)]))
+}
+
+/// User and system CPU seconds in a `/proc/…/stat` line; nothing for an unreadable one.
+fn cpu_in_stat(stat: &str) -> (f64, f64) {
+    parse_stat(stat).map_or((0.0, 0.0), |(_, [user, system, ..])| (user, system))
 }
 
 /// CPU seconds (user, system) of process `pid` so far, and of each of its live threads by id,
 /// with the thread's name.
-#[derive(Default)]
 struct ProcessCpu {
     total: (f64, f64),
     threads: BTreeMap<u32, (String, (f64, f64))>,
@@ -122,11 +133,10 @@ impl ProcessCpu {
             let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
                 continue;
             };
-            let comm = read(format!("/proc/{pid}/task/{tid}/comm"))
-                .trim()
-                .to_string();
-            let cpu = cpu_in_stat(&read(format!("/proc/{pid}/task/{tid}/stat")));
-            threads.insert(tid, (comm, cpu));
+            let stat = read(format!("/proc/{pid}/task/{tid}/stat"));
+            if let Some((name, [user, system, ..])) = parse_stat(&stat) {
+                threads.insert(tid, (name.to_string(), (user, system)));
+            }
         }
         ProcessCpu {
             total: cpu_in_stat(&read(format!("/proc/{pid}/stat"))),
@@ -170,8 +180,7 @@ fn machine_cpu() -> (f64, f64) {
         .take(8)
         .filter_map(|t| t.parse().ok())
         .collect();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = ticks_per_second();
     let all: f64 = ticks.iter().sum();
     let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
     ((all - idle) / hz, all / hz)
@@ -180,8 +189,6 @@ fn machine_cpu() -> (f64, f64) {
 /// Every process's CPU seconds so far, by pid: its name, its own user + system, and its
 /// reaped children's (how the CPU of a process that exits during a run is still counted).
 fn processes_cpu() -> BTreeMap<u32, (String, f64, f64)> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let mut all = BTreeMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse().ok()) else {
@@ -190,17 +197,10 @@ fn processes_cpu() -> BTreeMap<u32, (String, f64, f64)> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(')'), stat.find('(')) else {
-            continue;
-        };
-        let name = process_kind(&head[open + 1..]);
-        let fields: Vec<f64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0.0))
-            .collect();
-        // utime, stime, cutime, cstime: fields 14 to 17 of the line, 12 to 15 after the name.
-        let field = |i: usize| fields.get(i).copied().unwrap_or(0.0) / hz;
-        all.insert(pid, (name, field(11) + field(12), field(13) + field(14)));
+        if let Some((name, [user, system, child_user, child_system])) = parse_stat(&stat) {
+            let own = user + system;
+            all.insert(pid, (process_kind(name), own, child_user + child_system));
+        }
     }
     all
 }
@@ -251,7 +251,8 @@ struct Outcome {
     machine: (f64, f64),
     /// CPU seconds by process name over the run (see [`cpu_by_process`]).
     processes: BTreeMap<String, f64>,
-    /// mailtrail's CPU seconds (user, system) by thread name, with its total (setup 3 only).
+    /// The milter's CPU seconds (user, system) by thread name, with its total (the setups with
+    /// mailtrail or the empty milter).
     mailtrail: Option<Vec<(String, (f64, f64))>>,
 }
 
@@ -364,30 +365,36 @@ impl EmptyMilter {
             .prefix("mailtrail-bench-milter.")
             .tempdir()
             .unwrap();
-        let no_reply = ProtoOpts::NOREPLY_CONNECT
-            | ProtoOpts::NOREPLY_HELO
-            | ProtoOpts::NOREPLY_MAIL
-            | ProtoOpts::NOREPLY_HEADER
-            | ProtoOpts::NOREPLY_EOH
-            | ProtoOpts::NOREPLY_BODY;
+        // mailtrail's own options; each stage answers as mailtrail's does (postfix grants them all).
+        let answer = |stage| match mailtrail::milter::NO_REPLY.contains(stage) {
+            true => Status::Noreply,
+            false => Status::Continue,
+        };
+        let (connect, helo, mail) = (
+            answer(ProtoOpts::NOREPLY_CONNECT),
+            answer(ProtoOpts::NOREPLY_HELO),
+            answer(ProtoOpts::NOREPLY_MAIL),
+        );
+        let (rcpt, header, eoh, body) = (
+            answer(ProtoOpts::NOREPLY_RCPT),
+            answer(ProtoOpts::NOREPLY_HEADER),
+            answer(ProtoOpts::NOREPLY_EOH),
+            answer(ProtoOpts::NOREPLY_BODY),
+        );
         let callbacks: Callbacks<()> = Callbacks::new()
-            .on_negotiate(move |cx, _, offered| {
+            .on_negotiate(|cx, _, offered| {
                 Box::pin(async move {
-                    cx.requested_opts = offered
-                        & (ProtoOpts::LEADING_SPACE
-                            | ProtoOpts::NO_UNKNOWN
-                            | ProtoOpts::NO_DATA
-                            | no_reply);
+                    cx.requested_opts = offered & mailtrail::milter::REQUESTED_OPTS;
                     Status::Continue
                 })
             })
-            .on_connect(|_, _, _| Box::pin(async { Status::Noreply }))
-            .on_helo(|_, _| Box::pin(async { Status::Noreply }))
-            .on_mail(|_, _| Box::pin(async { Status::Noreply }))
-            .on_rcpt(|_, _| Box::pin(async { Status::Continue }))
-            .on_header(|_, _, _| Box::pin(async { Status::Noreply }))
-            .on_eoh(|_| Box::pin(async { Status::Noreply }))
-            .on_body(|_, _| Box::pin(async { Status::Noreply }))
+            .on_connect(move |_, _, _| Box::pin(async move { connect }))
+            .on_helo(move |_, _| Box::pin(async move { helo }))
+            .on_mail(move |_, _| Box::pin(async move { mail }))
+            .on_rcpt(move |_, _| Box::pin(async move { rcpt }))
+            .on_header(move |_, _, _| Box::pin(async move { header }))
+            .on_eoh(move |_| Box::pin(async move { eoh }))
+            .on_body(move |_, _| Box::pin(async move { body }))
             .on_eom(|_| Box::pin(async { Status::Continue }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // mailtrail's own listener: the same buffering and TCP options, so the two differ only

@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -16,10 +15,6 @@ use support::mailtrail::Mailtrail;
 use support::postfix::tail;
 use support::util::wait_for;
 
-const GENERATOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/tools/gen_postfix_log.py"
-);
 const LINES: usize = 60_000;
 /// Time to read the whole file (about 10 s in a debug build on 2 busy cores), with room.
 const T: Duration = Duration::from_secs(90);
@@ -29,22 +24,7 @@ const T: Duration = Duration::from_secs(90);
 fn generated() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("maillog");
-        let out = Command::new("python3")
-            .arg(GENERATOR)
-            .arg("--lines")
-            .arg(LINES.to_string())
-            .arg("-o")
-            .arg(&file)
-            .output()
-            .unwrap_or_else(|e| panic!("run python3 {GENERATOR}: {e}"));
-        assert!(
-            out.status.success(),
-            "{GENERATOR} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&file).expect("the generator writes UTF-8");
+        let text = support::maillog::run_generator(&["--lines", &LINES.to_string()]);
         assert_eq!(text.lines().count(), LINES);
         text
     })

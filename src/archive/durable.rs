@@ -70,8 +70,8 @@ impl TmpCopy {
         }
     }
 
-    /// Moves the copy into `root/new` and returns its name. Call only after a sync that started
-    /// after the last write ([`GroupSync::sync_after_write`]).
+    /// Moves the copy into `root/new` and returns its name. Call only once [`write_back`] has
+    /// returned for it.
     pub fn into_new(mut self, root: &Path) -> io::Result<String> {
         let meta = self.file.metadata()?;
         let (secs, counter, nanos) = self.stem;
@@ -149,7 +149,7 @@ impl DataSync {
 /// Writes back every copy of a batch, as [`DataSync`] says; one result per copy, in order.
 /// Written back, a copy's pages are dropped from the page cache: a week of copies, seldom read,
 /// would otherwise crowd out the MTA's queue and the store.
-pub fn write_back(copies: &[TmpCopy], how: DataSync) -> Vec<io::Result<()>> {
+pub fn write_back(copies: &[&TmpCopy], how: DataSync) -> Vec<io::Result<()>> {
     let results: Vec<io::Result<()>> = match how {
         DataSync::WriteBack => {
             // Start every copy's writeback first, so the device sees them together, then wait.
@@ -219,7 +219,7 @@ mod tests {
         let mut copy = TmpCopy::create(dir.path()).unwrap();
         copy.write_all(b"Subject: x\r\n\r\nbody\r\n").unwrap();
         let how = DataSync::of(dir.path());
-        assert!(write_back(std::slice::from_ref(&copy), how)[0].is_ok());
+        assert!(write_back(&[&copy], how)[0].is_ok());
         let name = copy.into_new(dir.path()).unwrap();
         assert!(name.ends_with(",S=20"), "{name}");
         assert_eq!(
@@ -253,7 +253,7 @@ mod tests {
                 .collect();
             // Just written, the pages are in the page cache (dirty: nothing can drop them).
             assert!(copies.iter().all(|c| resident_pages(&c.path) > 0));
-            let results = write_back(&copies, how);
+            let results = write_back(&copies.iter().collect::<Vec<_>>(), how);
             assert_eq!(results.len(), 8);
             assert!(results.iter().all(|r| r.is_ok()), "{how:?}: {results:?}");
             // Only clean pages can be dropped: none left means every page was written back.

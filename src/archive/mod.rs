@@ -46,8 +46,9 @@ pub enum ArchiveError {
 pub struct Archive {
     maildir: Maildir,
     root: PathBuf,
-    /// How the file system under `root` makes a batch of copies durable.
-    data_sync: DataSync,
+    /// How the file system under `root` makes a batch of copies durable: asked on the first
+    /// store, so an archive opened only to be read never asks.
+    data_sync: std::sync::OnceLock<DataSync>,
 }
 
 impl Archive {
@@ -61,7 +62,7 @@ impl Archive {
         Ok(Archive {
             maildir,
             root: root.to_path_buf(),
-            data_sync: DataSync::of(root),
+            data_sync: std::sync::OnceLock::new(),
         })
     }
 
@@ -70,7 +71,7 @@ impl Archive {
         Archive {
             maildir: Maildir::from(root.to_path_buf()),
             root: root.to_path_buf(),
-            data_sync: DataSync::of(root),
+            data_sync: std::sync::OnceLock::new(),
         }
     }
 
@@ -95,25 +96,24 @@ impl Archive {
     /// Their Maildir names, or why a copy was not stored, in order. Durable once
     /// [`Archive::sync_new_dir`] has returned. Blocking.
     pub fn store_copies(&self, spools: Vec<Spool>) -> Vec<Result<String, ArchiveError>> {
-        let mut results: Vec<Result<String, ArchiveError>> = Vec::with_capacity(spools.len());
-        let mut written: Vec<(usize, TmpCopy)> = Vec::with_capacity(spools.len());
-        for (i, spool) in spools.into_iter().enumerate() {
-            match spool.into_tmp(self) {
-                Ok(copy) => {
-                    written.push((i, copy));
-                    results.push(Err(ArchiveError::NothingToStore)); // replaced below
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
-        let (places, copies): (Vec<usize>, Vec<TmpCopy>) = written.into_iter().unzip();
-        let synced = durable::write_back(&copies, self.data_sync);
-        for ((i, copy), synced) in places.into_iter().zip(copies).zip(synced) {
-            results[i] = synced
-                .and_then(|()| copy.into_new(&self.root))
-                .map_err(|e| self.io_err(e));
-        }
-        results
+        let written: Vec<Result<TmpCopy, ArchiveError>> =
+            spools.into_iter().map(|s| s.into_tmp(self)).collect();
+        let copies: Vec<&TmpCopy> = written.iter().filter_map(|w| w.as_ref().ok()).collect();
+        let how = *self.data_sync.get_or_init(|| DataSync::of(&self.root));
+        let mut synced = durable::write_back(&copies, how).into_iter();
+        written
+            .into_iter()
+            .map(|copy| {
+                let copy = copy?;
+                // write_back answers once per copy written, in order; none is no write-back.
+                let synced = synced
+                    .next()
+                    .unwrap_or_else(|| Err(io::Error::other("not written back")));
+                synced
+                    .and_then(|()| copy.into_new(&self.root))
+                    .map_err(|e| self.io_err(e))
+            })
+            .collect()
     }
 
     /// Makes the renames into `new/` durable: one directory sync covers every copy stored before.

@@ -68,12 +68,19 @@ pub fn callbacks(shared: Arc<Shared>) -> Callbacks<Session> {
 /// The stages whose answer is always "continue": the MTA sends them without waiting for one,
 /// which saves a round trip per header, the body and the envelope's commands. RCPT keeps its
 /// answer (the suppression list refuses there); end-of-message's answer is the promise.
-const NO_REPLY: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
+pub const NO_REPLY: ProtoOpts = ProtoOpts::NOREPLY_CONNECT
     .union(ProtoOpts::NOREPLY_HELO)
     .union(ProtoOpts::NOREPLY_MAIL)
     .union(ProtoOpts::NOREPLY_HEADER)
     .union(ProtoOpts::NOREPLY_EOH)
     .union(ProtoOpts::NOREPLY_BODY);
+
+/// The protocol options asked of the MTA (masked by what it offers): the headers' leading space
+/// as sent, no unknown commands, no DATA command, and the no-reply stages.
+pub const REQUESTED_OPTS: ProtoOpts = ProtoOpts::LEADING_SPACE
+    .union(ProtoOpts::NO_UNKNOWN)
+    .union(ProtoOpts::NO_DATA)
+    .union(NO_REPLY);
 
 /// "Go on" at a stage the MTA may have been told not to wait at (`NO_REPLY`).
 fn go_on(cx: &Context<Session>, stage: ProtoOpts) -> Status {
@@ -91,9 +98,7 @@ async fn negotiate(
 ) -> Status {
     let config = shared.config.current();
     // Only ask for what the MTA offers: indymilter refuses the connection otherwise.
-    let wanted_opts =
-        ProtoOpts::LEADING_SPACE | ProtoOpts::NO_UNKNOWN | ProtoOpts::NO_DATA | NO_REPLY;
-    cx.requested_opts = mta_opts & wanted_opts;
+    cx.requested_opts = mta_opts & REQUESTED_OPTS;
     let mut wanted_actions = Actions::empty();
     if config.archive.bcc.is_some() {
         wanted_actions |= Actions::ADD_RCPT;

@@ -2,6 +2,8 @@
 //! Its own failures never stop mail (see `milter.on_error`).
 
 mod callbacks;
+// What mailtrail asks of the MTA, for the benchmark's empty milter to ask the same.
+pub use callbacks::{NO_REPLY, REQUESTED_OPTS};
 pub mod recorder;
 // Public for the fuzz target that drives it stage by stage (fuzz/fuzz_targets/milter_session.rs).
 pub mod session;
